@@ -1,1 +1,23 @@
-pub fn x(){}
+//! salesync-core: what every salesync service shares.
+//!
+//! - `domain`: the sale and its accounting rules (pure, no I/O)
+//! - `integration`: how a tenant configures forwarding to a target (pure)
+//! - `messages`: the envelope and the payload of each queue message
+//! - `amqp`: RabbitMQ topology, confirmed publishing and batch consuming
+//! - `outbox`: DB→broker hand-off that survives a broker outage
+//! - `db`, `config`, `telemetry`, `metrics`, `ops`: plumbing
+//! - `signing`, `crypto`, `tokens`: webhook signatures, secrets at rest, API tokens
+
+pub mod amqp;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod domain;
+pub mod integration;
+pub mod messages;
+pub mod metrics;
+pub mod ops;
+pub mod outbox;
+pub mod signing;
+pub mod telemetry;
+pub mod tokens;

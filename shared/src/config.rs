@@ -1,0 +1,105 @@
+//! Settings every service reads from its environment (twelve-factor), as clap
+//! argument groups so `--help` documents each variable and a bad value stops the
+//! service at start-up with a clear message.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Connection settings shared by all services.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// PostgreSQL connection URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/salesync"
+    )]
+    pub database_url: String,
+
+    /// Maximum PostgreSQL connections in this process's pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
+    pub database_max_connections: u32,
+
+    /// RabbitMQ URL (the vhost is URL-encoded: `%2f` is `/`).
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+
+    /// OTLP/HTTP collector base URL; traces are exported only when set.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// Log format: `text` for people, `json` for log pipelines. Verbosity comes from RUST_LOG.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Seconds to finish in-flight work after SIGTERM/SIGINT before exiting.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl CommonArgs {
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+/// The listen address of a service's ops endpoints (`/healthz`, `/readyz`, `/metrics`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct OpsArgs {
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "OPS_LISTEN", default_value = "127.0.0.1:9090")]
+    pub ops_listen: SocketAddr,
+}
+
+/// Parses a duration written as `250ms`, `5s`, `2m` or `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .ok_or_else(|| format!("'{s}' needs a unit: ms, s, m or h"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("'{s}': unknown unit '{unit}', use ms, s, m or h")),
+    }
+}
+
+/// Parses a comma-separated list of durations, e.g. `1s,5s,30s,2m`.
+pub fn parse_duration_list(s: &str) -> Result<Vec<Duration>, String> {
+    let list = s
+        .split(',')
+        .map(parse_duration)
+        .collect::<Result<Vec<_>, _>>()?;
+    if list.is_empty() || list.iter().any(Duration::is_zero) {
+        return Err("give at least one non-zero duration".into());
+    }
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5 weeks").is_err());
+        assert_eq!(
+            parse_duration_list("1s,2s").unwrap(),
+            vec![Duration::from_secs(1), Duration::from_secs(2)]
+        );
+        assert!(parse_duration_list("0s").is_err());
+    }
+}

@@ -1,0 +1,79 @@
+//! PostgreSQL pool: connect with backoff (the database may still be starting),
+//! run the migrations embedded from `shared/migrations`, and keep a readiness
+//! flag honest with a periodic ping.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio_util::sync::CancellationToken;
+
+use crate::ops::ReadyFlag;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connects (retrying for up to about a minute) and migrates.
+pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let pool = (|| async {
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+    })
+    .retry(
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(15),
+    )
+    .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "database not reachable yet"))
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot connect to the database at {}: {e}", redact(url)))?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+    Ok(pool)
+}
+
+/// Pings the database every few seconds and reports the result as readiness.
+pub fn watch_readiness(pool: PgPool, flag: ReadyFlag, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            let ok = sqlx::query("SELECT 1").execute(&pool).await.is_ok();
+            flag.set(ok);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(if ok { 5 } else { 1 })) => {}
+            }
+        }
+    });
+}
+
+/// Hides the password in a connection URL for log and error messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            super::redact("amqp://guest:secret@host:5672/%2f"),
+            "amqp://guest:***@host:5672/%2f"
+        );
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,181 @@
+//! Prometheus metrics. One `Metrics` value per process, registered once and
+//! shared by handle; each service uses the families that apply to it.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    consumed: Family<Labels, Counter>,
+    published: Family<Labels, Counter>,
+    retried: Family<Labels, Counter>,
+    dead_lettered: Family<Labels, Counter>,
+    deliveries: Family<Labels, Counter>,
+    http_requests: Family<Labels, Counter>,
+    target_request_seconds: Family<Labels, Histogram>,
+    end_to_end_seconds: Histogram,
+    outbox_pending: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms .. ~65 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+impl Metrics {
+    pub fn new(service: &str) -> Self {
+        let mut registry = Registry::with_prefix_and_labels(
+            "salesync",
+            [(
+                std::borrow::Cow::Borrowed("service"),
+                std::borrow::Cow::Owned(service.to_string()),
+            )]
+            .into_iter(),
+        );
+        let consumed = Family::<Labels, Counter>::default();
+        let published = Family::<Labels, Counter>::default();
+        let retried = Family::<Labels, Counter>::default();
+        let dead_lettered = Family::<Labels, Counter>::default();
+        let deliveries = Family::<Labels, Counter>::default();
+        let http_requests = Family::<Labels, Counter>::default();
+        let target_request_seconds =
+            Family::<Labels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        let end_to_end_seconds = latency_histogram();
+        let outbox_pending = Gauge::default();
+        registry.register(
+            "messages_consumed",
+            "Messages taken from a queue, by queue and outcome",
+            consumed.clone(),
+        );
+        registry.register(
+            "messages_published",
+            "Messages confirmed by the broker, by routing key",
+            published.clone(),
+        );
+        registry.register(
+            "deliveries_retried",
+            "Delivery attempts scheduled for retry, by reason",
+            retried.clone(),
+        );
+        registry.register(
+            "messages_dead_lettered",
+            "Messages sent to the dead-letter queue, by reason",
+            dead_lettered.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Delivery attempts to targets, by purpose and outcome",
+            deliveries.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests served, by route and status",
+            http_requests.clone(),
+        );
+        registry.register(
+            "target_request_seconds",
+            "Duration of HTTP requests to targets",
+            target_request_seconds.clone(),
+        );
+        registry.register(
+            "sale_delivery_seconds",
+            "Time from a sale's acceptance by ingest to its delivery at the target",
+            end_to_end_seconds.clone(),
+        );
+        registry.register(
+            "outbox_pending",
+            "Outbox rows seen waiting to be published at the last relay pass",
+            outbox_pending.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                consumed,
+                published,
+                retried,
+                dead_lettered,
+                deliveries,
+                http_requests,
+                target_request_seconds,
+                end_to_end_seconds,
+                outbox_pending,
+            }),
+        }
+    }
+
+    pub fn consumed(&self, queue: &str, outcome: &str, n: u64) {
+        self.inner
+            .consumed
+            .get_or_create(&vec![("queue", queue.into()), ("outcome", outcome.into())])
+            .inc_by(n);
+    }
+    pub fn published(&self, routing_key: &str, n: u64) {
+        self.inner
+            .published
+            .get_or_create(&vec![("routing_key", routing_key.into())])
+            .inc_by(n);
+    }
+    pub fn retried(&self, reason: &str) {
+        self.inner
+            .retried
+            .get_or_create(&vec![("reason", reason.into())])
+            .inc();
+    }
+    pub fn dead_lettered(&self, reason_kind: &str) {
+        self.inner
+            .dead_lettered
+            .get_or_create(&vec![("reason", reason_kind.into())])
+            .inc();
+    }
+    pub fn delivery(&self, purpose: &str, outcome: &str) {
+        self.inner
+            .deliveries
+            .get_or_create(&vec![
+                ("purpose", purpose.into()),
+                ("outcome", outcome.into()),
+            ])
+            .inc();
+    }
+    pub fn http_request(&self, route: &str, status: u16) {
+        self.inner
+            .http_requests
+            .get_or_create(&vec![
+                ("route", route.into()),
+                ("status", status.to_string()),
+            ])
+            .inc();
+    }
+    pub fn target_request(&self, purpose: &str, seconds: f64) {
+        self.inner
+            .target_request_seconds
+            .get_or_create(&vec![("purpose", purpose.into())])
+            .observe(seconds);
+    }
+    pub fn sale_delivered_after(&self, seconds: f64) {
+        self.inner.end_to_end_seconds.observe(seconds);
+    }
+    pub fn outbox_pending(&self, n: i64) {
+        self.inner.outbox_pending.set(n);
+    }
+
+    /// The Prometheus text exposition of every registered family.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.inner.registry);
+        out
+    }
+}

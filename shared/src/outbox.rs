@@ -1,0 +1,234 @@
+//! Transactional outbox. A service writes its state change and the message
+//! announcing it in one database transaction (`enqueue`); the relay publishes
+//! pending rows in batches with publisher confirms and deletes them only after
+//! the broker confirmed. A broker outage therefore delays messages, never loses
+//! them; a crash between confirm and delete republishes, and consumers dedupe.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::amqp::publisher::{OutgoingMessage, Publisher};
+use crate::amqp::{connect_with_retry, reconnect_backoff, topology};
+use crate::messages::{Envelope, Payload};
+use crate::metrics::Metrics;
+use crate::ops::ReadyFlag;
+use crate::telemetry;
+
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub message_id: uuid::Uuid,
+    pub routing_key: String,
+    pub message_type: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl OutboxMessage {
+    /// Wraps an envelope, carrying the current trace context along.
+    pub fn from_envelope<T: Payload>(routing_key: &str, envelope: &Envelope<T>) -> Self {
+        Self {
+            message_id: envelope.id.as_uuid(),
+            routing_key: routing_key.to_string(),
+            message_type: T::TYPE.to_string(),
+            headers: telemetry::current_trace_headers(),
+            body: envelope.to_bytes(),
+        }
+    }
+}
+
+/// Inserts messages inside the caller's transaction (one statement for all).
+pub async fn enqueue(conn: &mut PgConnection, messages: &[OutboxMessage]) -> sqlx::Result<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(messages.len());
+    let mut keys = Vec::with_capacity(messages.len());
+    let mut types = Vec::with_capacity(messages.len());
+    let mut headers = Vec::with_capacity(messages.len());
+    let mut bodies = Vec::with_capacity(messages.len());
+    for m in messages {
+        ids.push(m.message_id);
+        keys.push(m.routing_key.clone());
+        types.push(m.message_type.clone());
+        headers.push(serde_json::to_value(&m.headers).unwrap_or_default());
+        bodies.push(m.body.clone());
+    }
+    sqlx::query(
+        "INSERT INTO outbox (message_id, routing_key, message_type, headers, body)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::bytea[])",
+    )
+    .bind(ids)
+    .bind(keys)
+    .bind(types)
+    .bind(headers)
+    .bind(bodies)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Publishes the outbox. Run one per process that writes outbox rows; several
+/// replicas share the table safely (`FOR UPDATE SKIP LOCKED`).
+pub struct Relay {
+    pub pool: PgPool,
+    pub amqp_url: String,
+    pub connection_name: String,
+    /// Woken by writers right after they commit, so latency is not a poll interval.
+    pub wake: Arc<Notify>,
+    pub batch_size: i64,
+    pub metrics: Metrics,
+    pub ready: ReadyFlag,
+}
+
+/// How long an idle relay waits before looking again without being woken
+/// (rows left by another process or a crash).
+const IDLE_POLL: Duration = Duration::from_millis(250);
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    message_id: uuid::Uuid,
+    routing_key: String,
+    message_type: String,
+    headers: serde_json::Value,
+    body: Vec<u8>,
+}
+
+impl Relay {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut reconnect = reconnect_backoff();
+        loop {
+            let Some(conn) =
+                connect_with_retry(&self.amqp_url, &self.connection_name, &shutdown).await
+            else {
+                return;
+            };
+            let publisher = match Self::open(&conn).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay cannot open a channel");
+                    let _ = conn.close(200, "bye".into()).await;
+                    tokio::time::sleep(reconnect.next().unwrap_or(Duration::from_secs(1))).await;
+                    continue;
+                }
+            };
+            self.ready.set(true);
+            let stop = self.publish_until_broken(&publisher, &shutdown).await;
+            self.ready.set(false);
+            let _ = conn.close(200, "bye".into()).await;
+            if stop {
+                return;
+            }
+            let wait = reconnect.next().unwrap_or(Duration::from_secs(1));
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn open(conn: &lapin::Connection) -> anyhow::Result<Publisher> {
+        let ch = conn.create_channel().await?;
+        topology::declare(&ch).await?;
+        Ok(Publisher::open(conn).await?)
+    }
+
+    /// Publishes until the broker link breaks (`false`) or shutdown (`true`,
+    /// after a last flush so nothing committed waits for the next start).
+    async fn publish_until_broken(
+        &self,
+        publisher: &Publisher,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let mut db_backoff = reconnect_backoff();
+        loop {
+            if shutdown.is_cancelled() {
+                let _ = self.drain(publisher).await;
+                return true;
+            }
+            match self.pass(publisher).await {
+                Ok(n) if n as i64 >= self.batch_size => continue,
+                Ok(_) => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                    }
+                }
+                Err(PassError::Broker(e)) => {
+                    tracing::warn!(error = %e, "outbox relay: publish failed; will reconnect");
+                    return false;
+                }
+                Err(PassError::Db(e)) => {
+                    let wait = db_backoff.next().unwrap_or(Duration::from_secs(1));
+                    tracing::warn!(error = %e, retry_in = ?wait, "outbox relay: database error");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn drain(&self, publisher: &Publisher) -> Result<(), PassError> {
+        while self.pass(publisher).await? as i64 >= self.batch_size {}
+        Ok(())
+    }
+
+    /// One batch: lock pending rows, publish them, await all confirms, delete them.
+    async fn pass(&self, publisher: &Publisher) -> Result<usize, PassError> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, message_id, routing_key, message_type, headers, body FROM outbox
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(self.batch_size)
+        .fetch_all(&mut *tx)
+        .await?;
+        self.metrics.outbox_pending(rows.len() as i64);
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let messages: Vec<OutgoingMessage> = rows
+            .iter()
+            .map(|r| {
+                OutgoingMessage::new(
+                    &r.routing_key,
+                    r.message_id.to_string(),
+                    &r.message_type,
+                    serde_json::from_value(r.headers.clone()).unwrap_or_default(),
+                    r.body.clone(),
+                )
+            })
+            .collect();
+        publisher
+            .publish_all(&messages)
+            .await
+            .map_err(|e| PassError::Broker(e.to_string()))?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        for m in &messages {
+            self.metrics.published(&m.routing_key, 1);
+        }
+        Ok(rows.len())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PassError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("broker: {0}")]
+    Broker(String),
+}
