@@ -32,7 +32,7 @@ impl OutboxMessage {
     /// Wraps an envelope, carrying the current trace context along.
     pub fn from_envelope<T: Payload>(routing_key: &str, envelope: &Envelope<T>) -> Self {
         Self {
-            message_id: envelope.id.as_uuid(),
+            message_id: *envelope.id.as_uuid(),
             routing_key: routing_key.to_string(),
             message_type: T::TYPE.to_string(),
             headers: telemetry::current_trace_headers(),
