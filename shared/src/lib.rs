@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod integration;
+pub mod integration_store;
 pub mod messages;
 pub mod metrics;
 pub mod ops;
