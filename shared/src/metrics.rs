@@ -24,10 +24,13 @@ struct Inner {
     retried: Family<Labels, Counter>,
     dead_lettered: Family<Labels, Counter>,
     deliveries: Family<Labels, Counter>,
+    decisions: Family<Labels, Counter>,
     http_requests: Family<Labels, Counter>,
     target_request_seconds: Family<Labels, Histogram>,
     end_to_end_seconds: Histogram,
     outbox_pending: Gauge,
+    status_polls: Family<Labels, Counter>,
+    status_updates: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -50,11 +53,14 @@ impl Metrics {
         let retried = Family::<Labels, Counter>::default();
         let dead_lettered = Family::<Labels, Counter>::default();
         let deliveries = Family::<Labels, Counter>::default();
+        let decisions = Family::<Labels, Counter>::default();
         let http_requests = Family::<Labels, Counter>::default();
         let target_request_seconds =
             Family::<Labels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
         let end_to_end_seconds = latency_histogram();
         let outbox_pending = Gauge::default();
+        let status_polls = Family::<Labels, Counter>::default();
+        let status_updates = Counter::default();
         registry.register(
             "messages_consumed",
             "Messages taken from a queue, by queue and outcome",
@@ -81,6 +87,11 @@ impl Metrics {
             deliveries.clone(),
         );
         registry.register(
+            "forwarding_decisions",
+            "Forwarding decisions recorded (sale x integration), by outcome",
+            decisions.clone(),
+        );
+        registry.register(
             "http_requests",
             "HTTP requests served, by route and status",
             http_requests.clone(),
@@ -100,6 +111,16 @@ impl Metrics {
             "Outbox rows seen waiting to be published at the last relay pass",
             outbox_pending.clone(),
         );
+        registry.register(
+            "status_polls",
+            "Status lookup requests to targets, by outcome",
+            status_polls.clone(),
+        );
+        registry.register(
+            "status_updates",
+            "Target status changes found and queued for the source",
+            status_updates.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -108,10 +129,13 @@ impl Metrics {
                 retried,
                 dead_lettered,
                 deliveries,
+                decisions,
                 http_requests,
                 target_request_seconds,
                 end_to_end_seconds,
                 outbox_pending,
+                status_polls,
+                status_updates,
             }),
         }
     }
@@ -149,6 +173,14 @@ impl Metrics {
             ])
             .inc();
     }
+    /// One forwarding decision (condition-filter): `outcome` is a small fixed
+    /// set such as "forwarded", "skipped", "already_forwarded".
+    pub fn decision(&self, outcome: &str) {
+        self.inner
+            .decisions
+            .get_or_create(&vec![("outcome", outcome.into())])
+            .inc();
+    }
     pub fn http_request(&self, route: &str, status: u16) {
         self.inner
             .http_requests
@@ -169,6 +201,18 @@ impl Metrics {
     }
     pub fn outbox_pending(&self, n: i64) {
         self.inner.outbox_pending.set(n);
+    }
+    /// One status lookup request (status-poller); `outcome` is a small fixed
+    /// set such as "ok", "timeout", "http_error", "bad_response".
+    pub fn status_poll(&self, outcome: &str) {
+        self.inner
+            .status_polls
+            .get_or_create(&vec![("outcome", outcome.into())])
+            .inc();
+    }
+    /// Target status changes queued (status-poller).
+    pub fn status_updates(&self, n: u64) {
+        self.inner.status_updates.inc_by(n);
     }
 
     /// The Prometheus text exposition of every registered family.

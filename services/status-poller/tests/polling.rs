@@ -1,0 +1,286 @@
+//! status-poller against real PostgreSQL and RabbitMQ (a private database and
+//! vhost per test) and fake targets on 127.0.0.1: what the poller asks, what
+//! it publishes on `sale.status`, and when it stops asking.
+
+mod support;
+
+use std::time::Duration;
+
+use salesync_core::messages::{Envelope, StatusUpdate};
+use support::{Behaviour, Target, TestEnv, eventually, next_message};
+use tokio_util::sync::CancellationToken;
+
+const INTERVAL: Duration = Duration::from_millis(150);
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn a_change_is_carried_back_once_and_a_final_status_ends_polling() {
+    let env = TestEnv::new().await;
+    let target = Target::start(Behaviour::Healthy, Some("tok-a")).await;
+    let tenant = env.tenant().await;
+    let integration = env
+        .integration(tenant, "salesync", &target.url, None, Some("tok-a"))
+        .await;
+    let (sale, delivery) = env
+        .delivered_sale(tenant, integration, Some("received"))
+        .await;
+    target.set(delivery, "received");
+
+    let (_watch, mut rx) = env.watch_status_updates().await;
+    let stop = CancellationToken::new();
+    let tasks = env.run(env.poller(INTERVAL, 200, Duration::from_secs(2)), &stop);
+
+    // Unchanged status: asked repeatedly, nothing published.
+    assert!(
+        eventually(WAIT, || target.request_count() >= 3).await,
+        "the target is polled every interval"
+    );
+    assert!(
+        next_message(&mut rx, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "an unchanged status publishes nothing"
+    );
+
+    // The target moves on to a final status: exactly one mapped update.
+    target.set(delivery, "processed");
+    let body = next_message(&mut rx, WAIT)
+        .await
+        .expect("a StatusUpdate after the change");
+    let env_msg = Envelope::<StatusUpdate>::decode(&body).expect("a StatusUpdate envelope");
+    assert_eq!(env_msg.tenant_id, tenant);
+    assert_eq!(env_msg.sale_id, sale);
+    assert_eq!(env_msg.payload.delivery_id, delivery);
+    assert_eq!(env_msg.payload.integration_id, integration);
+    assert_eq!(env_msg.payload.target_status, "processed");
+    assert_eq!(env_msg.payload.mapped_status.as_deref(), Some("completed"));
+    assert_eq!(
+        env.delivery_status(delivery).await,
+        (Some("processed".into()), true)
+    );
+
+    // Final: no longer asked, nothing more published.
+    let asked = target.request_count();
+    tokio::time::sleep(INTERVAL * 6).await;
+    assert_eq!(
+        target.request_count(),
+        asked,
+        "a final delivery is not polled"
+    );
+    assert!(
+        next_message(&mut rx, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "exactly one update per change"
+    );
+
+    stop.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+#[tokio::test]
+async fn lookups_are_batched_per_target_in_chunks() {
+    let env = TestEnv::new().await;
+    let salesync = Target::start(Behaviour::Healthy, None).await;
+    let webhook = Target::start(Behaviour::Healthy, Some("tok-w")).await;
+    let tenant = env.tenant().await;
+    let to_salesync = env
+        .integration(tenant, "salesync", &salesync.url, None, None)
+        .await;
+    let status_url = format!("{}/status", webhook.url);
+    let to_webhook = env
+        .integration(
+            tenant,
+            "webhook",
+            &webhook.url,
+            Some(&status_url),
+            Some("tok-w"),
+        )
+        .await;
+    // A webhook target without a status URL cannot be asked, and an
+    // integration with polling off isn't: their deliveries are retired.
+    let unaskable = env
+        .integration(tenant, "webhook", &webhook.url, None, None)
+        .await;
+    let (_, never) = env.delivered_sale(tenant, unaskable, None).await;
+    let not_polling = env
+        .integration(tenant, "salesync", &salesync.url, None, None)
+        .await;
+    sqlx::query("UPDATE integrations SET poll_status = false WHERE id = $1")
+        .bind(not_polling)
+        .execute(&env.pool)
+        .await
+        .expect("turn polling off");
+    let (_, off) = env.delivered_sale(tenant, not_polling, None).await;
+    salesync.set(off, "processed");
+
+    let mut salesync_deliveries = Vec::new();
+    for _ in 0..5 {
+        let (_, d) = env.delivered_sale(tenant, to_salesync, None).await;
+        salesync.set(d, "processed");
+        salesync_deliveries.push(d);
+    }
+    let (_, w1) = env.delivered_sale(tenant, to_webhook, None).await;
+    let (_, w2) = env.delivered_sale(tenant, to_webhook, Some("open")).await;
+    webhook.set(w1, "open");
+    webhook.set(w2, "open");
+
+    // One tick by hand, with an interval long enough that nothing is due again.
+    let poller = env.poller(Duration::from_secs(3600), 2, Duration::from_secs(2));
+    let report = poller.tick().await.expect("tick");
+    assert_eq!(report.claimed, 7);
+    assert_eq!(report.retired, 2);
+    assert_eq!(report.failed_requests, 0);
+    // 5 deliveries in chunks of 2 → 3 requests; 2 webhook deliveries → 1.
+    assert_eq!(report.requests, 4);
+    assert_eq!(salesync.request_count(), 3);
+    let mut sizes = salesync.request_sizes.lock().unwrap().clone();
+    sizes.sort();
+    assert_eq!(sizes, vec![1, 2, 2]);
+    assert_eq!(webhook.request_count(), 1);
+    assert_eq!(*webhook.request_sizes.lock().unwrap(), vec![2]);
+
+    // 5 salesync changes + w1 (new "open"); w2 was already "open".
+    assert_eq!(report.updates, 6);
+    let outbox: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE routing_key = 'sale.status'")
+            .fetch_one(&env.pool)
+            .await
+            .expect("count outbox");
+    assert_eq!(outbox, 6);
+    for d in &salesync_deliveries {
+        assert_eq!(
+            env.delivery_status(*d).await,
+            (Some("processed".into()), true)
+        );
+    }
+    assert_eq!(env.delivery_status(w1).await, (Some("open".into()), false));
+    for d in [never, off] {
+        let poll_after: Option<chrono::DateTime<chrono::Utc>> =
+            sqlx::query_scalar("SELECT poll_after FROM deliveries WHERE id = $1")
+                .bind(d)
+                .fetch_one(&env.pool)
+                .await
+                .expect("read poll_after");
+        assert_eq!(poll_after, None, "a delivery nobody asks about is retired");
+        assert_eq!(env.delivery_status(d).await, (None, false));
+    }
+
+    // Nothing is due any more: the next tick asks nobody.
+    let again = poller.tick().await.expect("tick");
+    assert_eq!((again.claimed, again.retired), (0, 0));
+    assert_eq!(salesync.request_count() + webhook.request_count(), 4);
+}
+
+#[tokio::test]
+async fn broken_targets_do_not_block_healthy_ones() {
+    let env = TestEnv::new().await;
+    let healthy = Target::start(Behaviour::Healthy, None).await;
+    let garbage = Target::start(Behaviour::Garbage, None).await;
+    let stalling = Target::start(Behaviour::Stall, None).await;
+    let tenant = env.tenant().await;
+    let mut deliveries = Vec::new();
+    for t in [&healthy, &garbage, &stalling] {
+        let i = env
+            .integration(tenant, "salesync", &t.url, None, None)
+            .await;
+        let (_, d) = env.delivered_sale(tenant, i, None).await;
+        t.set(d, "processed");
+        deliveries.push(d);
+    }
+
+    let (_watch, mut rx) = env.watch_status_updates().await;
+    let poller = env.poller(INTERVAL, 200, Duration::from_millis(400));
+    let metrics = poller.metrics.clone();
+    let stop = CancellationToken::new();
+    let tasks = env.run(poller, &stop);
+
+    let body = next_message(&mut rx, WAIT)
+        .await
+        .expect("the healthy target's update");
+    let update = Envelope::<StatusUpdate>::decode(&body).expect("a StatusUpdate envelope");
+    assert_eq!(update.payload.delivery_id, deliveries[0]);
+    assert_eq!(update.payload.mapped_status.as_deref(), Some("completed"));
+
+    // The broken targets are asked again and again, counted each time, and
+    // their deliveries keep waiting.
+    assert!(
+        eventually(WAIT, || garbage.request_count() >= 3
+            && stalling.request_count() >= 2)
+        .await,
+        "broken targets are polled again next interval"
+    );
+    let rendered = metrics.render();
+    let polls: Vec<&str> = rendered
+        .lines()
+        .filter(|l| l.starts_with("salesync_status_polls_total"))
+        .collect();
+    for outcome in ["ok", "bad_response", "timeout"] {
+        assert!(
+            polls
+                .iter()
+                .any(|l| l.contains(&format!("outcome=\"{outcome}\""))),
+            "outcome {outcome} counted: {polls:?}"
+        );
+    }
+    assert!(
+        next_message(&mut rx, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "no update from broken targets"
+    );
+    assert_eq!(env.delivery_status(deliveries[1]).await, (None, false));
+    assert_eq!(env.delivery_status(deliveries[2]).await, (None, false));
+
+    stop.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+#[tokio::test]
+async fn the_same_change_seen_twice_is_announced_once() {
+    // Two pollers that both saw a change (a tick outliving the interval):
+    // only the first write goes through, so ingest gets one update.
+    let env = TestEnv::new().await;
+    let tenant = env.tenant().await;
+    let integration = env
+        .integration(tenant, "salesync", "http://unused", None, None)
+        .await;
+    let (sale, delivery) = env
+        .delivered_sale(tenant, integration, Some("received"))
+        .await;
+    let change = status_poller::plan::Change {
+        delivery_id: delivery,
+        tenant_id: tenant,
+        sale_id: sale,
+        previous_status: Some("received".into()),
+        target_status: "shipped".into(),
+        is_final: false,
+        update: Some(StatusUpdate {
+            delivery_id: delivery,
+            integration_id: integration,
+            target_status: "shipped".into(),
+            mapped_status: None,
+            observed_at: chrono::Utc::now(),
+        }),
+    };
+    let first = status_poller::store::apply_changes(&env.pool, std::slice::from_ref(&change))
+        .await
+        .expect("apply");
+    let second = status_poller::store::apply_changes(&env.pool, &[change])
+        .await
+        .expect("apply again");
+    assert_eq!((first, second), (1, 0));
+    assert_eq!(
+        env.delivery_status(delivery).await,
+        (Some("shipped".into()), false)
+    );
+    let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&env.pool)
+        .await
+        .expect("count outbox");
+    assert_eq!(outbox, 1);
+}
