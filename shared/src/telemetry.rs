@@ -49,16 +49,23 @@ pub fn init(
     let otel_layer = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));
 
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // RUST_LOG filters the log output only: spans must exist at every level so
+    // the trace context keeps travelling even when logs are quiet.
     let fmt_layer = if log_format == "json" {
         tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
+            .with_filter(filter)
             .boxed()
     } else {
-        tracing_subscriber::fmt::layer().with_target(true).boxed()
+        tracing_subscriber::fmt::layer()
+            .with_target(true)
+            .with_filter(filter)
+            .boxed()
     };
+    // Spans for tracing, at info and above, independent of the log level.
+    let otel_layer = otel_layer.with_filter(tracing_subscriber::filter::LevelFilter::INFO);
     tracing_subscriber::registry()
-        .with(filter)
         .with(fmt_layer)
         .with(otel_layer)
         .try_init()?;
