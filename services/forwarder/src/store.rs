@@ -1,0 +1,199 @@
+//! The forwarder's SQL, one statement per step for a whole batch: load every
+//! delivery of the batch with its (encrypted) secrets, then record every
+//! attempt and the deliveries' new states in one transaction.
+
+use chrono::{DateTime, Utc};
+use salesync_core::domain::ids::{DeliveryId, IntegrationId, TenantId};
+use sqlx::PgPool;
+
+use crate::triage::DeliveryFacts;
+
+/// Longest response excerpt kept per attempt (the attempt log is for people;
+/// the rest of a big body is noise).
+const EXCERPT_CHARS: usize = 2000;
+
+/// One delivery and the encrypted secrets its request is signed with.
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct DeliveryRow {
+    pub id: DeliveryId,
+    pub tenant_id: TenantId,
+    pub purpose: String,
+    pub state: String,
+    pub attempts: i32,
+    pub integration_id: Option<IntegrationId>,
+    pub integration_found: bool,
+    pub integration_deleted: bool,
+    pub credentials_enc: Option<Vec<u8>>,
+    pub signing_secrets_enc: Option<Vec<u8>>,
+    pub webhook_secret_enc: Option<Vec<u8>>,
+    pub dead_reason: Option<String>,
+}
+
+impl DeliveryRow {
+    pub fn facts(&self) -> DeliveryFacts {
+        DeliveryFacts {
+            purpose: self.purpose.clone(),
+            state: self.state.clone(),
+            attempts: self.attempts,
+            integration_id: self.integration_id,
+            integration_found: self.integration_found,
+            integration_deleted: self.integration_deleted,
+            tenant_secret_found: self.webhook_secret_enc.is_some(),
+            dead_reason: self.dead_reason.clone(),
+        }
+    }
+}
+
+/// Loads the deliveries `keys` name, each only within the tenant its message
+/// claims (a message can never reach another tenant's delivery or secrets).
+/// The integration is joined for `forward`, the tenant's webhook secret for
+/// `status_webhook`.
+pub async fn load_deliveries(
+    pool: &PgPool,
+    keys: &[(DeliveryId, TenantId)],
+) -> sqlx::Result<Vec<DeliveryRow>> {
+    let ids: Vec<DeliveryId> = keys.iter().map(|k| k.0).collect();
+    let tenants: Vec<TenantId> = keys.iter().map(|k| k.1).collect();
+    sqlx::query_as(
+        "SELECT d.id, d.tenant_id, d.purpose, d.state, d.attempts, d.integration_id,
+                i.id IS NOT NULL AS integration_found,
+                i.deleted_at IS NOT NULL AS integration_deleted,
+                i.credentials_enc, i.signing_secrets_enc, t.webhook_secret_enc, d.dead_reason
+         FROM (SELECT DISTINCT * FROM UNNEST($1::uuid[], $2::uuid[])) AS k(id, tenant_id)
+         JOIN deliveries d ON d.id = k.id AND d.tenant_id = k.tenant_id
+         LEFT JOIN integrations i
+                ON d.purpose = 'forward' AND i.id = d.integration_id AND i.tenant_id = d.tenant_id
+         LEFT JOIN tenants t
+                ON d.purpose = 'status_webhook' AND t.id = d.tenant_id",
+    )
+    .bind(ids)
+    .bind(tenants)
+    .fetch_all(pool)
+    .await
+}
+
+/// One HTTP attempt for the attempt log.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: DeliveryId,
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: i32,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    /// `delivered`, `retry` or `dead`.
+    pub outcome: &'static str,
+    pub response_excerpt: Option<String>,
+}
+
+/// A delivery's new state.
+#[derive(Debug, Clone)]
+pub struct DeliveryUpdate {
+    pub delivery_id: DeliveryId,
+    /// `delivered`, `retrying` or `dead`.
+    pub state: &'static str,
+    /// The attempt just made; `None` when nothing was sent.
+    pub attempt: Option<i32>,
+    pub last_error: Option<String>,
+    pub dead_reason: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// Records a batch's attempts and state changes atomically. A delivery that is
+/// already `delivered` or `dead` is never moved (a late duplicate cannot undo
+/// a success); its attempt is still logged, since the request did happen.
+pub async fn record(
+    pool: &PgPool,
+    attempts: &[AttemptRecord],
+    updates: &[DeliveryUpdate],
+) -> sqlx::Result<()> {
+    if attempts.is_empty() && updates.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    if !attempts.is_empty() {
+        sqlx::query(
+            "INSERT INTO delivery_attempts
+                 (delivery_id, attempt, started_at, duration_ms, status_code, error, outcome, response_excerpt)
+             SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::timestamptz[], $4::int4[],
+                                  $5::int4[], $6::text[], $7::text[], $8::text[])",
+        )
+        .bind(attempts.iter().map(|a| a.delivery_id).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.started_at).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.duration_ms).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.status_code).collect::<Vec<_>>())
+        .bind(
+            attempts
+                .iter()
+                .map(|a| a.error.as_deref().map(pg_text))
+                .collect::<Vec<_>>(),
+        )
+        .bind(attempts.iter().map(|a| a.outcome).collect::<Vec<_>>())
+        .bind(
+            attempts
+                .iter()
+                .map(|a| a.response_excerpt.as_deref().map(excerpt))
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !updates.is_empty() {
+        sqlx::query(
+            "UPDATE deliveries d SET
+                 state        = u.state,
+                 attempts     = GREATEST(d.attempts, u.attempt),
+                 last_error   = COALESCE(u.last_error, d.last_error),
+                 dead_reason  = COALESCE(u.dead_reason, d.dead_reason),
+                 delivered_at = COALESCE(u.delivered_at, d.delivered_at),
+                 -- a delivered sale is the status-poller's to watch from now on
+                 poll_after   = CASE WHEN u.state = 'delivered' AND d.purpose = 'forward'
+                                     THEN now() ELSE d.poll_after END,
+                 updated_at   = now()
+             FROM UNNEST($1::uuid[], $2::text[], $3::int4[], $4::text[], $5::text[], $6::timestamptz[])
+                  AS u(id, state, attempt, last_error, dead_reason, delivered_at)
+             WHERE d.id = u.id AND d.state NOT IN ('delivered', 'dead')",
+        )
+        .bind(updates.iter().map(|u| u.delivery_id).collect::<Vec<_>>())
+        .bind(updates.iter().map(|u| u.state).collect::<Vec<_>>())
+        .bind(updates.iter().map(|u| u.attempt).collect::<Vec<_>>())
+        .bind(
+            updates
+                .iter()
+                .map(|u| u.last_error.as_deref().map(pg_text))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            updates
+                .iter()
+                .map(|u| u.dead_reason.as_deref().map(pg_text))
+                .collect::<Vec<_>>(),
+        )
+        .bind(updates.iter().map(|u| u.delivered_at).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// PostgreSQL text cannot hold NUL; a target's garbage must not make the
+/// insert fail (and the batch retry forever).
+fn pg_text(s: &str) -> String {
+    s.replace('\0', "\u{fffd}")
+}
+
+fn excerpt(s: &str) -> String {
+    pg_text(crate::classify::truncate_chars(s, EXCERPT_CHARS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_storable() {
+        assert_eq!(pg_text("a\0b"), "a\u{fffd}b");
+        assert_eq!(excerpt(&"é".repeat(5000)).chars().count(), EXCERPT_CHARS);
+    }
+}

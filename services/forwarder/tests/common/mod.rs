@@ -1,0 +1,636 @@
+//! Test harness for the forwarder on real infrastructure: a database and a
+//! RabbitMQ vhost of its own (created here, dropped at the end), a recording
+//! HTTP target on 127.0.0.1 that verifies every Standard Webhooks signature
+//! the way a customer would, rows inserted with SQL, and the forwarder's
+//! consumer running in-process through `forwarder::run`.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use clap::Parser;
+use lapin::options::BasicGetOptions;
+use salesync_core::amqp::publisher::{OutgoingMessage, Publisher};
+use salesync_core::amqp::{self, topology};
+use salesync_core::crypto::SecretBox;
+use salesync_core::domain::ids::{DeliveryId, IntegrationId, SaleId, TenantId};
+use salesync_core::integration::TargetCredentials;
+use salesync_core::messages::{Envelope, ForwardCommand, Purpose, ROUTING_FORWARD};
+use salesync_core::metrics::Metrics;
+use salesync_core::ops::Readiness;
+use salesync_core::signing;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// A message taken from `salesync.dead`: body and headers.
+pub type DeadLetter = (Vec<u8>, BTreeMap<String, String>);
+
+pub const BEARER: &str = "tok-123";
+/// The trace every test message starts; the target must see it continued.
+pub const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// Settings the forwarder runs with in tests: short tiers, a short timeout.
+pub const RETRY_DELAYS: &str = "200ms,400ms,1s";
+pub const MAX_ATTEMPTS: u32 = 3;
+pub const REQUEST_TIMEOUT: &str = "500ms";
+
+// ---------------------------------------------------------------- target
+
+/// One request the target received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub route: String,
+    pub idempotency_key: String,
+    pub webhook_id: String,
+    pub authorization: Option<String>,
+    pub traceparent: Option<String>,
+    pub signature_ok: bool,
+    pub at: Instant,
+}
+
+#[derive(Clone)]
+struct TargetState {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    integration_secret: String,
+    webhook_secret: String,
+}
+
+/// The HTTP target. Routes (all `POST /{route}`):
+/// `ok` 200 · `flaky` 503, 503, then 200 (per key) · `bad` 400 · `stall`
+/// answers after 3 s · `throttle` 429 `Retry-After: 1`, then 200 ·
+/// `garbage` 200 with a non-JSON, non-UTF-8 body · `status` 200 (signed with
+/// the tenant's webhook secret instead of the integration's).
+pub struct Target {
+    pub base_url: String,
+    state: TargetState,
+    shutdown: CancellationToken,
+}
+
+impl Target {
+    async fn start(integration_secret: String, webhook_secret: String) -> Self {
+        let state = TargetState {
+            seen: Arc::default(),
+            integration_secret,
+            webhook_secret,
+        };
+        let app = Router::new()
+            .route("/{route}", post(target_handler))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+        });
+        Self {
+            base_url: format!("http://{addr}"),
+            state,
+            shutdown,
+        }
+    }
+
+    pub fn url(&self, route: &str) -> String {
+        format!("{}/{route}", self.base_url)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    pub fn seen_for(&self, key: &str) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.idempotency_key == key)
+            .collect()
+    }
+}
+
+async fn target_handler(
+    State(state): State<TargetState>,
+    Path(route): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let h = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let secret = if route == "status" {
+        &state.webhook_secret
+    } else {
+        &state.integration_secret
+    };
+    let webhook_id = h("webhook-id").unwrap_or_default();
+    let now = chrono::Utc::now().timestamp();
+    let signature_ok = signing::verify(
+        secret,
+        &webhook_id,
+        &h("webhook-timestamp").unwrap_or_default(),
+        &h("webhook-signature").unwrap_or_default(),
+        &body,
+        now,
+        300,
+    )
+    .is_ok()
+        && h("content-type").as_deref() == Some("application/json")
+        && serde_json::from_slice::<serde_json::Value>(&body).is_ok();
+    let key = h("idempotency-key").unwrap_or_default();
+    let earlier = {
+        let mut seen = state.seen.lock().unwrap();
+        let earlier = seen.iter().filter(|s| s.idempotency_key == key).count();
+        seen.push(Seen {
+            route: route.clone(),
+            idempotency_key: key,
+            webhook_id,
+            authorization: h("authorization"),
+            traceparent: h("traceparent"),
+            signature_ok,
+            at: Instant::now(),
+        });
+        earlier
+    };
+    if !signature_ok {
+        return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
+    }
+    match route.as_str() {
+        "ok" | "status" => (StatusCode::OK, r#"{"ok":true}"#).into_response(),
+        "flaky" if earlier < 2 => (StatusCode::SERVICE_UNAVAILABLE, "down").into_response(),
+        "flaky" => (StatusCode::CREATED, r#"{"ok":true}"#).into_response(),
+        "bad" => (StatusCode::BAD_REQUEST, "missing field lines").into_response(),
+        "stall" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            (StatusCode::OK, "too late").into_response()
+        }
+        "throttle" if earlier == 0 => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            "slow down",
+        )
+            .into_response(),
+        "throttle" => StatusCode::NO_CONTENT.into_response(),
+        "garbage" => (StatusCode::OK, Bytes::from_static(b"\0<<\xff\xfe not json")).into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+// ---------------------------------------------------------------- environment
+
+/// One test's world: own database, own vhost, a target, one tenant with one
+/// integration and one sale, and (once started) the forwarder.
+pub struct TestEnv {
+    pub pool: PgPool,
+    db_name: String,
+    admin_db_url: String,
+    pub database_url: String,
+    vhost: String,
+    pub amqp_url: String,
+    pub key_spec: String,
+    pub secret_box: SecretBox,
+    pub target: Target,
+    pub tenant_id: TenantId,
+    pub integration_id: IntegrationId,
+    pub sale_id: SaleId,
+    /// Dead letters taken from the queue so far (a lookup consumes the queue).
+    dead_letters: Mutex<Vec<DeadLetter>>,
+}
+
+fn with_last_segment(url: &str, segment: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let cut = base[scheme_end..]
+        .rfind('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    format!("{}/{segment}{query}", &base[..cut])
+}
+
+fn management_url() -> String {
+    std::env::var("RABBITMQ_MANAGEMENT_URL").unwrap_or_else(|_| "http://127.0.0.1:15672".into())
+}
+
+/// Runs `body` in a fresh environment and always cleans up, even when the
+/// body panics (the panic is re-raised afterwards).
+pub async fn with_env<F, Fut>(body: F)
+where
+    F: FnOnce(Arc<TestEnv>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    // Traces need an OpenTelemetry layer; only the first init in a process wins.
+    if let Ok(guard) = salesync_core::telemetry::init("forwarder-test", None, "text") {
+        std::mem::forget(guard);
+    }
+    let env = Arc::new(TestEnv::create().await);
+    let result = tokio::spawn(body(env.clone())).await;
+    match Arc::try_unwrap(env) {
+        Ok(env) => env.destroy().await,
+        Err(_) => panic!("the test kept a handle on its environment"),
+    }
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+impl TestEnv {
+    async fn create() -> Self {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let base_db = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let admin_db_url = with_last_segment(&base_db, "postgres");
+        let db_name = format!("fwd_test_{suffix}");
+        let admin = PgPool::connect(&admin_db_url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let database_url = with_last_segment(&base_db, &db_name);
+        let pool = salesync_core::db::connect_and_migrate(&database_url, 4)
+            .await
+            .unwrap();
+
+        let vhost = format!("fwd_test_{suffix}");
+        let http = reqwest::Client::new();
+        let mgmt = management_url();
+        http.put(format!("{mgmt}/api/vhosts/{vhost}"))
+            .basic_auth("guest", Some("guest"))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+        http.put(format!("{mgmt}/api/permissions/{vhost}/guest"))
+            .basic_auth("guest", Some("guest"))
+            .json(&serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+        let base_amqp = std::env::var("AMQP_URL")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+        let amqp_url = with_last_segment(&base_amqp, &vhost);
+
+        let key_spec = SecretBox::generate_spec("test");
+        let secret_box = SecretBox::from_spec(&key_spec).unwrap();
+        let integration_secret = signing::generate_secret();
+        let webhook_secret = signing::generate_secret();
+        let target = Target::start(integration_secret.clone(), webhook_secret.clone()).await;
+
+        let tenant_id = TenantId::new();
+        let integration_id = IntegrationId::new();
+        let sale_id = SaleId::new();
+        sqlx::query(
+            "INSERT INTO tenants (id, name, webhook_url, webhook_secret_enc) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(tenant_id)
+        .bind(format!("tenant-{suffix}"))
+        .bind(target.url("status"))
+        .bind(secret_box.encrypt_json(&webhook_secret))
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO integrations (id, tenant_id, name, target_kind, target_url, credentials_enc, signing_secrets_enc)
+             VALUES ($1, $2, 'books', 'webhook', $3, $4, $5)",
+        )
+        .bind(integration_id)
+        .bind(tenant_id)
+        .bind(target.url("ok"))
+        .bind(secret_box.encrypt_json(&TargetCredentials {
+            bearer_token: Some(BEARER.into()),
+        }))
+        .bind(secret_box.encrypt_json(&vec![integration_secret]))
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO sales (id, tenant_id, external_id, payload_hash, sale, status, currency, gross, occurred_at, business_date)
+             VALUES ($1, $2, 'S-1', '\\x00', '{}', 'completed', 'EUR', 1000, now(), current_date)",
+        )
+        .bind(sale_id)
+        .bind(tenant_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+        // Declare the topology now, so messages published before the
+        // forwarder starts are routable.
+        let conn = amqp::connect(&amqp_url, "forwarder-test-setup")
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        topology::declare(&ch).await.unwrap();
+        let _ = conn.close(200, "bye".into()).await;
+
+        Self {
+            pool,
+            db_name,
+            admin_db_url,
+            database_url,
+            vhost,
+            amqp_url,
+            key_spec,
+            secret_box,
+            target,
+            tenant_id,
+            integration_id,
+            sale_id,
+            dead_letters: Mutex::default(),
+        }
+    }
+
+    async fn destroy(self) {
+        self.target.shutdown.cancel();
+        self.pool.close().await;
+        if let Ok(admin) = PgPool::connect(&self.admin_db_url).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.db_name
+            )))
+            .execute(&admin)
+            .await;
+            admin.close().await;
+        }
+        let _ = reqwest::Client::new()
+            .delete(format!("{}/api/vhosts/{}", management_url(), self.vhost))
+            .basic_auth("guest", Some("guest"))
+            .send()
+            .await;
+    }
+
+    /// The forwarder's arguments for this environment.
+    pub fn args(&self) -> forwarder::Args {
+        forwarder::Args::try_parse_from([
+            "forwarder",
+            "--database-url",
+            &self.database_url,
+            "--database-max-connections",
+            "4",
+            "--amqp-url",
+            &self.amqp_url,
+            "--encryption-keys",
+            &self.key_spec,
+            "--retry-delays",
+            RETRY_DELAYS,
+            "--request-timeout",
+            REQUEST_TIMEOUT,
+            "--connect-timeout",
+            "500ms",
+            "--max-attempts",
+            &MAX_ATTEMPTS.to_string(),
+            "--prefetch",
+            "16",
+        ])
+        .unwrap()
+    }
+
+    /// Starts the forwarder in-process (stopped when the test ends).
+    pub fn start_forwarder(self: &Arc<Self>) -> ForwarderHandle {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(forwarder::run(
+            self.args(),
+            Readiness::default(),
+            Metrics::new("forwarder-test"),
+            stop.clone(),
+        ));
+        ForwarderHandle {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Inserts a delivery of `purpose` to `route` and returns its command envelope.
+    pub async fn delivery(&self, route: &str, purpose: Purpose) -> Envelope<ForwardCommand> {
+        let delivery_id = DeliveryId::new();
+        let integration_id = (purpose == Purpose::Forward).then_some(self.integration_id);
+        let target_url = self.target.url(route);
+        sqlx::query(
+            "INSERT INTO deliveries (id, tenant_id, sale_id, integration_id, purpose, dedupe_key, target_url, target_ref)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(delivery_id)
+        .bind(self.tenant_id)
+        .bind(self.sale_id)
+        .bind(integration_id)
+        .bind(purpose.as_str())
+        .bind(delivery_id.to_string())
+        .bind(&target_url)
+        .bind(delivery_id.to_string())
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        Envelope::new(
+            self.tenant_id,
+            self.sale_id,
+            ForwardCommand {
+                delivery_id,
+                purpose,
+                integration_id,
+                target_url,
+                target_ref: delivery_id.to_string(),
+                accepted_at: chrono::Utc::now(),
+                body: serde_json::json!({
+                    "type": "sale.forwarded",
+                    "data": {"sale_id": self.sale_id, "note": "ünïcode"}
+                }),
+            },
+        )
+    }
+
+    /// Publishes raw bodies to `sale.forward`, each with a fresh `traceparent`
+    /// in trace [`TRACE_ID`].
+    pub async fn publish_raw(&self, bodies: &[Vec<u8>]) {
+        let conn = amqp::connect(&self.amqp_url, "forwarder-test-publisher")
+            .await
+            .unwrap();
+        let publisher = Publisher::open(&conn).await.unwrap();
+        let messages: Vec<OutgoingMessage> = bodies
+            .iter()
+            .map(|b| {
+                let headers = BTreeMap::from([(
+                    "traceparent".to_string(),
+                    format!("00-{TRACE_ID}-00f067aa0ba902b7-01"),
+                )]);
+                OutgoingMessage::new(
+                    ROUTING_FORWARD,
+                    uuid::Uuid::new_v4().to_string(),
+                    "sale.forward",
+                    headers,
+                    b.clone(),
+                )
+            })
+            .collect();
+        publisher.publish_all(&messages).await.unwrap();
+        let _ = conn.close(200, "bye".into()).await;
+    }
+
+    pub async fn publish(&self, envelopes: &[&Envelope<ForwardCommand>]) {
+        let bodies: Vec<Vec<u8>> = envelopes.iter().map(|e| e.to_bytes()).collect();
+        self.publish_raw(&bodies).await;
+    }
+
+    /// Takes everything in `salesync.dead` (body, headers).
+    pub async fn take_dead(&self) -> Vec<DeadLetter> {
+        let conn = amqp::connect(&self.amqp_url, "forwarder-test-dlq")
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let mut out = Vec::new();
+        while let Some(m) = ch
+            .basic_get(topology::Q_DEAD.into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            out.push((
+                m.delivery.data.clone(),
+                amqp::headers_to_map(m.delivery.properties.headers().as_ref()),
+            ));
+        }
+        let _ = conn.close(200, "bye".into()).await;
+        out
+    }
+
+    /// Waits until `salesync.dead` holds a message whose body contains
+    /// `needle` and returns its headers.
+    pub async fn dead_letter_of(&self, needle: &str) -> BTreeMap<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let fresh = self.take_dead().await;
+            if let Some(headers) = self.find_dead(fresh, needle) {
+                return headers;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no dead letter containing {needle}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Adds `fresh` to the dead letters seen so far and looks for `needle`.
+    fn find_dead(&self, fresh: Vec<DeadLetter>, needle: &str) -> Option<BTreeMap<String, String>> {
+        let mut taken = self.dead_letters.lock().unwrap();
+        taken.extend(fresh);
+        taken
+            .iter()
+            .find(|(body, _)| String::from_utf8_lossy(body).contains(needle))
+            .map(|(_, h)| h.clone())
+    }
+
+    pub async fn delivery_row(&self, id: DeliveryId) -> DeliveryState {
+        sqlx::query_as(
+            "SELECT state, attempts, last_error, dead_reason, delivered_at IS NOT NULL AS delivered,
+                    poll_after IS NOT NULL AS poll_scheduled
+             FROM deliveries WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    pub async fn attempts(&self, id: DeliveryId) -> Vec<AttemptRow> {
+        sqlx::query_as(
+            "SELECT attempt, status_code, error, outcome, response_excerpt, duration_ms
+             FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt, id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    /// Waits until the delivery reaches `state` (or fails the test after `within`).
+    pub async fn wait_for_state(
+        &self,
+        id: DeliveryId,
+        state: &str,
+        within: Duration,
+    ) -> DeliveryState {
+        let deadline = Instant::now() + within;
+        loop {
+            let row = self.delivery_row(id).await;
+            if row.state == state {
+                return row;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "delivery {id} did not reach '{state}' within {within:?}: {row:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Counts the target's requests per idempotency key.
+    pub fn request_counts(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for s in self.target.seen() {
+            *counts.entry(s.idempotency_key).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+#[derive(sqlx::FromRow, Debug)]
+pub struct DeliveryState {
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub dead_reason: Option<String>,
+    pub delivered: bool,
+    pub poll_scheduled: bool,
+}
+
+#[derive(sqlx::FromRow, Debug)]
+pub struct AttemptRow {
+    pub attempt: i32,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    pub outcome: String,
+    pub response_excerpt: Option<String>,
+    pub duration_ms: i32,
+}
+
+/// A forwarder started by a test; stopped when dropped.
+pub struct ForwarderHandle {
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl ForwarderHandle {
+    /// Stops it gracefully and waits (the batch in flight finishes).
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let result = tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("the forwarder stops within 10 s");
+            result.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for ForwarderHandle {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
