@@ -1,1 +1,154 @@
-fn main() {}
+//! The `ingest` binary: parse configuration, then either serve (API, outbox
+//! relay, status consumer, readiness) until SIGTERM, or run an admin command.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use ingest::app::{AppState, app};
+use ingest::config::{AdminCommand, Cli, Command};
+use ingest::status_consumer::StatusConsumer;
+use ingest::tenancy::{self, NewTenant};
+use salesync_core::amqp::{consumer, topology};
+use salesync_core::metrics::Metrics;
+use salesync_core::ops::{self, Readiness};
+use salesync_core::{db, outbox, telemetry};
+use tokio::sync::Notify;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.clone() {
+        None | Some(Command::Serve) => serve(cli).await,
+        Some(Command::Admin(cmd)) => admin(cli, cmd).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ingest: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(cli: Cli) -> anyhow::Result<()> {
+    let Some(encryption) = cli.encryption else {
+        anyhow::bail!("SALESYNC_ENCRYPTION_KEYS is required to serve (keys for secrets at rest)");
+    };
+    let _telemetry = telemetry::init(
+        "ingest",
+        cli.common.otlp_endpoint.as_deref(),
+        &cli.common.log_format,
+    )?;
+    let shutdown = ops::shutdown_on_signal();
+    let pool = db::connect_and_migrate(
+        &cli.common.database_url,
+        cli.common.database_max_connections,
+    )
+    .await?;
+    let metrics = Metrics::new("ingest");
+    let readiness = Readiness::default();
+    let wake = Arc::new(Notify::new());
+
+    db::watch_readiness(pool.clone(), readiness.part("database"), shutdown.clone());
+    let relay = outbox::Relay {
+        pool: pool.clone(),
+        amqp_url: cli.common.amqp_url.clone(),
+        connection_name: "ingest-outbox".into(),
+        wake: wake.clone(),
+        batch_size: cli.serve.outbox_batch,
+        metrics: metrics.clone(),
+        ready: readiness.part("amqp.outbox"),
+    };
+    let relay = tokio::spawn(relay.run(shutdown.clone()));
+    let status = tokio::spawn(consumer::run(
+        consumer::ConsumerConfig {
+            amqp_url: cli.common.amqp_url.clone(),
+            queue: topology::Q_STATUS,
+            prefetch: cli.serve.status_prefetch,
+            connection_name: "ingest-status".into(),
+            retry_delays: Vec::new(),
+        },
+        Arc::new(StatusConsumer {
+            pool: pool.clone(),
+            wake: wake.clone(),
+        }),
+        readiness.part("amqp.status-consumer"),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+
+    let state = AppState {
+        pool,
+        secrets: Arc::new(encryption.encryption_keys),
+        admin_token: cli.serve.admin_token.map(Arc::from),
+        wake,
+        metrics,
+        readiness,
+        max_body_bytes: usize::try_from(cli.serve.max_body_bytes).unwrap_or(usize::MAX),
+    };
+    let server = tokio::spawn(ops::serve(
+        cli.serve.api_listen,
+        app(state),
+        shutdown.clone(),
+    ));
+
+    // Run until a signal, or until the server stops on its own (e.g. cannot bind).
+    let mut server = server;
+    let early = tokio::select! {
+        _ = shutdown.cancelled() => None,
+        r = &mut server => Some(r),
+    };
+    shutdown.cancel();
+    if let Some(r) = early {
+        let _ = tokio::time::timeout(cli.common.shutdown_grace(), async {
+            let _ = relay.await;
+            let _ = status.await;
+        })
+        .await;
+        return r?;
+    }
+    // Stop taking work; finish what is in flight within the grace period.
+    let drained = tokio::time::timeout(cli.common.shutdown_grace(), async {
+        let served = server.await;
+        let _ = relay.await;
+        let _ = status.await;
+        served
+    })
+    .await;
+    match drained {
+        Ok(served) => served?,
+        Err(_) => {
+            tracing::warn!("shutdown grace period over; exiting with work in flight");
+            Ok(())
+        }
+    }
+}
+
+async fn admin(cli: Cli, cmd: AdminCommand) -> anyhow::Result<()> {
+    // No telemetry: stdout carries the command's JSON answer only.
+    let pool = db::connect_and_migrate(
+        &cli.common.database_url,
+        cli.common.database_max_connections,
+    )
+    .await?;
+    match cmd {
+        AdminCommand::CreateTenant {
+            name,
+            token_name,
+            integration_only,
+        } => {
+            let created = tenancy::create_tenant(
+                &pool,
+                NewTenant {
+                    name,
+                    token_name,
+                    integration_only,
+                },
+            )
+            .await?;
+            println!("{}", serde_json::to_string(&created)?);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! The application: shared state and the full router — API routes from the
+//! route table, `/openapi.json`, the ops endpoints, JSON answers for unknown
+//! routes and methods, the body limit, per-request spans and metrics.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use salesync_core::crypto::SecretBox;
+use salesync_core::metrics::Metrics;
+use salesync_core::ops::{self, Readiness};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::http_layers;
+use crate::routes;
+
+/// What every handler can reach. Cheap to clone (handles and `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    /// Encrypts credentials and signing secrets at rest.
+    pub secrets: Arc<SecretBox>,
+    /// `ADMIN_TOKEN`; admin routes answer 404 when unset.
+    pub admin_token: Option<Arc<str>>,
+    /// Wakes the outbox relay after a commit that wrote outbox rows.
+    pub wake: Arc<Notify>,
+    pub metrics: Metrics,
+    pub readiness: Readiness,
+    pub max_body_bytes: usize,
+}
+
+/// The whole HTTP service.
+pub fn app(state: AppState) -> Router {
+    let ops = ops::router(state.readiness.clone(), state.metrics.clone());
+    let limit = state.max_body_bytes;
+    let metrics = state.metrics.clone();
+    routes::api_router()
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+        .merge(ops)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            http_layers::count_requests,
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(http_layers::request_span))
+}

@@ -1,0 +1,130 @@
+//! Who is calling. `Caller` authenticates a tenant API token (looked up by its
+//! SHA-256; the token itself is never stored) and enforces the
+//! integration-only policy from the route table; `Admin` checks the operator's
+//! `ADMIN_TOKEN` in constant time and makes admin routes look absent (404)
+//! when no admin token is configured.
+
+use axum::extract::{FromRequestParts, MatchedPath};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use salesync_core::domain::{TenantId, TokenId};
+use salesync_core::tokens;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::routes::integration_token_allowed;
+use crate::store;
+
+/// An authenticated tenant token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Caller {
+    pub tenant_id: TenantId,
+    pub token_id: TokenId,
+    pub integration_only: bool,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        let found = store::tokens::find_active(&state.pool, &tokens::hash(token))
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        if found.stale_last_used {
+            // Bookkeeping only: never delay or fail the request for it.
+            let pool = state.pool.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store::tokens::touch(&pool, found.id).await {
+                    tracing::debug!(error = %e, "could not record token use");
+                }
+            });
+        }
+        let caller = Caller {
+            tenant_id: found.tenant_id,
+            token_id: found.id,
+            integration_only: found.integration_only,
+        };
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
+        if caller.integration_only && !integration_token_allowed(&parts.method, route) {
+            return Err(ApiError::Forbidden);
+        }
+        tracing::Span::current().record("tenant_id", tracing::field::display(caller.tenant_id));
+        Ok(caller)
+    }
+}
+
+/// The operator, authenticated by `ADMIN_TOKEN`.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = state.admin_token.as_deref() else {
+            return Err(ApiError::NotFound("route"));
+        };
+        match bearer(&parts.headers) {
+            Some(given) if constant_time_eq(given, expected) => Ok(Admin),
+            _ => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Compares two secrets without an early exit, so response time does not
+/// reveal how much of a guess was right. Hashing first makes the comparison
+/// length-independent too.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (ha, hb) = (tokens::hash(a), tokens::hash(b));
+    ha.len() == hb.len() && ha.iter().zip(&hb).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn bearer_tokens() {
+        let cases = [
+            (Some("Bearer sst_abc"), Some("sst_abc")),
+            (Some("bearer sst_abc"), Some("sst_abc")),
+            (Some("BEARER  sst_abc "), Some("sst_abc")),
+            (Some("Basic dXNlcjpwYXNz"), None),
+            (Some("Bearer "), None),
+            (Some("sst_abc"), None),
+            (None, None),
+        ];
+        for (header, want) in cases {
+            let mut h = HeaderMap::new();
+            if let Some(v) = header {
+                h.insert(AUTHORIZATION, HeaderValue::from_static(v));
+            }
+            assert_eq!(bearer(&h), want, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn constant_time_comparison() {
+        assert!(constant_time_eq("secret-admin-token", "secret-admin-token"));
+        assert!(!constant_time_eq(
+            "secret-admin-token",
+            "secret-admin-tokeN"
+        ));
+        assert!(!constant_time_eq("secret", "secret-admin-token"));
+        assert!(!constant_time_eq("", "x"));
+    }
+}

@@ -1,0 +1,27 @@
+//! ingest: the salesync HTTP API and the status consumer.
+//!
+//! A sale comes in over HTTP (`routes`), is parsed (`json`), validated, and
+//! planned (`intake`); it is stored and announced in one transaction through
+//! the outbox (`store`, `events`). Statuses carried back from targets come in
+//! on `salesync.status` (`status_consumer`, decided by `status_plan`).
+//! `app` assembles the router, `auth` says who is calling, `error` is the one
+//! error shape, `config` the command line, `tenancy` provisions tenants.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod field_checks;
+pub mod http_layers;
+pub mod intake;
+pub mod integration_input;
+pub mod json;
+pub mod openapi;
+pub mod routes;
+pub mod status_consumer;
+pub mod status_plan;
+pub mod store;
+pub mod tenancy;
+
+pub use app::{AppState, app};

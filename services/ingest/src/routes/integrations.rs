@@ -1,0 +1,265 @@
+//! Integrations CRUD and signing-secret rotation. Credentials and signing
+//! secrets are encrypted at rest; a view never contains them (only
+//! `has_credentials`), and a signing secret is shown exactly once — in the
+//! response that created it.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use salesync_core::domain::IntegrationId;
+use salesync_core::integration::{Conditions, ForwardingMode, Mapping, TargetKind};
+use salesync_core::signing;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::integration_input::{
+    CredentialsChange, IntegrationInput, IntegrationPatch, validate, validate_credentials,
+};
+use crate::json::JsonBody;
+use crate::routes::parse_id;
+use crate::store;
+use crate::store::integrations::{CredentialsWrite, IntegrationRow};
+
+/// How many signing secrets are kept: the new one and the one before, so a
+/// receiver can switch over without rejecting anything in between.
+pub const MAX_SIGNING_SECRETS: usize = 2;
+
+#[derive(Serialize, Debug)]
+pub struct IntegrationView {
+    pub id: IntegrationId,
+    pub name: String,
+    pub target_kind: TargetKind,
+    pub target_url: String,
+    pub enabled: bool,
+    pub mode: ForwardingMode,
+    pub trigger_statuses: Vec<String>,
+    pub conditions: Conditions,
+    pub mapping: Mapping,
+    pub send_opt_in: bool,
+    pub poll_status: bool,
+    pub status_url: Option<String>,
+    pub status_map: BTreeMap<String, String>,
+    pub final_statuses: Vec<String>,
+    pub has_credentials: bool,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<IntegrationRow> for IntegrationView {
+    fn from(r: IntegrationRow) -> Self {
+        let c = r.config;
+        Self {
+            id: c.id,
+            name: c.name,
+            target_kind: c.target_kind,
+            target_url: c.target_url,
+            enabled: c.enabled,
+            mode: c.mode,
+            trigger_statuses: c.trigger_statuses,
+            conditions: c.conditions,
+            mapping: c.mapping,
+            send_opt_in: c.send_opt_in,
+            poll_status: c.poll_status,
+            status_url: c.status_url,
+            status_map: c.status_map,
+            final_statuses: c.final_statuses,
+            has_credentials: r.has_credentials,
+            last_synced_at: r.last_synced_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, Debug)]
+pub struct CreatedIntegration {
+    #[serde(flatten)]
+    pub view: IntegrationView,
+    /// Shown once; store it at the receiver to verify `webhook-signature`.
+    pub signing_secret: String,
+}
+
+#[derive(Serialize, Debug)]
+pub struct IntegrationList {
+    pub integrations: Vec<IntegrationView>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct RotatedSecret {
+    pub id: IntegrationId,
+    /// Shown once. The previous secret keeps signing alongside until the next rotation.
+    pub signing_secret: String,
+}
+
+/// Encrypts validated credentials; `None` when there are none to store.
+fn encrypt_credentials(state: &AppState, v: Value) -> Result<Option<Vec<u8>>, ApiError> {
+    let creds = validate_credentials(v).map_err(ApiError::Validation)?;
+    Ok(creds.map(|c| state.secrets.encrypt_json(&c)))
+}
+
+/// `POST /v1/integrations`
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(input): JsonBody<IntegrationInput>,
+) -> Result<(StatusCode, Json<CreatedIntegration>), ApiError> {
+    let (draft, credentials) = input.into_draft();
+    let valid = validate(draft).map_err(ApiError::Validation)?;
+    let credentials_enc = match credentials {
+        CredentialsChange::Set(v) => encrypt_credentials(&state, v)?,
+        CredentialsChange::Keep | CredentialsChange::Clear => None,
+    };
+    let secret = signing::generate_secret();
+    let secrets_enc = state.secrets.encrypt_json(&vec![secret.clone()]);
+    let mut conn = state.pool.acquire().await?;
+    let row = store::integrations::insert(
+        &mut conn,
+        IntegrationId::new(),
+        caller.tenant_id,
+        &valid,
+        credentials_enc,
+        secrets_enc,
+    )
+    .await?;
+    tracing::info!(integration_id = %row.config.id, "integration created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedIntegration {
+            view: row.into(),
+            signing_secret: secret,
+        }),
+    ))
+}
+
+/// `GET /v1/integrations`
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<IntegrationList>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let rows = store::integrations::list(&mut conn, caller.tenant_id).await?;
+    Ok(Json(IntegrationList {
+        integrations: rows.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// `GET /v1/integrations/{id}`
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<IntegrationView>, ApiError> {
+    let id: IntegrationId = parse_id(&id, "integration")?;
+    let mut conn = state.pool.acquire().await?;
+    store::integrations::get(&mut conn, caller.tenant_id, id, false)
+        .await?
+        .map(|r| Json(r.into()))
+        .ok_or(ApiError::NotFound("integration"))
+}
+
+/// `PATCH /v1/integrations/{id}` — the merged result is validated as a whole.
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(patch): JsonBody<IntegrationPatch>,
+) -> Result<Json<IntegrationView>, ApiError> {
+    let id: IntegrationId = parse_id(&id, "integration")?;
+    let mut tx = state.pool.begin().await?;
+    let current = store::integrations::get(&mut tx, caller.tenant_id, id, true)
+        .await?
+        .ok_or(ApiError::NotFound("integration"))?;
+    let (draft, credentials) = patch.apply(&current.config);
+    let valid = validate(draft).map_err(ApiError::Validation)?;
+    let credentials = match credentials {
+        CredentialsChange::Keep => CredentialsWrite::Keep,
+        CredentialsChange::Clear => CredentialsWrite::Clear,
+        CredentialsChange::Set(v) => match encrypt_credentials(&state, v)? {
+            Some(enc) => CredentialsWrite::Set(enc),
+            None => CredentialsWrite::Clear,
+        },
+    };
+    let row = store::integrations::update(&mut tx, caller.tenant_id, id, &valid, credentials)
+        .await?
+        .ok_or(ApiError::NotFound("integration"))?;
+    tx.commit().await?;
+    Ok(Json(row.into()))
+}
+
+/// `DELETE /v1/integrations/{id}`
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: IntegrationId = parse_id(&id, "integration")?;
+    let mut conn = state.pool.acquire().await?;
+    if store::integrations::soft_delete(&mut conn, caller.tenant_id, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("integration"))
+    }
+}
+
+/// The secrets after a rotation: the new one first, then the most recent
+/// previous ones, `MAX_SIGNING_SECRETS` in all.
+pub fn rotated(new: String, previous: Vec<String>) -> Vec<String> {
+    std::iter::once(new)
+        .chain(previous)
+        .take(MAX_SIGNING_SECRETS)
+        .collect()
+}
+
+/// `POST /v1/integrations/{id}/rotate-secret`
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RotatedSecret>, ApiError> {
+    let id: IntegrationId = parse_id(&id, "integration")?;
+    let mut tx = state.pool.begin().await?;
+    let enc = store::integrations::lock_signing_secrets(&mut tx, caller.tenant_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("integration"))?;
+    let previous: Vec<String> = state.secrets.decrypt_json(&enc).unwrap_or_else(|e| {
+        // Unreadable (key rotated out?): start afresh rather than lock the tenant out.
+        tracing::warn!(integration_id = %id, error = %e, "previous signing secrets undecryptable; dropping them");
+        Vec::new()
+    });
+    let secret = signing::generate_secret();
+    let secrets = rotated(secret.clone(), previous);
+    store::integrations::set_signing_secrets(&mut tx, id, &state.secrets.encrypt_json(&secrets))
+        .await?;
+    tx.commit().await?;
+    tracing::info!(integration_id = %id, "signing secret rotated");
+    Ok(Json(RotatedSecret {
+        id,
+        signing_secret: secret,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rotated;
+
+    #[test]
+    fn rotation_keeps_the_newest_two() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let cases = [
+            (s(&[]), s(&["n"])),
+            (s(&["a"]), s(&["n", "a"])),
+            (s(&["a", "b"]), s(&["n", "a"])),
+            (s(&["a", "b", "c"]), s(&["n", "a"])),
+        ];
+        for (previous, want) in cases {
+            assert_eq!(rotated("n".into(), previous.clone()), want, "{previous:?}");
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Every API route in one table — method, path, handler and who may call it.
+//! The router is built from this table only, the integration-only token
+//! policy reads it, and a test holds it against `proto/openapi.json`, so the
+//! three can never drift apart. One file per resource below.
+
+pub mod admin;
+pub mod integrations;
+pub mod sales;
+pub mod webhook;
+
+use std::str::FromStr;
+
+use axum::Router;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, on};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token.
+    Public,
+    /// `ADMIN_TOKEN`.
+    Admin,
+    /// A tenant token that is not integration-only.
+    Tenant,
+    /// Any tenant token, integration-only ones included.
+    TenantOrIntegration,
+}
+
+/// The handler behind a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    OpenApi,
+    AdminCreateTenant,
+    AdminCreateToken,
+    CreateSale,
+    CreateSaleBatch,
+    GetSale,
+    ChangeSaleStatus,
+    ForwardSale,
+    LookupSales,
+    CreateIntegration,
+    ListIntegrations,
+    GetIntegration,
+    PatchIntegration,
+    DeleteIntegration,
+    RotateIntegrationSecret,
+    PutWebhook,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub endpoint: Endpoint,
+    pub access: Access,
+}
+
+const fn spec(method: Method, path: &'static str, endpoint: Endpoint, access: Access) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        endpoint,
+        access,
+    }
+}
+
+use Access::*;
+use Endpoint::*;
+
+pub const ROUTES: &[RouteSpec] = &[
+    spec(Method::GET, "/openapi.json", OpenApi, Public),
+    spec(Method::POST, "/admin/tenants", AdminCreateTenant, Admin),
+    spec(
+        Method::POST,
+        "/admin/tenants/{tenant_id}/tokens",
+        AdminCreateToken,
+        Admin,
+    ),
+    spec(Method::POST, "/v1/sales", CreateSale, TenantOrIntegration),
+    spec(
+        Method::POST,
+        "/v1/sales/batch",
+        CreateSaleBatch,
+        TenantOrIntegration,
+    ),
+    spec(
+        Method::POST,
+        "/v1/sales/lookup",
+        LookupSales,
+        TenantOrIntegration,
+    ),
+    spec(Method::GET, "/v1/sales/{id}", GetSale, TenantOrIntegration),
+    spec(
+        Method::POST,
+        "/v1/sales/{id}/status",
+        ChangeSaleStatus,
+        Tenant,
+    ),
+    spec(Method::POST, "/v1/sales/{id}/forward", ForwardSale, Tenant),
+    spec(Method::POST, "/v1/integrations", CreateIntegration, Tenant),
+    spec(Method::GET, "/v1/integrations", ListIntegrations, Tenant),
+    spec(Method::GET, "/v1/integrations/{id}", GetIntegration, Tenant),
+    spec(
+        Method::PATCH,
+        "/v1/integrations/{id}",
+        PatchIntegration,
+        Tenant,
+    ),
+    spec(
+        Method::DELETE,
+        "/v1/integrations/{id}",
+        DeleteIntegration,
+        Tenant,
+    ),
+    spec(
+        Method::POST,
+        "/v1/integrations/{id}/rotate-secret",
+        RotateIntegrationSecret,
+        Tenant,
+    ),
+    spec(Method::PUT, "/v1/webhook", PutWebhook, Tenant),
+];
+
+/// Served by `salesync_core::ops::router`, documented alongside.
+pub const OPS_ROUTES: &[(Method, &str)] = &[
+    (Method::GET, "/healthz"),
+    (Method::GET, "/readyz"),
+    (Method::GET, "/metrics"),
+];
+
+/// The router of every route in `ROUTES`.
+pub fn api_router() -> Router<AppState> {
+    ROUTES
+        .iter()
+        .fold(Router::new(), |router, spec| match method_router(spec) {
+            Some(m) => router.route(spec.path, m),
+            None => router,
+        })
+}
+
+fn method_router(spec: &RouteSpec) -> Option<MethodRouter<AppState>> {
+    let f = MethodFilter::try_from(spec.method.clone()).ok()?;
+    Some(match spec.endpoint {
+        OpenApi => on(f, crate::openapi::document),
+        AdminCreateTenant => on(f, admin::create_tenant),
+        AdminCreateToken => on(f, admin::create_token),
+        CreateSale => on(f, sales::create),
+        CreateSaleBatch => on(f, sales::create_batch),
+        GetSale => on(f, sales::get),
+        ChangeSaleStatus => on(f, sales::change_status),
+        ForwardSale => on(f, sales::forward),
+        LookupSales => on(f, sales::lookup),
+        CreateIntegration => on(f, integrations::create),
+        ListIntegrations => on(f, integrations::list),
+        GetIntegration => on(f, integrations::get),
+        PatchIntegration => on(f, integrations::patch),
+        DeleteIntegration => on(f, integrations::delete),
+        RotateIntegrationSecret => on(f, integrations::rotate_secret),
+        PutWebhook => on(f, webhook::put),
+    })
+}
+
+/// Whether an integration-only token may call `method path` (the matched
+/// route pattern, e.g. `/v1/sales/{id}`).
+pub fn integration_token_allowed(method: &Method, path: Option<&str>) -> bool {
+    ROUTES
+        .iter()
+        .any(|r| r.method == *method && Some(r.path) == path && r.access == TenantOrIntegration)
+}
+
+/// Parses an id from the URL. A malformed id cannot name anything that
+/// exists, so it is a 404 like any unknown id.
+pub fn parse_id<T: FromStr>(raw: &str, what: &'static str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use salesync_core::domain::SaleId;
+
+    #[test]
+    fn every_method_is_routable_and_each_route_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for r in ROUTES {
+            assert!(MethodFilter::try_from(r.method.clone()).is_ok(), "{r:?}");
+            assert!(seen.insert((r.method.clone(), r.path)), "twice: {r:?}");
+        }
+    }
+
+    #[test]
+    fn integration_only_tokens_reach_exactly_the_contract_routes() {
+        let cases = [
+            (Method::POST, "/v1/sales", true),
+            (Method::POST, "/v1/sales/batch", true),
+            (Method::GET, "/v1/sales/{id}", true),
+            (Method::POST, "/v1/sales/lookup", true),
+            (Method::POST, "/v1/sales/{id}/status", false),
+            (Method::POST, "/v1/sales/{id}/forward", false),
+            (Method::GET, "/v1/integrations", false),
+            (Method::POST, "/v1/integrations", false),
+            (Method::PUT, "/v1/webhook", false),
+            (Method::DELETE, "/v1/sales/{id}", false),
+        ];
+        for (m, p, ok) in cases {
+            assert_eq!(integration_token_allowed(&m, Some(p)), ok, "{m} {p}");
+        }
+        assert!(!integration_token_allowed(&Method::POST, None));
+        let allowed = ROUTES
+            .iter()
+            .filter(|r| r.access == TenantOrIntegration)
+            .count();
+        assert_eq!(allowed, 4);
+    }
+
+    #[test]
+    fn malformed_ids_are_not_found() {
+        assert!(matches!(
+            parse_id::<SaleId>("nope", "sale"),
+            Err(ApiError::NotFound("sale"))
+        ));
+        let id = SaleId::new();
+        assert_eq!(parse_id::<SaleId>(&id.to_string(), "sale").ok(), Some(id));
+    }
+}

@@ -1,0 +1,360 @@
+//! Sales: accept one or many (idempotent by external id), change a status,
+//! ask for a manual forward, look sales up, show one with its whole history.
+//! Every state change and the message announcing it commit together through
+//! the outbox; the relay is woken right after the commit.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use salesync_core::domain::{IntegrationId, SaleId, SaleInput, TenantId, validate_sale};
+use salesync_core::messages::Trigger;
+use salesync_core::outbox::{self, OutboxMessage};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::events::{sale_event, sale_with_status};
+use crate::field_checks::{MAX_NOTE_CHARS, is_valid_status};
+use crate::intake::{self, Outcome};
+use crate::json::{JsonBody, from_value};
+use crate::routes::parse_id;
+use crate::store;
+use crate::store::sales::{LookupRow, NewSale, SaleDetail};
+
+/// Most sales in one batch request.
+pub const MAX_BATCH: usize = 1000;
+/// Most external ids in one lookup.
+pub const MAX_LOOKUP: usize = 500;
+
+#[derive(Serialize, Debug)]
+pub struct Accepted {
+    pub id: SaleId,
+    pub external_id: String,
+    pub status: String,
+    pub duplicate: bool,
+}
+
+/// `POST /v1/sales`
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(sale): JsonBody<SaleInput>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    validate_sale(&sale).map_err(ApiError::Validation)?;
+    let external_id = sale.external_id.clone();
+    let outcome = accept(&state, caller.tenant_id, vec![Ok(sale)])
+        .await?
+        .pop()
+        .ok_or(ApiError::Internal)?;
+    let (code, id, status, duplicate) = match outcome {
+        Outcome::Created { id, status } => (StatusCode::CREATED, id, status, false),
+        Outcome::Duplicate { id, status } => (StatusCode::OK, id, status, true),
+        Outcome::Conflict => return Err(ApiError::SaleConflict { external_id }),
+        Outcome::Invalid(_) => return Err(ApiError::Internal),
+    };
+    Ok((
+        code,
+        Json(Accepted {
+            id,
+            external_id,
+            status,
+            duplicate,
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// Kept as raw JSON so each item is parsed, and can fail, on its own.
+    pub sales: Vec<Value>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct BatchItem {
+    pub index: usize,
+    pub external_id: Option<String>,
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<SaleId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct BatchResponse {
+    pub results: Vec<BatchItem>,
+}
+
+/// `POST /v1/sales/batch`
+pub async fn create_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<BatchRequest>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    if req.sales.is_empty() || req.sales.len() > MAX_BATCH {
+        return Err(ApiError::invalid_field(
+            "sales",
+            format!("must hold 1 to {MAX_BATCH} sales, got {}", req.sales.len()),
+        ));
+    }
+    let external_ids: Vec<Option<String>> = req
+        .sales
+        .iter()
+        .map(|v| {
+            v.get("external_id")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect();
+    let items: Vec<Result<SaleInput, ErrorBody>> = req
+        .sales
+        .into_iter()
+        .map(|v| {
+            let sale: SaleInput = from_value(v).map_err(|e| e.body())?;
+            validate_sale(&sale).map_err(|f| ApiError::Validation(f).body())?;
+            Ok(sale)
+        })
+        .collect();
+    let outcomes = accept(&state, caller.tenant_id, items).await?;
+    let results = outcomes
+        .into_iter()
+        .zip(external_ids)
+        .enumerate()
+        .map(|(index, (o, external_id))| BatchItem {
+            index,
+            outcome: o.name(),
+            id: o.id(),
+            error: o.error(external_id.as_deref()),
+            external_id,
+        })
+        .collect();
+    Ok(Json(BatchResponse { results }))
+}
+
+/// Stores the valid, distinct sales of a request in one transaction, with
+/// their first history row and one `sale.ingested` event each; returns one
+/// outcome per input item.
+async fn accept(
+    state: &AppState,
+    tenant: TenantId,
+    items: Vec<Result<SaleInput, ErrorBody>>,
+) -> Result<Vec<Outcome>, ApiError> {
+    let hashes: Vec<Result<(&str, [u8; 32]), ErrorBody>> = items
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .map(|s| (s.external_id.as_str(), s.payload_hash()))
+                .map_err(Clone::clone)
+        })
+        .collect();
+    let plan = intake::plan(&hashes);
+    let mut new_sales = Vec::with_capacity(plan.unique.len());
+    for &i in &plan.unique {
+        if let (Some(Ok(sale)), Some(Ok((_, hash)))) = (items.get(i), hashes.get(i)) {
+            new_sales.push(NewSale {
+                id: SaleId::new(),
+                sale,
+                hash: *hash,
+            });
+        }
+    }
+    let mut unique_outcomes = Vec::with_capacity(new_sales.len());
+    let mut created = Vec::new();
+    let mut events: Vec<OutboxMessage> = Vec::new();
+    if !new_sales.is_empty() {
+        let mut tx = state.pool.begin().await?;
+        let stored = store::sales::insert_new(&mut tx, tenant, &new_sales).await?;
+        for (new, st) in new_sales.iter().zip(&stored) {
+            let outcome = intake::judge(st, &new.hash);
+            if let Outcome::Created { id, status } = &outcome {
+                created.push((*id, status.clone()));
+                events.push(sale_event(tenant, *id, Trigger::Created, new.sale.clone()));
+            }
+            unique_outcomes.push(outcome);
+        }
+        store::sales::insert_initial_history(&mut tx, &created).await?;
+        outbox::enqueue(&mut tx, &events).await?;
+        tx.commit().await?;
+    }
+    if !events.is_empty() {
+        state.wake.notify_one();
+        tracing::debug!(created = events.len(), "sales accepted");
+    }
+    Ok(intake::resolve(&plan, &unique_outcomes))
+}
+
+/// `GET /v1/sales/{id}`
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<SaleDetail>, ApiError> {
+    let id: SaleId = parse_id(&id, "sale")?;
+    let mut conn = state.pool.acquire().await?;
+    store::sales::detail(&mut conn, caller.tenant_id, id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("sale"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChange {
+    pub status: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct StatusChanged {
+    pub id: SaleId,
+    pub status: String,
+    pub changed: bool,
+}
+
+/// `POST /v1/sales/{id}/status`
+pub async fn change_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<StatusChange>,
+) -> Result<Json<StatusChanged>, ApiError> {
+    let id: SaleId = parse_id(&id, "sale")?;
+    if !is_valid_status(&req.status) {
+        return Err(ApiError::invalid_field(
+            "status",
+            "must match ^[a-z0-9_-]{1,64}$",
+        ));
+    }
+    if req
+        .note
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
+    {
+        return Err(ApiError::invalid_field(
+            "note",
+            format!("must be at most {MAX_NOTE_CHARS} characters"),
+        ));
+    }
+    let mut tx = state.pool.begin().await?;
+    let sale = store::sales::lock(&mut tx, caller.tenant_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("sale"))?;
+    if sale.status == req.status {
+        tx.rollback().await?;
+        return Ok(Json(StatusChanged {
+            id,
+            status: req.status,
+            changed: false,
+        }));
+    }
+    let full = stored_sale(sale.sale, &req.status)?;
+    let event = sale_event(caller.tenant_id, id, Trigger::StatusChanged, full);
+    // The event id makes the history key unique per change.
+    let dedupe_key = format!("source:{}:{}", req.status, event.message_id);
+    store::sales::change_status(&mut tx, id, &req.status, req.note.as_deref(), &dedupe_key).await?;
+    outbox::enqueue(&mut tx, std::slice::from_ref(&event)).await?;
+    tx.commit().await?;
+    state.wake.notify_one();
+    Ok(Json(StatusChanged {
+        id,
+        status: req.status,
+        changed: true,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardRequest {
+    pub integration_id: IntegrationId,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Queued {
+    pub queued: bool,
+}
+
+/// `POST /v1/sales/{id}/forward` — a person sends one sale through one
+/// integration; condition-filter still applies the integration's conditions.
+pub async fn forward(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<ForwardRequest>,
+) -> Result<(StatusCode, Json<Queued>), ApiError> {
+    let id: SaleId = parse_id(&id, "sale")?;
+    let mut tx = state.pool.begin().await?;
+    if !store::integrations::exists(&mut tx, caller.tenant_id, req.integration_id).await? {
+        return Err(ApiError::NotFound("integration"));
+    }
+    let sale = store::sales::lock(&mut tx, caller.tenant_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("sale"))?;
+    let full = stored_sale(sale.sale, &sale.status)?;
+    let trigger = Trigger::Manual {
+        integration_id: req.integration_id,
+    };
+    let event = sale_event(caller.tenant_id, id, trigger, full);
+    outbox::enqueue(&mut tx, std::slice::from_ref(&event)).await?;
+    tx.commit().await?;
+    state.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(Queued { queued: true })))
+}
+
+/// The stored sale as it stands now; a stored document that no longer
+/// parses is our fault, not the caller's.
+fn stored_sale(stored: Value, status: &str) -> Result<SaleInput, ApiError> {
+    sale_with_status(stored, status).map_err(|e| {
+        tracing::error!(error = %e, "stored sale does not parse");
+        ApiError::Internal
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupRequest {
+    pub external_ids: Vec<String>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct LookupResponse {
+    pub sales: Vec<LookupRow>,
+}
+
+/// `POST /v1/sales/lookup` — the sales found, in the order asked; unknown
+/// external ids are left out.
+pub async fn lookup(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<LookupRequest>,
+) -> Result<Json<LookupResponse>, ApiError> {
+    if req.external_ids.len() > MAX_LOOKUP {
+        return Err(ApiError::invalid_field(
+            "external_ids",
+            format!(
+                "at most {MAX_LOOKUP} per request, got {}",
+                req.external_ids.len()
+            ),
+        ));
+    }
+    if req.external_ids.is_empty() {
+        return Ok(Json(LookupResponse { sales: vec![] }));
+    }
+    let mut conn = state.pool.acquire().await?;
+    let rows = store::sales::lookup(&mut conn, caller.tenant_id, &req.external_ids).await?;
+    let mut by_id: HashMap<String, LookupRow> = rows
+        .into_iter()
+        .map(|r| (r.external_id.clone(), r))
+        .collect();
+    let sales = req
+        .external_ids
+        .iter()
+        .filter_map(|e| by_id.remove(e))
+        .collect();
+    Ok(Json(LookupResponse { sales }))
+}

@@ -1,0 +1,49 @@
+//! The tenant's own status webhook: where ingest reports status changes of
+//! the tenant's sales that came back from targets. Setting it issues a new
+//! signing secret, shown once and stored encrypted (`tenants.webhook_secret_enc`
+//! holds the JSON string the forwarder decrypts to sign with).
+
+use axum::Json;
+use axum::extract::State;
+use salesync_core::signing;
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::field_checks::check_http_url;
+use crate::json::JsonBody;
+use crate::store;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookInput {
+    pub url: String,
+}
+
+#[derive(Serialize, Debug)]
+pub struct WebhookSet {
+    pub url: String,
+    /// Shown once: verify `webhook-signature` with it.
+    pub secret: String,
+}
+
+/// `PUT /v1/webhook`
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(input): JsonBody<WebhookInput>,
+) -> Result<Json<WebhookSet>, ApiError> {
+    check_http_url(&input.url).map_err(|p| ApiError::invalid_field("url", p))?;
+    let secret = signing::generate_secret();
+    let enc = state.secrets.encrypt_json(&secret);
+    let mut conn = state.pool.acquire().await?;
+    if !store::tenants::set_webhook(&mut conn, caller.tenant_id, &input.url, &enc).await? {
+        return Err(ApiError::NotFound("tenant"));
+    }
+    tracing::info!(tenant_id = %caller.tenant_id, "status webhook set");
+    Ok(Json(WebhookSet {
+        url: input.url,
+        secret,
+    }))
+}

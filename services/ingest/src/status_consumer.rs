@@ -1,0 +1,173 @@
+//! The `salesync.status` consumer: statuses that targets reported back
+//! (via status-poller) are applied to the source sales. One transaction per
+//! batch: lock the sales, plan (`status_plan`), write history, statuses,
+//! status-webhook deliveries and their forwarder commands (outbox), commit —
+//! and only then does the shared consumer loop ack.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use lapin::message::Delivery;
+use salesync_core::amqp::consumer::{self, BatchHandler, Outcome};
+use salesync_core::amqp::publisher::Publisher;
+use salesync_core::domain::{DeliveryId, SaleId, TenantId};
+use salesync_core::messages::{Envelope, StatusUpdate};
+use salesync_core::outbox::{self, OutboxMessage};
+use salesync_core::telemetry;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+
+use crate::events::status_webhook_command;
+use crate::status_plan::{self, Incoming, SaleState, Verdict};
+use crate::store;
+use crate::store::status::NewWebhookDelivery;
+
+pub struct StatusConsumer {
+    pub pool: PgPool,
+    /// Wakes the outbox relay after a commit that queued webhooks.
+    pub wake: Arc<Notify>,
+}
+
+/// Decodes one delivery; an undecodable one is poison.
+fn decode(d: &Delivery) -> Result<Incoming, String> {
+    Envelope::<StatusUpdate>::decode(&d.data)
+        .map(|e| Incoming {
+            tenant_id: e.tenant_id,
+            sale_id: e.sale_id,
+            update: e.payload,
+        })
+        .map_err(|e| format!("poison: {e}"))
+}
+
+impl BatchHandler for StatusConsumer {
+    async fn handle(
+        &self,
+        batch: &[Delivery],
+        _publisher: &Publisher,
+    ) -> anyhow::Result<Vec<Outcome>> {
+        let spans: Vec<tracing::Span> = batch
+            .iter()
+            .map(|d| {
+                let span = tracing::info_span!("status_update", sale_id = tracing::field::Empty);
+                telemetry::set_parent_from_headers(&span, &consumer::headers(d));
+                span
+            })
+            .collect();
+        let items: Vec<Result<Incoming, String>> = batch.iter().map(decode).collect();
+        for (span, item) in spans.iter().zip(&items) {
+            if let Ok(i) = item {
+                span.record("sale_id", tracing::field::display(i.sale_id));
+            }
+        }
+        let sale_ids: Vec<SaleId> = items
+            .iter()
+            .filter_map(|i| i.as_ref().ok().map(|i| i.sale_id))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+
+        let mut tx = self.pool.begin().await?;
+        let sales: HashMap<SaleId, SaleState> = store::status::lock_sales(&mut tx, &sale_ids)
+            .await?
+            .into_iter()
+            .map(|r| {
+                (
+                    r.id,
+                    SaleState {
+                        tenant_id: r.tenant_id,
+                        external_id: r.external_id,
+                        status: r.status,
+                    },
+                )
+            })
+            .collect();
+        let pairs: Vec<(SaleId, String)> = items
+            .iter()
+            .filter_map(|i| i.as_ref().ok())
+            .map(|i| {
+                let key = status_plan::dedupe_key(i.update.integration_id, &i.update.target_status);
+                (i.sale_id, key)
+            })
+            .collect();
+        let existing: HashSet<(SaleId, String)> = store::status::existing_keys(&mut tx, &pairs)
+            .await?
+            .into_iter()
+            .collect();
+
+        let plan = status_plan::plan(&items, &sales, &existing);
+        let inserted = store::status::insert_history(&mut tx, &plan.history).await?;
+        store::status::set_statuses(&mut tx, &plan.new_status).await?;
+
+        // Status webhooks for the changes whose history row is new.
+        let history_ids: HashMap<(SaleId, String), i64> = inserted
+            .into_iter()
+            .map(|(id, sale, key)| ((sale, key), id))
+            .collect();
+        let tenants: Vec<TenantId> = plan
+            .applied
+            .iter()
+            .map(|a| a.tenant_id)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let urls = store::status::webhook_urls(&mut tx, &tenants).await?;
+        let mut deliveries = Vec::new();
+        let mut pending = Vec::new();
+        for a in &plan.applied {
+            let (Some(url), Some(history_id)) = (
+                urls.get(&a.tenant_id),
+                history_ids.get(&(a.notice.sale_id, a.dedupe_key.clone())),
+            ) else {
+                continue;
+            };
+            let id = DeliveryId::new();
+            deliveries.push(NewWebhookDelivery {
+                id,
+                tenant_id: a.tenant_id,
+                sale_id: a.notice.sale_id,
+                dedupe_key: format!("status:{history_id}"),
+                target_url: url.clone(),
+            });
+            pending.push((id, url.clone(), a));
+        }
+        let created: HashSet<DeliveryId> =
+            store::status::insert_webhook_deliveries(&mut tx, &deliveries)
+                .await?
+                .into_iter()
+                .collect();
+        let mut messages: Vec<OutboxMessage> = Vec::new();
+        for (id, url, a) in pending {
+            if !created.contains(&id) {
+                continue;
+            }
+            // Built inside the message's span so the trace reaches the forwarder.
+            let span = spans
+                .get(a.item)
+                .cloned()
+                .unwrap_or_else(tracing::Span::current);
+            messages
+                .push(span.in_scope(|| status_webhook_command(a.tenant_id, id, &url, &a.notice)));
+        }
+        outbox::enqueue(&mut tx, &messages).await?;
+        tx.commit().await?;
+        if !messages.is_empty() {
+            self.wake.notify_one();
+        }
+
+        Ok(plan
+            .verdicts
+            .into_iter()
+            .zip(&spans)
+            .map(|(verdict, span)| {
+                let _enter = span.enter();
+                match verdict {
+                    Verdict::Dead(reason) => Outcome::Dead(reason),
+                    v => {
+                        tracing::debug!(verdict = ?v, "status update handled");
+                        Outcome::Ack
+                    }
+                }
+            })
+            .collect())
+    }
+}

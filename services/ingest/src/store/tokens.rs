@@ -1,0 +1,39 @@
+//! API token lookups for authentication.
+
+use salesync_core::domain::{TenantId, TokenId};
+use sqlx::PgPool;
+
+/// An active (not revoked) token.
+#[derive(sqlx::FromRow, Debug)]
+pub struct ActiveToken {
+    pub id: TokenId,
+    pub tenant_id: TenantId,
+    pub integration_only: bool,
+    /// `last_used_at` is unset or older than a minute: worth refreshing.
+    pub stale_last_used: bool,
+}
+
+/// The active token with this SHA-256, if any.
+pub async fn find_active(pool: &PgPool, hash: &[u8]) -> sqlx::Result<Option<ActiveToken>> {
+    sqlx::query_as(
+        "SELECT id, tenant_id, integration_only,
+                (last_used_at IS NULL OR last_used_at < now() - interval '1 minute') AS stale_last_used
+         FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(hash)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Records that the token was used. Throttled to once a minute per token so
+/// a busy integration does not turn every request into a write.
+pub async fn touch(pool: &PgPool, id: TokenId) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE api_tokens SET last_used_at = now()
+         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
