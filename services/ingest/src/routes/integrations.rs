@@ -189,6 +189,9 @@ pub async fn patch(
     let row = store::integrations::update(&mut tx, caller.tenant_id, id, &valid, credentials)
         .await?
         .ok_or(ApiError::NotFound("integration"))?;
+    if valid.poll_status {
+        store::integrations::resume_polling(&mut tx, caller.tenant_id, id).await?;
+    }
     tx.commit().await?;
     Ok(Json(row.into()))
 }

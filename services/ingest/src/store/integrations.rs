@@ -152,6 +152,26 @@ pub async fn update(
     row.as_ref().map(row_of).transpose()
 }
 
+/// Puts the integration's delivered, not-yet-final deliveries back in the
+/// status-poller's queue. The poller retires deliveries of integrations that
+/// don't poll; when polling is switched on (or a status URL set) they resume.
+pub async fn resume_polling(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: IntegrationId,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE deliveries SET poll_after = now()
+         WHERE integration_id = $1 AND tenant_id = $2 AND purpose = 'forward'
+           AND state = 'delivered' AND NOT target_status_final AND poll_after IS NULL",
+    )
+    .bind(id)
+    .bind(tenant)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Soft delete: the row stays for the delivery history that points at it,
 /// and disabled, so nothing is forwarded to it any more.
 pub async fn soft_delete(
