@@ -122,6 +122,8 @@ async fn consume<H: BatchHandler>(
             _ = shutdown.cancelled() => {
                 // Stop taking new work; unacked messages return to the queue on close.
                 let _ = ch.basic_cancel(tag.clone().into(), BasicCancelOptions::default()).await;
+                let _ = ch.close(200, "shutdown".into()).await;
+                let _ = publisher.channel().close(200, "shutdown".into()).await;
                 return Ok(());
             }
             next = consumer.next() => next,
