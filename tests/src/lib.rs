@@ -1,1 +1,37 @@
+//! salesync-e2e: the harness the end-to-end tests (and the demo) run salesync
+//! with. Each piece is a throwaway, real resource cleaned up on drop:
+//!
+//! - `TestDb`: a uniquely named PostgreSQL database, migrated, dropped after
+//! - `TestVhost`: a uniquely named RabbitMQ vhost on the shared broker
+//! - `PrivateRabbit`: a whole RabbitMQ node of its own, for outage tests
+//! - `Services`: the four service binaries as OS processes, with logs per process
+//! - `Api`: a typed client for ingest's HTTP API
+//! - `TestTarget`: a programmable downstream HTTP system that records and
+//!   verifies what it receives
+//! - `Broker`: AMQP helpers to capture, inject and count messages
+//! - `Stack`: all of the above wired together for one test
+//! - `wait`, `sales`, `schemas`: polling, sample sales, message JSON Schemas
 
+pub mod api;
+pub mod broker;
+pub mod db;
+pub mod ports;
+pub mod rabbit;
+pub mod sales;
+pub mod schemas;
+pub mod services;
+pub mod stack;
+pub mod target;
+pub mod temp;
+pub mod vhost;
+pub mod wait;
+
+pub use api::{Api, IntegrationInput};
+pub use broker::{Broker, Capture};
+pub use db::TestDb;
+pub use rabbit::PrivateRabbit;
+pub use services::{Replicas, ServiceKind, Services, ServicesConfig};
+pub use stack::{Stack, StackOptions, Tenant};
+pub use target::{Behaviour, TestTarget};
+pub use vhost::TestVhost;
+pub use wait::{wait_for, wait_until};

@@ -109,7 +109,10 @@ async fn main() -> anyhow::Result<()> {
             ..IntegrationInput::salesync("Tea Wholesale", &stack.ingest_url(), &wholesale_token)
         })
         .await?;
-    let hook = shop.api.set_webhook(&shop_webhook.url("/hooks/sale-status")).await?;
+    let hook = shop
+        .api
+        .set_webhook(&shop_webhook.url("/hooks/sale-status"))
+        .await?;
     shop_webhook.set_secret(&hook.secret);
     println!(
         "    Corner Bakery → accounting (all sales), invoicing (MUG-004), Tea Wholesale (completed TEA-002)"
