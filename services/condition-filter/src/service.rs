@@ -82,9 +82,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let mut failure = None;
     tokio::select! {
+        // Checked first: on SIGTERM the ops server stops too, and that is not a failure.
+        biased;
         _ = stop.cancelled() => {}
         served = &mut ops_task => {
-            failure = Some(ops_failure(served));
+            if !stop.is_cancelled() {
+                failure = Some(ops_failure(served));
+            }
             stop.cancel();
         }
     }
