@@ -65,6 +65,8 @@ pub async fn insert_deliveries(
     let mut keys = Vec::with_capacity(n);
     let mut urls = Vec::with_capacity(n);
     let mut refs = Vec::with_capacity(n);
+    // Kept so a dead delivery can be replayed exactly as first sent.
+    let mut bodies = Vec::with_capacity(n);
     for d in sorted {
         ids.push(d.id);
         tenants.push(d.tenant_id);
@@ -73,13 +75,15 @@ pub async fn insert_deliveries(
         keys.push(d.dedupe_key.clone());
         urls.push(d.request.url.clone());
         refs.push(d.id.to_string());
+        bodies.push(d.request.body.clone());
     }
     let created: Vec<(DeliveryId,)> = sqlx::query_as(
         "INSERT INTO deliveries
-             (id, tenant_id, sale_id, integration_id, purpose, dedupe_key, target_url, target_ref)
-         SELECT id, tenant_id, sale_id, integration_id, $8, dedupe_key, target_url, target_ref
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[])
-              AS t(id, tenant_id, sale_id, integration_id, dedupe_key, target_url, target_ref)
+             (id, tenant_id, sale_id, integration_id, purpose, dedupe_key, target_url, target_ref, body)
+         SELECT id, tenant_id, sale_id, integration_id, $8, dedupe_key, target_url, target_ref, body
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[],
+                     $9::jsonb[])
+              AS t(id, tenant_id, sale_id, integration_id, dedupe_key, target_url, target_ref, body)
          ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
          RETURNING id",
     )
@@ -91,6 +95,7 @@ pub async fn insert_deliveries(
     .bind(urls)
     .bind(refs)
     .bind(Purpose::Forward.as_str())
+    .bind(bodies)
     .fetch_all(conn)
     .await?;
     Ok(created.into_iter().map(|(id,)| id).collect())

@@ -1,12 +1,16 @@
 //! The application: shared state and the full router — API routes from the
 //! route table, `/openapi.json`, the ops endpoints, JSON answers for unknown
-//! routes and methods, the body limit, per-request spans and metrics.
+//! routes and methods, the body limit, JSON for every error, per-request
+//! spans and metrics.
+//! (Rate limits are charged where the tenant is known: `auth::Caller`, and
+//! the batch route for its extra sales.)
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use salesync_core::crypto::SecretBox;
+use salesync_core::domain::TenantId;
 use salesync_core::metrics::Metrics;
 use salesync_core::ops::{self, Readiness};
 use sqlx::PgPool;
@@ -15,6 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::http_layers;
+use crate::rate_limit::{RateLimiter, retry_after_secs};
 use crate::routes;
 
 /// What every handler can reach. Cheap to clone (handles and `Arc`s).
@@ -30,6 +35,21 @@ pub struct AppState {
     pub metrics: Metrics,
     pub readiness: Readiness,
     pub max_body_bytes: usize,
+    /// Per-tenant token buckets (`RATE_LIMIT_PER_SEC` / `RATE_LIMIT_BURST`).
+    pub rate_limits: Arc<RateLimiter>,
+    /// RabbitMQ, for the operator's look into the raw dead-letter queue.
+    pub amqp_url: String,
+}
+
+impl AppState {
+    /// Charges the tenant `cost` requests' worth of its rate limit.
+    pub fn charge(&self, tenant: TenantId, cost: u32) -> Result<(), ApiError> {
+        self.rate_limits
+            .take(tenant, cost)
+            .map_err(|wait| ApiError::RateLimited {
+                retry_after_secs: retry_after_secs(wait),
+            })
+    }
 }
 
 /// The whole HTTP service.
@@ -43,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
         .merge(ops)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(http_layers::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             http_layers::count_requests,

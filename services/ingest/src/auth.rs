@@ -1,6 +1,7 @@
 //! Who is calling. `Caller` authenticates a tenant API token (looked up by its
 //! SHA-256; the token itself is never stored) and enforces the
-//! integration-only policy from the route table; `Admin` checks the operator's
+//! integration-only policy from the route table, and charges the tenant's
+//! rate limit (429 when over); `Admin` checks the operator's
 //! `ADMIN_TOKEN` in constant time and makes admin routes look absent (404)
 //! when no admin token is configured.
 
@@ -46,6 +47,9 @@ impl FromRequestParts<AppState> for Caller {
             token_id: found.id,
             integration_only: found.integration_only,
         };
+        tracing::Span::current().record("tenant_id", tracing::field::display(caller.tenant_id));
+        // Every tenant request costs one token; a batch pays for its other sales itself.
+        state.charge(caller.tenant_id, 1)?;
         let route = parts
             .extensions
             .get::<MatchedPath>()
@@ -53,7 +57,6 @@ impl FromRequestParts<AppState> for Caller {
         if caller.integration_only && !integration_token_allowed(&parts.method, route) {
             return Err(ApiError::Forbidden);
         }
-        tracing::Span::current().record("tenant_id", tracing::field::display(caller.tenant_id));
         Ok(caller)
     }
 }

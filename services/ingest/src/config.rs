@@ -1,6 +1,8 @@
 //! Command line and environment. `ingest` (or `ingest serve`) runs the
 //! service; `ingest admin create-tenant` provisions a tenant from a shell,
-//! through the same code as `POST /admin/tenants`. Every tunable is an
+//! through the same code as `POST /admin/tenants`; `ingest dlq …` works on
+//! dead letters through the same code as `/v1/dead-letters`; `ingest
+//! rotate-secrets` re-encrypts secrets at rest. Every tunable is an
 //! environment variable with a default; a bad value stops start-up with a
 //! message naming it.
 
@@ -9,6 +11,7 @@ use std::net::SocketAddr;
 use clap::{Parser, Subcommand};
 use salesync_core::config::CommonArgs;
 use salesync_core::crypto::EncryptionArgs;
+use salesync_core::domain::{DeliveryId, TenantId};
 
 /// Shortest accepted `ADMIN_TOKEN`: anything shorter is guessable.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
@@ -43,6 +46,89 @@ pub enum Command {
     /// Operator commands.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Dead letters (dead deliveries) in the database: list, show, replay,
+    /// discard. Prints JSON. Replays are published by a running service's
+    /// outbox relay.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Re-encrypt every stored secret with the first key of
+    /// SALESYNC_ENCRYPTION_KEYS (key rotation; see the README). Prints a
+    /// JSON report; fails if any secret could not be decrypted.
+    RotateSecrets,
+}
+
+/// `--tenant`: limit a dead-letter command to one tenant (default: all).
+#[derive(clap::Args, Debug, Clone)]
+pub struct TenantScope {
+    /// Only this tenant's dead letters.
+    #[arg(long)]
+    pub tenant: Option<TenantId>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum DlqCommand {
+    /// Dead letters, newest first (discarded ones only with --include-discarded).
+    List {
+        #[command(flatten)]
+        scope: TenantScope,
+        /// Only this integration's.
+        #[arg(long)]
+        integration: Option<String>,
+        /// Died at or after (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Died before (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// Page size (1..=500, default 50).
+        #[arg(long)]
+        limit: Option<String>,
+        /// `next_cursor` of the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Also list discarded dead letters.
+        #[arg(long)]
+        include_discarded: bool,
+    },
+    /// One dead letter with its attempt log and the actions taken on it.
+    Show {
+        /// The dead letter (delivery id).
+        id: DeliveryId,
+        #[command(flatten)]
+        scope: TenantScope,
+    },
+    /// Replay one dead letter (by id), or every one that matches
+    /// --integration / --from / --to (discarded ones are skipped).
+    Replay {
+        #[arg(
+            conflicts_with_all = ["integration", "from", "to"],
+            required_unless_present_any = ["integration", "from", "to"]
+        )]
+        /// The dead letter (delivery id) to replay.
+        id: Option<DeliveryId>,
+        #[command(flatten)]
+        scope: TenantScope,
+        /// Replay every dead letter of this integration.
+        #[arg(long)]
+        integration: Option<String>,
+        /// Replay those that died at or after (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Replay those that died before (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Discard a dead letter: it stays dead, recorded with the reason, and is
+    /// hidden from the default list.
+    Discard {
+        /// The dead letter (delivery id) to discard.
+        id: DeliveryId,
+        /// Why (required; recorded with the discard).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        scope: TenantScope,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -85,6 +171,17 @@ pub struct ServeArgs {
     #[arg(long, env = "STATUS_PREFETCH", default_value_t = 200,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub status_prefetch: u16,
+
+    /// Requests per second each tenant may make, per ingest process (a batch
+    /// counts as its number of sales); over it: 429 with Retry-After.
+    #[arg(long, env = "RATE_LIMIT_PER_SEC", default_value_t = 2000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_sec: u32,
+
+    /// Requests a tenant may make at once after being idle (the bucket size).
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 4000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: u32,
 }
 
 fn parse_admin_token(s: &str) -> Result<String, String> {
@@ -138,6 +235,8 @@ mod tests {
         assert_eq!(cli.serve.max_body_bytes, 8 * 1024 * 1024);
         assert_eq!(cli.serve.outbox_batch, 500);
         assert_eq!(cli.serve.status_prefetch, 200);
+        assert_eq!(cli.serve.rate_limit_per_sec, 2000);
+        assert_eq!(cli.serve.rate_limit_burst, 4000);
         if std::env::var_os("SALESYNC_ENCRYPTION_KEYS").is_none() {
             assert!(
                 Cli::try_parse_from(["ingest"]).is_err(),
@@ -147,12 +246,84 @@ mod tests {
     }
 
     #[test]
+    fn parses_dead_letter_commands() {
+        let id = DeliveryId::new();
+        let tenant = TenantId::new();
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["ingest", "dlq"];
+            argv.extend_from_slice(args);
+            match Cli::try_parse_from(argv) {
+                Ok(Cli {
+                    command: Some(Command::Dlq(c)),
+                    ..
+                }) => Some(c),
+                _ => None,
+            }
+        };
+        let id_s = id.to_string();
+        let t_s = tenant.to_string();
+        assert!(matches!(
+            parse(&["replay", &id_s, "--tenant", &t_s]),
+            Some(DlqCommand::Replay { id: Some(i), scope: TenantScope { tenant: Some(t) }, .. })
+                if i == id && t == tenant
+        ));
+        assert!(matches!(
+            parse(&[
+                "replay",
+                "--integration",
+                "abc",
+                "--from",
+                "2025-01-01T00:00:00Z"
+            ]),
+            Some(DlqCommand::Replay {
+                id: None,
+                integration: Some(_),
+                from: Some(_),
+                ..
+            })
+        ));
+        assert!(
+            parse(&["replay", &id_s, "--integration", "abc"]).is_none(),
+            "one or the other"
+        );
+        assert!(matches!(
+            parse(&["discard", &id_s, "--reason", "test order"]),
+            Some(DlqCommand::Discard { reason, .. }) if reason == "test order"
+        ));
+        assert!(matches!(
+            parse(&["list", "--include-discarded", "--limit", "5"]),
+            Some(DlqCommand::List {
+                include_discarded: true,
+                scope: TenantScope { tenant: None },
+                ..
+            })
+        ));
+        assert!(matches!(
+            Cli::try_parse_from(["ingest", "rotate-secrets"]).map(|c| c.command),
+            Ok(Some(Command::RotateSecrets))
+        ));
+    }
+
+    #[test]
     fn rejects_bad_values() {
         for args in [
             &["ingest", "--admin-token", "short"][..],
             &["ingest", "--max-body-bytes", "10"],
             &["ingest", "--outbox-batch", "0"],
             &["ingest", "--status-prefetch", "0"],
+            &["ingest", "--rate-limit-per-sec", "0"],
+            &["ingest", "--rate-limit-burst", "0"],
+            &["ingest", "--rate-limit-burst", "-5"],
+            &["ingest", "dlq", "replay"],
+            &["ingest", "dlq", "replay", "not-a-uuid"],
+            &[
+                "ingest",
+                "dlq",
+                "discard",
+                "01890000-0000-7000-8000-000000000000",
+            ],
+            &["ingest", "dlq", "show", "x"],
+            &["ingest", "dlq", "list", "--tenant", "nope"],
             &["ingest", "--api-listen", "nowhere"],
             &["ingest", "--encryption-keys", "k1:nope"],
         ] {

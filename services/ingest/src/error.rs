@@ -5,7 +5,8 @@
 //! 503: the details go to the log, never to the caller (no SQL leaks).
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use salesync_core::domain::FieldError;
 use serde::Serialize;
@@ -36,6 +37,9 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The tenant is over its rate limit; answered with `Retry-After`.
+    #[error("rate limit exceeded; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("the request is well-formed but not valid")]
     Validation(Vec<FieldError>),
     #[error("the service is temporarily unavailable; try again")]
@@ -71,6 +75,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::SaleConflict { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -88,6 +93,7 @@ impl ApiError {
             ApiError::SaleConflict { .. } => "sale_conflict",
             ApiError::Conflict { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Validation(_) => "validation_failed",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal => "internal",
@@ -123,7 +129,13 @@ impl From<sqlx::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), Json(Envelope { error: self.body() })).into_response()
+        let mut response = (self.status(), Json(Envelope { error: self.body() })).into_response();
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
     }
 }
 
@@ -171,6 +183,13 @@ mod tests {
                 413,
                 "payload_too_large",
             ),
+            (
+                ApiError::RateLimited {
+                    retry_after_secs: 2,
+                },
+                429,
+                "rate_limited",
+            ),
             (ApiError::Validation(vec![]), 422, "validation_failed"),
             (ApiError::Unavailable, 503, "unavailable"),
             (ApiError::Internal, 500, "internal"),
@@ -194,6 +213,21 @@ mod tests {
             external_id: "pos-1".into(),
         };
         assert!(sale_conflict.body().message.contains("pos-1"));
+    }
+
+    #[test]
+    fn rate_limited_answers_carry_retry_after() {
+        let r = ApiError::RateLimited {
+            retry_after_secs: 3,
+        }
+        .into_response();
+        assert_eq!(r.status().as_u16(), 429);
+        assert_eq!(
+            r.headers().get(RETRY_AFTER).map(|v| v.as_bytes()),
+            Some(&b"3"[..])
+        );
+        let r = ApiError::NotFound("sale").into_response();
+        assert!(r.headers().get(RETRY_AFTER).is_none());
     }
 
     #[test]

@@ -75,14 +75,16 @@ pub fn status_webhook_body(n: &StatusNotice, timestamp: DateTime<Utc>) -> serde_
 }
 
 /// The forwarder command that delivers one status webhook. `delivery_id`'s
-/// string form is the `target_ref` (Idempotency-Key / webhook-id).
+/// string form is the `target_ref` (Idempotency-Key / webhook-id). `now`
+/// stamps the body: pass the instant whose `status_webhook_body` was stored
+/// with the delivery, so a replay re-sends exactly this body.
 pub fn status_webhook_command(
     tenant_id: TenantId,
     delivery_id: DeliveryId,
     target_url: &str,
     notice: &StatusNotice,
+    now: DateTime<Utc>,
 ) -> OutboxMessage {
-    let now = Utc::now();
     let envelope = Envelope::new(
         tenant_id,
         notice.sale_id,
@@ -182,7 +184,8 @@ mod tests {
         let n = notice();
         let tenant = TenantId::new();
         let delivery = DeliveryId::new();
-        let m = status_webhook_command(tenant, delivery, "https://hook.example/x", &n);
+        let now = Utc::now();
+        let m = status_webhook_command(tenant, delivery, "https://hook.example/x", &n, now);
         assert_eq!(m.routing_key, "sale.forward");
         let env = Envelope::<ForwardCommand>::decode(&m.body).unwrap();
         assert_eq!(env.tenant_id, tenant);
@@ -191,5 +194,6 @@ mod tests {
         assert_eq!(env.payload.integration_id, None);
         assert_eq!(env.payload.target_ref, delivery.to_string());
         assert_eq!(env.payload.body["data"]["status"], "paid");
+        assert_eq!(env.payload.body, status_webhook_body(&n, now));
     }
 }

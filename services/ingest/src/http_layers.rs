@@ -1,14 +1,17 @@
 //! Cross-cutting HTTP layers: a tracing span per request (continuing the
-//! caller's W3C trace if it sent one) and request counts by matched route
-//! and status. Routes are labelled by their pattern (`/v1/sales/{id}`), never
-//! by the raw path, so ids cannot blow up metric cardinality.
+//! caller's W3C trace if it sent one), request counts by matched route
+//! and status, and the contract's JSON shape for errors no handler shaped.
+//! Routes are labelled by their pattern (`/v1/sales/{id}`), never by the raw
+//! path, so ids cannot blow up metric cardinality.
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::HeaderMap;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use salesync_core::metrics::Metrics;
 use salesync_core::telemetry;
 
@@ -54,10 +57,130 @@ pub async fn count_requests(State(metrics): State<Metrics>, req: Request, next: 
     response
 }
 
+/// Longest plain-text error body kept as the message of its JSON form.
+const MAX_PLAIN_ERROR: usize = 1024;
+
+/// Gives every error answer the contract's JSON shape. Handlers answer with
+/// `ApiError` already; this catches the rest — rejections of axum's own
+/// extractors, such as a path segment that is not UTF-8 once
+/// percent-decoded, which axum answers in plain text.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(crate::json::is_json_content_type);
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_PLAIN_ERROR)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let body = serde_json::json!({"error": {"code": error_code(status), "message": message}});
+    let mut shaped = (status, Json(body)).into_response();
+    // Keep what else the answer said (`Allow`, `Retry-After`, …).
+    for (name, value) in &parts.headers {
+        if name != CONTENT_TYPE && name != CONTENT_LENGTH {
+            shaped.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    shaped
+}
+
+/// The error code for a status no handler named.
+pub fn error_code(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "unprocessable",
+        429 => "rate_limited",
+        503 => "unavailable",
+        s if s >= 500 => "internal",
+        _ => "bad_request",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn codes_for_unshaped_errors() {
+        for (status, code) in [
+            (400, "bad_request"),
+            (404, "not_found"),
+            (405, "method_not_allowed"),
+            (413, "payload_too_large"),
+            (418, "bad_request"),
+            (429, "rate_limited"),
+            (500, "internal"),
+            (502, "internal"),
+            (503, "unavailable"),
+        ] {
+            let s = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            assert_eq!(error_code(s), code, "{status}");
+        }
+    }
+
+    #[tokio::test]
+    async fn plain_text_errors_become_json_and_json_stays() {
+        use axum::Router;
+        use axum::routing::get;
+        use tower::ServiceExt;
+
+        let app = Router::new()
+            .route(
+                "/plain",
+                get(|| async { (StatusCode::BAD_REQUEST, [("allow", "GET")], "Invalid URL") }),
+            )
+            .route(
+                "/json",
+                get(|| async { crate::error::ApiError::NotFound("sale") }),
+            )
+            .route("/ok", get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn(json_errors));
+        let call = |uri: &'static str| {
+            let app = app.clone();
+            async move {
+                let req = axum::http::Request::get(uri)
+                    .body(axum::body::Body::empty())
+                    .unwrap_or_default();
+                let resp = app.oneshot(req).await.unwrap_or_else(|e| match e {});
+                let status = resp.status();
+                let allow = resp.headers().get("allow").cloned();
+                let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                (status, allow, bytes)
+            }
+        };
+        let (status, allow, bytes) = call("/plain").await;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(v["error"]["code"], "bad_request");
+        assert_eq!(v["error"]["message"], "Invalid URL");
+        assert_eq!(allow, Some(HeaderValue::from_static("GET")));
+        let (_, _, bytes) = call("/json").await;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        assert_eq!(v["error"]["message"], "sale not found");
+        let (status, _, bytes) = call("/ok").await;
+        assert_eq!((status, &bytes[..]), (StatusCode::OK, &b"fine"[..]));
+    }
 
     #[test]
     fn only_trace_headers_are_taken() {

@@ -2,7 +2,10 @@
 //! text and says little about *where* a body is wrong; this one insists on a
 //! JSON Content-Type (415), enforces the body limit (413), and reports type
 //! errors with the path of the offending field (`lines[0].quantity`), all in
-//! the API's one error shape.
+//! the API's one error shape. Every body is `screen`ed first: repeated keys
+//! and NUL characters are refused before any route sees them.
+
+mod screen;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -59,6 +62,7 @@ pub fn is_json_content_type(value: &str) -> bool {
 /// Parses bytes as `T`, naming the field when the JSON is well-formed but of
 /// the wrong shape.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    screen::screen(bytes).map_err(screen_error)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(path_error)?;
     // Trailing garbage after the value (`{…} x`) is malformed too.
@@ -73,6 +77,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// of the first mismatch (used for batch items, which are checked one by one).
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(path_error)
+}
+
+/// A repeated key makes the JSON ambiguous (400); a NUL character is
+/// well-formed JSON that no field may hold (422).
+fn screen_error(f: screen::Finding) -> ApiError {
+    match f {
+        screen::Finding::Malformed(e) => ApiError::InvalidJson {
+            message: format!("malformed JSON: {e}"),
+            fields: vec![],
+        },
+        screen::Finding::DuplicateKey { path, key } => ApiError::InvalidJson {
+            message: format!("malformed JSON: key '{key}' appears more than once at {path}"),
+            fields: vec![FieldError::new(
+                path,
+                "key appears more than once in the same object",
+            )],
+        },
+        screen::Finding::Nul { path } => ApiError::Validation(vec![FieldError::new(
+            path,
+            "must not contain NUL characters (U+0000)",
+        )]),
+    }
 }
 
 fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
@@ -96,6 +122,7 @@ fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
 mod tests {
     use super::*;
     use salesync_core::domain::{SaleInput, sample_sale};
+    use serde_json::Value;
 
     #[test]
     fn content_types() {
@@ -139,6 +166,23 @@ mod tests {
             let (message, fields) = invalid(parse_json::<serde_json::Value>(body).err().unwrap());
             assert!(message.starts_with("malformed JSON"), "{message}");
             assert!(fields.is_empty());
+        }
+    }
+
+    #[test]
+    fn repeated_keys_and_nul_characters_are_refused_with_their_path() {
+        let body = br#"{"sales": [{"external_id": "a", "external_id": "b"}]}"#;
+        let (message, fields) = invalid(parse_json::<Value>(body).err().unwrap());
+        assert!(message.contains("more than once"), "{message}");
+        assert_eq!(fields[0].field, "sales[0].external_id");
+
+        let body = br#"{"note": "a\u0000b"}"#;
+        match parse_json::<Value>(body) {
+            Err(ApiError::Validation(fields)) => {
+                assert_eq!(fields[0].field, "note");
+                assert!(fields[0].problem.contains("NUL"));
+            }
+            other => panic!("expected a validation error, got {other:?}"),
         }
     }
 

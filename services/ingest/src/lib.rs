@@ -4,12 +4,19 @@
 //! planned (`intake`); it is stored and announced in one transaction through
 //! the outbox (`store`, `events`). Statuses carried back from targets come in
 //! on `salesync.status` (`status_consumer`, decided by `status_plan`).
-//! `app` assembles the router, `auth` says who is calling, `error` is the one
-//! error shape, `config` the command line, `tenancy` provisions tenants.
+//! `app` assembles the router, `auth` says who is calling (and charges its
+//! `rate_limit`), `error` is the one error shape, `config` the command line
+//! and `cli` its non-serving commands, `tenancy` provisions tenants.
+//! Dead deliveries are listed, replayed and discarded through
+//! `dead_letters`; the raw `salesync.dead` queue is peeked and purged through
+//! `dead_letter_queue`; `key_rotation` re-encrypts secrets at rest.
 
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod config;
+pub mod dead_letter_queue;
+pub mod dead_letters;
 pub mod error;
 pub mod events;
 pub mod field_checks;
@@ -17,7 +24,9 @@ pub mod http_layers;
 pub mod intake;
 pub mod integration_input;
 pub mod json;
+pub mod key_rotation;
 pub mod openapi;
+pub mod rate_limit;
 pub mod routes;
 pub mod status_consumer;
 pub mod status_plan;

@@ -1,14 +1,16 @@
 //! The `ingest` binary: parse configuration, then either serve (API, outbox
-//! relay, status consumer, readiness) until SIGTERM, or run an admin command.
+//! relay, status consumer, readiness) until SIGTERM, or run an operator
+//! command (`admin`, `dlq`, `rotate-secrets`; see `ingest::cli`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
 use ingest::app::{AppState, app};
-use ingest::config::{AdminCommand, Cli, Command};
+use ingest::cli as commands;
+use ingest::config::{Cli, Command};
+use ingest::rate_limit::RateLimiter;
 use ingest::status_consumer::StatusConsumer;
-use ingest::tenancy::{self, NewTenant};
 use salesync_core::amqp::{consumer, topology};
 use salesync_core::metrics::Metrics;
 use salesync_core::ops::{self, Readiness};
@@ -20,7 +22,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.clone() {
         None | Some(Command::Serve) => serve(cli).await,
-        Some(Command::Admin(cmd)) => admin(cli, cmd).await,
+        Some(Command::Admin(cmd)) => commands::admin(&cli, cmd).await,
+        Some(Command::Dlq(cmd)) => commands::dlq(&cli, cmd).await,
+        Some(Command::RotateSecrets) => commands::rotate_secrets(&cli).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -86,6 +90,11 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         metrics,
         readiness,
         max_body_bytes: usize::try_from(cli.serve.max_body_bytes).unwrap_or(usize::MAX),
+        rate_limits: Arc::new(RateLimiter::new(
+            cli.serve.rate_limit_per_sec,
+            cli.serve.rate_limit_burst,
+        )),
+        amqp_url: cli.common.amqp_url.clone(),
     };
     let server = tokio::spawn(ops::serve(
         cli.serve.api_listen,
@@ -123,32 +132,4 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-async fn admin(cli: Cli, cmd: AdminCommand) -> anyhow::Result<()> {
-    // No telemetry: stdout carries the command's JSON answer only.
-    let pool = db::connect_and_migrate(
-        &cli.common.database_url,
-        cli.common.database_max_connections,
-    )
-    .await?;
-    match cmd {
-        AdminCommand::CreateTenant {
-            name,
-            token_name,
-            integration_only,
-        } => {
-            let created = tenancy::create_tenant(
-                &pool,
-                NewTenant {
-                    name,
-                    token_name,
-                    integration_only,
-                },
-            )
-            .await?;
-            println!("{}", serde_json::to_string(&created)?);
-        }
-    }
-    Ok(())
 }

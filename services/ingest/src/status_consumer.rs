@@ -17,7 +17,7 @@ use salesync_core::telemetry;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
-use crate::events::status_webhook_command;
+use crate::events::{status_webhook_body, status_webhook_command};
 use crate::status_plan::{self, Incoming, SaleState, Verdict};
 use crate::store;
 use crate::store::status::NewWebhookDelivery;
@@ -113,6 +113,8 @@ impl BatchHandler for StatusConsumer {
         let urls = store::status::webhook_urls(&mut tx, &tenants).await?;
         let mut deliveries = Vec::new();
         let mut pending = Vec::new();
+        // One instant for the stored body and the command, so they are equal.
+        let now = chrono::Utc::now();
         for a in &plan.applied {
             let (Some(url), Some(history_id)) = (
                 urls.get(&a.tenant_id),
@@ -127,6 +129,7 @@ impl BatchHandler for StatusConsumer {
                 sale_id: a.notice.sale_id,
                 dedupe_key: format!("status:{history_id}"),
                 target_url: url.clone(),
+                body: status_webhook_body(&a.notice, now),
             });
             pending.push((id, url.clone(), a));
         }
@@ -145,8 +148,9 @@ impl BatchHandler for StatusConsumer {
                 .get(a.item)
                 .cloned()
                 .unwrap_or_else(tracing::Span::current);
-            messages
-                .push(span.in_scope(|| status_webhook_command(a.tenant_id, id, &url, &a.notice)));
+            messages.push(
+                span.in_scope(|| status_webhook_command(a.tenant_id, id, &url, &a.notice, now)),
+            );
         }
         outbox::enqueue(&mut tx, &messages).await?;
         tx.commit().await?;

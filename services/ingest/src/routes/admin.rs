@@ -1,14 +1,19 @@
-//! Operator routes (`ADMIN_TOKEN`): create tenants and issue tokens. The work
-//! is in `tenancy`, shared with the `ingest admin` command.
+//! Operator routes (`ADMIN_TOKEN`): create tenants and issue tokens (the
+//! work is in `tenancy`, shared with the `ingest admin` command); peek at and
+//! purge the raw dead-letter queue (`dead_letter_queue`).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::auth::Admin;
+use crate::dead_letter_queue::{self, DEFAULT_PEEK, MAX_PEEK, Peek};
 use crate::error::ApiError;
 use crate::json::JsonBody;
+use crate::routes::dead_letters::query_error;
 use crate::routes::parse_id;
 use crate::tenancy::{self, CreatedTenant, CreatedToken, NewTenant, NewToken};
 
@@ -32,4 +37,55 @@ pub async fn create_token(
     let tenant_id = parse_id(&tenant_id, "tenant")?;
     let created = tenancy::create_token(&state.pool, tenant_id, req).await?;
     Ok((StatusCode::CREATED, Json(created)))
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PeekParams {
+    pub limit: Option<u32>,
+}
+
+/// The broker is an ops dependency here: unreachable is a 503, with the
+/// detail in the log.
+fn broker_error(e: anyhow::Error) -> ApiError {
+    tracing::error!(error = format!("{e:#}"), "dead-letter queue unavailable");
+    ApiError::Unavailable
+}
+
+/// `GET /admin/dlq?limit=N` — the first N messages of `salesync.dead`, left in place.
+pub async fn peek_dlq(
+    State(state): State<AppState>,
+    _admin: Admin,
+    params: Result<Query<PeekParams>, QueryRejection>,
+) -> Result<Json<Peek>, ApiError> {
+    let Query(params) = params.map_err(query_error)?;
+    let limit = params.limit.unwrap_or(DEFAULT_PEEK);
+    if !(1..=MAX_PEEK).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("must be from 1 to {MAX_PEEK}"),
+        ));
+    }
+    let peek = dead_letter_queue::peek(&state.amqp_url, limit)
+        .await
+        .map_err(broker_error)?;
+    Ok(Json(peek))
+}
+
+#[derive(Serialize, Debug)]
+pub struct Purged {
+    pub purged: u64,
+}
+
+/// `POST /admin/dlq/purge` — empties `salesync.dead`. Dead deliveries stay
+/// in the database (and replayable from there); only the queue copies go.
+pub async fn purge_dlq(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<Json<Purged>, ApiError> {
+    let purged = dead_letter_queue::purge(&state.amqp_url)
+        .await
+        .map_err(broker_error)?;
+    tracing::warn!(purged, "dead-letter queue purged by an operator");
+    Ok(Json(Purged { purged }))
 }

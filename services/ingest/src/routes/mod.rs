@@ -4,6 +4,7 @@
 //! three can never drift apart. One file per resource below.
 
 pub mod admin;
+pub mod dead_letters;
 pub mod integrations;
 pub mod sales;
 pub mod webhook;
@@ -36,6 +37,8 @@ pub enum Endpoint {
     OpenApi,
     AdminCreateTenant,
     AdminCreateToken,
+    AdminPeekDeadLetterQueue,
+    AdminPurgeDeadLetterQueue,
     CreateSale,
     CreateSaleBatch,
     GetSale,
@@ -49,6 +52,11 @@ pub enum Endpoint {
     DeleteIntegration,
     RotateIntegrationSecret,
     PutWebhook,
+    ListDeadLetters,
+    GetDeadLetter,
+    ReplayDeadLetter,
+    ReplayDeadLetters,
+    DiscardDeadLetter,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +86,13 @@ pub const ROUTES: &[RouteSpec] = &[
         Method::POST,
         "/admin/tenants/{tenant_id}/tokens",
         AdminCreateToken,
+        Admin,
+    ),
+    spec(Method::GET, "/admin/dlq", AdminPeekDeadLetterQueue, Admin),
+    spec(
+        Method::POST,
+        "/admin/dlq/purge",
+        AdminPurgeDeadLetterQueue,
         Admin,
     ),
     spec(Method::POST, "/v1/sales", CreateSale, TenantOrIntegration),
@@ -123,6 +138,31 @@ pub const ROUTES: &[RouteSpec] = &[
         Tenant,
     ),
     spec(Method::PUT, "/v1/webhook", PutWebhook, Tenant),
+    spec(Method::GET, "/v1/dead-letters", ListDeadLetters, Tenant),
+    spec(
+        Method::POST,
+        "/v1/dead-letters/replay",
+        ReplayDeadLetters,
+        Tenant,
+    ),
+    spec(
+        Method::GET,
+        "/v1/dead-letters/{delivery_id}",
+        GetDeadLetter,
+        Tenant,
+    ),
+    spec(
+        Method::POST,
+        "/v1/dead-letters/{delivery_id}/replay",
+        ReplayDeadLetter,
+        Tenant,
+    ),
+    spec(
+        Method::POST,
+        "/v1/dead-letters/{delivery_id}/discard",
+        DiscardDeadLetter,
+        Tenant,
+    ),
 ];
 
 /// Served by `salesync_core::ops::router`, documented alongside.
@@ -148,6 +188,8 @@ fn method_router(spec: &RouteSpec) -> Option<MethodRouter<AppState>> {
         OpenApi => on(f, crate::openapi::document),
         AdminCreateTenant => on(f, admin::create_tenant),
         AdminCreateToken => on(f, admin::create_token),
+        AdminPeekDeadLetterQueue => on(f, admin::peek_dlq),
+        AdminPurgeDeadLetterQueue => on(f, admin::purge_dlq),
         CreateSale => on(f, sales::create),
         CreateSaleBatch => on(f, sales::create_batch),
         GetSale => on(f, sales::get),
@@ -161,6 +203,11 @@ fn method_router(spec: &RouteSpec) -> Option<MethodRouter<AppState>> {
         DeleteIntegration => on(f, integrations::delete),
         RotateIntegrationSecret => on(f, integrations::rotate_secret),
         PutWebhook => on(f, webhook::put),
+        ListDeadLetters => on(f, dead_letters::list),
+        GetDeadLetter => on(f, dead_letters::get),
+        ReplayDeadLetter => on(f, dead_letters::replay),
+        ReplayDeadLetters => on(f, dead_letters::replay_matching),
+        DiscardDeadLetter => on(f, dead_letters::discard),
     })
 }
 
@@ -205,6 +252,8 @@ mod tests {
             (Method::POST, "/v1/integrations", false),
             (Method::PUT, "/v1/webhook", false),
             (Method::DELETE, "/v1/sales/{id}", false),
+            (Method::GET, "/v1/dead-letters", false),
+            (Method::POST, "/v1/dead-letters/{delivery_id}/replay", false),
         ];
         for (m, p, ok) in cases {
             assert_eq!(integration_token_allowed(&m, Some(p)), ok, "{m} {p}");

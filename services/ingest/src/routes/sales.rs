@@ -102,6 +102,9 @@ pub async fn create_batch(
             format!("must hold 1 to {MAX_BATCH} sales, got {}", req.sales.len()),
         ));
     }
+    // The request itself was charged one token on authentication.
+    let extra = u32::try_from(req.sales.len() - 1).unwrap_or(u32::MAX);
+    state.charge(caller.tenant_id, extra)?;
     let external_ids: Vec<Option<String>> = req
         .sales
         .iter()

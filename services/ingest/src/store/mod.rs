@@ -2,6 +2,7 @@
 //! (or the pool for single statements) so the routes decide the transaction
 //! boundaries; every query on tenant data is scoped by `tenant_id`.
 
+pub mod dead_letters;
 pub mod integrations;
 pub mod sales;
 pub mod status;

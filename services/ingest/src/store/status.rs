@@ -132,6 +132,8 @@ pub struct NewWebhookDelivery {
     pub sale_id: SaleId,
     pub dedupe_key: String,
     pub target_url: String,
+    /// The webhook body as it will be sent (kept for replays).
+    pub body: serde_json::Value,
 }
 
 /// Inserts status-webhook deliveries; returns the ids actually inserted
@@ -145,11 +147,11 @@ pub async fn insert_webhook_deliveries(
     }
     sqlx::query_scalar(
         "INSERT INTO deliveries (id, tenant_id, sale_id, integration_id, purpose, dedupe_key,
-                                 target_url, target_ref)
+                                 target_url, target_ref, body)
          SELECT u.id, u.tenant_id, u.sale_id, NULL, 'status_webhook', u.dedupe_key,
-                u.target_url, u.id::text
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[])
-              AS u(id, tenant_id, sale_id, dedupe_key, target_url)
+                u.target_url, u.id::text, u.body
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[])
+              AS u(id, tenant_id, sale_id, dedupe_key, target_url, body)
          ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
          RETURNING id",
     )
@@ -166,6 +168,7 @@ pub async fn insert_webhook_deliveries(
             .map(|r| r.target_url.as_str())
             .collect::<Vec<_>>(),
     )
+    .bind(rows.iter().map(|r| r.body.clone()).collect::<Vec<_>>())
     .fetch_all(conn)
     .await
 }

@@ -3,12 +3,16 @@
 //! (also when the test panics), and helpers to drive the app in-process.
 #![allow(dead_code)]
 
+pub mod seed;
+pub mod target;
+
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ingest::app::AppState;
+use ingest::rate_limit::RateLimiter;
 use salesync_core::crypto::SecretBox;
 use salesync_core::metrics::Metrics;
 use salesync_core::ops::Readiness;
@@ -35,6 +39,8 @@ fn unique_name(prefix: &str) -> String {
 /// A fresh, migrated database, dropped when this value is.
 pub struct TestDb {
     pub pool: PgPool,
+    /// The test database's URL, for in-process services and the CLI.
+    pub url: String,
     name: String,
     admin_url: String,
 }
@@ -58,6 +64,7 @@ impl TestDb {
             .expect("migrate test database");
         Self {
             pool,
+            url: url.to_string(),
             name,
             admin_url,
         }
@@ -178,12 +185,15 @@ pub fn state(pool: &PgPool) -> AppState {
         metrics: Metrics::new("ingest-test"),
         readiness: Readiness::default(),
         max_body_bytes: 8 * 1024 * 1024,
+        rate_limits: Arc::new(RateLimiter::new(1_000_000, 1_000_000)),
+        amqp_url: amqp_url(),
     }
 }
 
 /// A response: status and JSON body (`Value::Null` when empty or not JSON).
 pub struct Answer {
     pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
     pub body: Value,
     pub text: String,
 }
@@ -213,12 +223,18 @@ pub async fn call(
 pub async fn raw(app: &Router, req: Request<Body>) -> Answer {
     let resp = app.clone().oneshot(req).await.expect("infallible");
     let status = resp.status();
+    let headers = resp.headers().clone();
     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
         .await
         .expect("body");
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Answer { status, body, text }
+    Answer {
+        status,
+        headers,
+        body,
+        text,
+    }
 }
 
 /// Creates a tenant through the admin API; returns (tenant_id, token).

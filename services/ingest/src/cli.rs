@@ -1,0 +1,126 @@
+//! The operator commands that do not serve: `admin create-tenant`, `dlq …`
+//! and `rotate-secrets`. Each calls the same functions as the matching API
+//! route (one code path) and prints its answer as JSON on stdout, so the
+//! output can be piped into `jq`. No telemetry: stdout is the answer only.
+
+use salesync_core::db;
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::config::{AdminCommand, Cli, DlqCommand};
+use crate::dead_letters::query::{self, BulkReplayParams, ListParams};
+use crate::dead_letters::{self, Actor};
+use crate::key_rotation;
+use crate::tenancy::{self, NewTenant};
+
+fn print(value: &impl Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+async fn connect(cli: &Cli) -> anyhow::Result<PgPool> {
+    db::connect_and_migrate(
+        &cli.common.database_url,
+        cli.common.database_max_connections,
+    )
+    .await
+}
+
+/// `ingest admin …`
+pub async fn admin(cli: &Cli, cmd: AdminCommand) -> anyhow::Result<()> {
+    let pool = connect(cli).await?;
+    match cmd {
+        AdminCommand::CreateTenant {
+            name,
+            token_name,
+            integration_only,
+        } => {
+            let created = tenancy::create_tenant(
+                &pool,
+                NewTenant {
+                    name,
+                    token_name,
+                    integration_only,
+                },
+            )
+            .await?;
+            // One line, as scripts (deploy/, tests) read it.
+            println!("{}", serde_json::to_string(&created)?);
+        }
+    }
+    Ok(())
+}
+
+/// `ingest dlq …`
+pub async fn dlq(cli: &Cli, cmd: DlqCommand) -> anyhow::Result<()> {
+    let pool = connect(cli).await?;
+    let invalid =
+        |fields: Vec<salesync_core::domain::FieldError>| dead_letters::DlqError::Invalid(fields);
+    match cmd {
+        DlqCommand::List {
+            scope,
+            integration,
+            from,
+            to,
+            limit,
+            cursor,
+            include_discarded,
+        } => {
+            let q = query::list_query(&ListParams {
+                integration_id: integration,
+                from,
+                to,
+                limit,
+                cursor,
+                include_discarded: Some(include_discarded.to_string()),
+            })
+            .map_err(invalid)?;
+            print(&dead_letters::list(&pool, scope.tenant, &q).await?)
+        }
+        DlqCommand::Show { id, scope } => {
+            print(&dead_letters::show(&pool, scope.tenant, id).await?)
+        }
+        DlqCommand::Replay {
+            id: Some(id),
+            scope,
+            ..
+        } => print(&dead_letters::replay(&pool, scope.tenant, id, Actor::Cli).await?),
+        DlqCommand::Replay {
+            id: None,
+            scope,
+            integration,
+            from,
+            to,
+        } => {
+            let filter = query::bulk_filter(&BulkReplayParams {
+                integration_id: integration,
+                from,
+                to,
+            })
+            .map_err(invalid)?;
+            print(&dead_letters::replay_matching(&pool, scope.tenant, &filter, Actor::Cli).await?)
+        }
+        DlqCommand::Discard { id, reason, scope } => {
+            print(&dead_letters::discard(&pool, scope.tenant, id, &reason, Actor::Cli).await?)
+        }
+    }
+}
+
+/// `ingest rotate-secrets`
+pub async fn rotate_secrets(cli: &Cli) -> anyhow::Result<()> {
+    let Some(encryption) = &cli.encryption else {
+        anyhow::bail!(
+            "SALESYNC_ENCRYPTION_KEYS is required: the new key first, then the old ones (new,old)"
+        );
+    };
+    let pool = connect(cli).await?;
+    let report = key_rotation::rotate_all(&pool, &encryption.encryption_keys).await?;
+    print(&report)?;
+    if !report.ok() {
+        anyhow::bail!(
+            "{} secret(s) could not be decrypted with any given key; keep the old key until they are fixed",
+            report.failed.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,406 @@
+//! What a dead-letter request asks for, checked without I/O: the filter
+//! (integration, time range on `dead_at`, discarded or not), the page size,
+//! the opaque cursor, a bulk replay's filter, a discard's reason. Both the
+//! API (query string / JSON body) and the CLI (flags) come through here, so
+//! they accept and refuse exactly the same things.
+
+use chrono::{DateTime, Utc};
+use salesync_core::domain::{DeliveryId, FieldError, IntegrationId};
+use serde::Deserialize;
+
+/// Page size when none is asked for.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page.
+pub const MAX_LIMIT: u32 = 500;
+/// Longest discard reason.
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// Which dead letters: all filters optional and combined with AND.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub integration_id: Option<IntegrationId>,
+    /// `dead_at >= from`
+    pub from: Option<DateTime<Utc>>,
+    /// `dead_at < to`
+    pub to: Option<DateTime<Utc>>,
+    /// Discarded dead letters are hidden unless asked for.
+    pub include_discarded: bool,
+}
+
+/// Where the previous page ended (the last row's `dead_at` and id; the list
+/// is newest first, ties broken by id).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cursor {
+    pub dead_at: DateTime<Utc>,
+    pub id: DeliveryId,
+}
+
+impl Cursor {
+    /// `<microseconds since epoch>_<delivery id>`: opaque to callers, exact
+    /// to PostgreSQL's timestamp precision.
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.dead_at.timestamp_micros(), self.id)
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let (micros, id) = s.split_once('_')?;
+        Some(Self {
+            dead_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+/// One page of the list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub filter: Filter,
+    pub limit: u32,
+    pub after: Option<Cursor>,
+}
+
+/// The list's parameters as given (query string or CLI flags), unchecked.
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    pub integration_id: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+    pub include_discarded: Option<String>,
+}
+
+/// `POST /v1/dead-letters/replay` (and `dlq replay --integration/--from/--to`).
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct BulkReplayParams {
+    #[serde(default)]
+    pub integration_id: Option<String>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// Collects field errors so a request hears about every problem at once.
+#[derive(Default)]
+struct Problems(Vec<FieldError>);
+
+impl Problems {
+    fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
+        r.map_err(|p| self.0.push(FieldError::new(field, p))).ok()
+    }
+
+    fn finish<T>(self, value: T) -> Result<T, Vec<FieldError>> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.0)
+        }
+    }
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| "must be an RFC 3339 timestamp, e.g. 2025-03-01T00:00:00Z".to_string())
+}
+
+fn parse_integration(s: &str) -> Result<IntegrationId, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| "must be an integration id (UUID)".to_string())
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err("must be true or false".into()),
+    }
+}
+
+fn parse_limit(s: &str) -> Result<u32, String> {
+    s.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
+        .ok_or_else(|| format!("must be a whole number from 1 to {MAX_LIMIT}"))
+}
+
+/// The shared part of both filters: integration and time range.
+fn range_filter(
+    p: &mut Problems,
+    integration_id: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Filter {
+    let integration_id =
+        integration_id.and_then(|s| p.check("integration_id", parse_integration(s)));
+    let from = from.and_then(|s| p.check("from", parse_time(s)));
+    let to = to.and_then(|s| p.check("to", parse_time(s)));
+    if let (Some(f), Some(t)) = (from, to)
+        && f >= t
+    {
+        p.0.push(FieldError::new("to", "must be after from"));
+    }
+    Filter {
+        integration_id,
+        from,
+        to,
+        include_discarded: false,
+    }
+}
+
+/// Checks the list parameters.
+pub fn list_query(params: &ListParams) -> Result<ListQuery, Vec<FieldError>> {
+    let mut p = Problems::default();
+    let mut filter = range_filter(
+        &mut p,
+        params.integration_id.as_deref(),
+        params.from.as_deref(),
+        params.to.as_deref(),
+    );
+    filter.include_discarded = params
+        .include_discarded
+        .as_deref()
+        .and_then(|s| p.check("include_discarded", parse_bool(s)))
+        .unwrap_or(false);
+    let limit = params
+        .limit
+        .as_deref()
+        .and_then(|s| p.check("limit", parse_limit(s)))
+        .unwrap_or(DEFAULT_LIMIT);
+    let after = params.cursor.as_deref().and_then(|s| {
+        p.check(
+            "cursor",
+            Cursor::decode(s.trim()).ok_or_else(|| "not a cursor from a previous page".to_string()),
+        )
+    });
+    p.finish(ListQuery {
+        filter,
+        limit,
+        after,
+    })
+}
+
+/// Checks a bulk replay's filter. At least one of integration and time
+/// bound is required: "replay every dead letter ever" is too easy a mistake.
+/// Discarded dead letters are never replayed in bulk (replay them one by one).
+pub fn bulk_filter(params: &BulkReplayParams) -> Result<Filter, Vec<FieldError>> {
+    let mut p = Problems::default();
+    if params.integration_id.is_none() && params.from.is_none() && params.to.is_none() {
+        p.0.push(FieldError::new(
+            "$",
+            "give at least one of integration_id, from, to",
+        ));
+    }
+    let filter = range_filter(
+        &mut p,
+        params.integration_id.as_deref(),
+        params.from.as_deref(),
+        params.to.as_deref(),
+    );
+    p.finish(filter)
+}
+
+/// Checks a discard reason; returns it trimmed.
+pub fn discard_reason(reason: &str) -> Result<String, Vec<FieldError>> {
+    let reason = reason.trim();
+    let problem = if reason.is_empty() {
+        Some("must not be empty: say why it is discarded".to_string())
+    } else if reason.chars().count() > MAX_REASON_CHARS {
+        Some(format!("must be at most {MAX_REASON_CHARS} characters"))
+    } else if reason.contains('\0') {
+        Some("must not contain NUL characters".to_string())
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(vec![FieldError::new("reason", p)]),
+        None => Ok(reason.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> ListParams {
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        ListParams {
+            integration_id: get("integration_id"),
+            from: get("from"),
+            to: get("to"),
+            limit: get("limit"),
+            cursor: get("cursor"),
+            include_discarded: get("include_discarded"),
+        }
+    }
+
+    fn fields(r: Result<ListQuery, Vec<FieldError>>) -> Vec<String> {
+        r.err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| f.field)
+            .collect()
+    }
+
+    #[test]
+    fn list_parameters() {
+        let id = IntegrationId::new().to_string();
+        let cursor = Cursor {
+            dead_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
+            id: DeliveryId::new(),
+        }
+        .encode();
+        // (name, params, fields in error — empty means accepted)
+        type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+        let cases: Vec<Case> = vec![
+            ("nothing", vec![], vec![]),
+            (
+                "everything",
+                vec![
+                    ("integration_id", &id),
+                    ("from", "2025-01-01T00:00:00Z"),
+                    ("to", "2025-02-01T00:00:00+01:00"),
+                    ("limit", "500"),
+                    ("cursor", &cursor),
+                    ("include_discarded", "true"),
+                ],
+                vec![],
+            ),
+            (
+                "bad integration",
+                vec![("integration_id", "x")],
+                vec!["integration_id"],
+            ),
+            ("bad time", vec![("from", "yesterday")], vec!["from"]),
+            ("date without time", vec![("to", "2025-01-01")], vec!["to"]),
+            (
+                "empty range",
+                vec![
+                    ("from", "2025-01-02T00:00:00Z"),
+                    ("to", "2025-01-01T00:00:00Z"),
+                ],
+                vec!["to"],
+            ),
+            (
+                "equal bounds",
+                vec![
+                    ("from", "2025-01-01T00:00:00Z"),
+                    ("to", "2025-01-01T00:00:00Z"),
+                ],
+                vec!["to"],
+            ),
+            ("limit zero", vec![("limit", "0")], vec!["limit"]),
+            ("limit too big", vec![("limit", "501")], vec!["limit"]),
+            ("limit negative", vec![("limit", "-1")], vec!["limit"]),
+            ("limit not a number", vec![("limit", "ten")], vec!["limit"]),
+            ("bad cursor", vec![("cursor", "abc")], vec!["cursor"]),
+            (
+                "cursor with bad id",
+                vec![("cursor", "123_nope")],
+                vec!["cursor"],
+            ),
+            (
+                "bad flag",
+                vec![("include_discarded", "yes")],
+                vec!["include_discarded"],
+            ),
+            (
+                "all problems at once",
+                vec![("limit", "0"), ("from", "x"), ("cursor", "y")],
+                vec!["from", "limit", "cursor"],
+            ),
+        ];
+        for (name, pairs, want) in cases {
+            let got = fields(list_query(&params(&pairs)));
+            assert_eq!(got, want, "case {name}");
+        }
+        let q = list_query(&params(&[])).unwrap();
+        assert_eq!(q.limit, DEFAULT_LIMIT);
+        assert!(!q.filter.include_discarded);
+        assert!(q.after.is_none());
+    }
+
+    #[test]
+    fn cursors_round_trip_to_the_microsecond() {
+        let c = Cursor {
+            dead_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
+            id: DeliveryId::new(),
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        for bad in [
+            "",
+            "_",
+            "1_",
+            "_x",
+            "x_y",
+            "99999999999999999999_00000000-0000-0000-0000-000000000000",
+        ] {
+            assert_eq!(Cursor::decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn bulk_replay_needs_a_filter() {
+        let id = IntegrationId::new().to_string();
+        let p = |i: Option<&str>, f: Option<&str>, t: Option<&str>| BulkReplayParams {
+            integration_id: i.map(str::to_string),
+            from: f.map(str::to_string),
+            to: t.map(str::to_string),
+        };
+        // (name, params, accepted)
+        let cases = [
+            ("no filter", p(None, None, None), false),
+            ("integration", p(Some(&id), None, None), true),
+            (
+                "from only",
+                p(None, Some("2025-01-01T00:00:00Z"), None),
+                true,
+            ),
+            ("to only", p(None, None, Some("2025-01-01T00:00:00Z")), true),
+            ("bad integration", p(Some("nope"), None, None), false),
+            (
+                "inverted range",
+                p(
+                    None,
+                    Some("2025-01-02T00:00:00Z"),
+                    Some("2025-01-01T00:00:00Z"),
+                ),
+                false,
+            ),
+        ];
+        for (name, params, ok) in cases {
+            let got = bulk_filter(&params);
+            assert_eq!(got.is_ok(), ok, "case {name}: {got:?}");
+            if let Ok(f) = got {
+                assert!(!f.include_discarded, "bulk never replays discarded ones");
+            }
+        }
+    }
+
+    #[test]
+    fn discard_reasons() {
+        let long = "x".repeat(MAX_REASON_CHARS + 1);
+        // (reason, accepted as)
+        let cases = [
+            ("duplicate of order 17", Some("duplicate of order 17")),
+            ("  padded  ", Some("padded")),
+            ("", None),
+            ("   ", None),
+            ("a\0b", None),
+            (long.as_str(), None),
+        ];
+        for (reason, want) in cases {
+            assert_eq!(discard_reason(reason).ok().as_deref(), want, "{reason:?}");
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Per-tenant rate limits (429 with Retry-After, a batch costs its sales)
+//! and the request size limit (413, also for a body sent without a length).
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{TestDb, call, raw, state, tenant};
+use ingest::app;
+use ingest::rate_limit::RateLimiter;
+use salesync_core::domain::sample_sale;
+use serde_json::{Value, json};
+
+fn batch(prefix: &str, n: usize) -> Value {
+    let sales: Vec<Value> = (0..n)
+        .map(|i| serde_json::to_value(sample_sale(&format!("{prefix}-{i}"))).expect("sale"))
+        .collect();
+    json!({ "sales": sales })
+}
+
+fn retry_after(a: &common::Answer) -> u64 {
+    a.headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn tenants_over_their_rate_get_429_with_retry_after() {
+    let db = TestDb::new().await;
+    let mut st = state(&db.pool);
+    // 1 per second refill, bucket of 20: a test cannot accidentally refill it.
+    st.rate_limits = Arc::new(RateLimiter::new(1, 20));
+    let app = app(st);
+    // Admin routes are not tenant-limited: tenants can be made at any rate.
+    let (_, a) = tenant(&app, "A", false).await;
+    let (_, b) = tenant(&app, "B", false).await;
+
+    // A batch of 15 costs 15; the next batch of 10 does not fit.
+    let r = call(
+        &app,
+        "POST",
+        "/v1/sales/batch",
+        Some(&a),
+        Some(&batch("a", 15)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = call(
+        &app,
+        "POST",
+        "/v1/sales/batch",
+        Some(&a),
+        Some(&batch("b", 10)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "rate_limited");
+    let wait = retry_after(&r);
+    assert!((1..=10).contains(&wait), "Retry-After {wait}");
+    // Nothing of the refused batch was stored.
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sales WHERE external_id LIKE 'b-%'")
+        .fetch_one(&db.pool)
+        .await
+        .expect("count");
+    assert_eq!(stored, 0);
+
+    // Every request costs one: a few more and even reads are refused.
+    let mut refused = None;
+    for _ in 0..10 {
+        let r = call(&app, "GET", "/v1/integrations", Some(&a), None).await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let r = refused.expect("reads are limited too");
+    assert!(retry_after(&r) >= 1);
+
+    // Another tenant is not slowed down by A.
+    let r = call(
+        &app,
+        "POST",
+        "/v1/sales/batch",
+        Some(&b),
+        Some(&batch("c", 19)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // Limited requests are counted like any other.
+    let r = call(&app, "GET", "/metrics", None, None).await;
+    assert!(r.text.contains("status=\"429\""), "{}", r.text);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413_with_or_without_a_length() {
+    let db = TestDb::new().await;
+    let mut st = state(&db.pool);
+    st.max_body_bytes = 4096;
+    let app = app(st);
+    let (_, token) = tenant(&app, "Shop", false).await;
+
+    // A declared length over the limit.
+    let r = call(
+        &app,
+        "POST",
+        "/v1/sales/batch",
+        Some(&token),
+        Some(&batch("x", 20)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "payload_too_large");
+
+    // A streamed body without Content-Length is cut off at the limit too.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..10)
+        .map(|_| Ok(vec![b' '; 1024]))
+        .chain(std::iter::once(Ok(b"{}".to_vec())))
+        .collect();
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/sales")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from_stream(futures::stream::iter(chunks)))
+        .expect("request");
+    let r = raw(&app, req).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "payload_too_large");
+
+    // Under the limit all is well.
+    let sale = serde_json::to_value(sample_sale("small")).expect("sale");
+    let r = call(&app, "POST", "/v1/sales", Some(&token), Some(&sale)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
