@@ -66,6 +66,7 @@ impl fmt::Display for FieldError {
 impl std::error::Error for FieldError {}
 
 const OVERFLOW: &str = "amount overflows";
+const NUL: &str = "must not contain NUL characters (U+0000)";
 
 /// Checks `s` against the limits and arithmetic rules of the sale contract.
 /// Returns every problem found, not just the first, so a source can fix its
@@ -128,6 +129,11 @@ impl Validator {
         } else if n > max {
             self.err(field, format!("must be at most {max} characters, got {n}"));
         }
+        // PostgreSQL cannot store U+0000 in text or jsonb: a sale holding
+        // one could be accepted here and then fail to be written.
+        if value.contains('\0') {
+            self.err(field, NUL);
+        }
     }
 
     fn opt_text(&mut self, field: &str, value: Option<&str>, max: usize) {
@@ -140,7 +146,8 @@ impl Validator {
     /// them are never legitimate and are a classic injection vector.
     fn id(&mut self, field: &str, value: &str) {
         self.text(field, value, 1, MAX_ID_CHARS);
-        if value.chars().any(char::is_control) {
+        // NUL is reported by `text` already.
+        if value.chars().any(|c| c.is_control() && c != '\0') {
             self.err(field, "must not contain control characters");
         }
     }
@@ -224,6 +231,9 @@ impl Validator {
         for (key, value) in metadata {
             let field = format!("metadata.{}", truncate(key, MAX_METADATA_KEY_CHARS));
             let key_chars = key.chars().count();
+            if key.contains('\0') {
+                self.err(&field, format!("key {NUL}"));
+            }
             if key_chars == 0 {
                 self.err(&field, "key must not be empty");
             } else if key_chars > MAX_METADATA_KEY_CHARS {
@@ -843,6 +853,58 @@ mod tests {
         let mut s = sample_refund("r-1", "r-1");
         s.payments[0].refund_of = None;
         assert_single(&s, "refund_of", &["itself"]);
+    }
+
+    #[test]
+    fn domain_validation_nul_characters() {
+        type Set = fn(&mut SaleInput, String);
+        let cases: &[(&str, Set)] = &[
+            ("external_id", |s, v| s.external_id = v),
+            ("sale_number", |s, v| s.sale_number = Some(v)),
+            ("location_id", |s, v| s.location_id = Some(v)),
+            ("register_id", |s, v| s.register_id = Some(v)),
+            ("customer.name", |s, v| {
+                if let Some(c) = s.customer.as_mut() {
+                    c.name = Some(v);
+                }
+            }),
+            ("customer.email", |s, v| {
+                if let Some(c) = s.customer.as_mut() {
+                    c.email = Some(format!("{v}@example.com"));
+                }
+            }),
+            ("customer.vat_number", |s, v| {
+                if let Some(c) = s.customer.as_mut() {
+                    c.vat_number = Some(v);
+                }
+            }),
+            ("lines[0].line_id", |s, v| s.lines[0].line_id = Some(v)),
+            ("lines[0].sku", |s, v| s.lines[0].sku = v),
+            ("lines[0].name", |s, v| s.lines[0].name = v),
+            ("lines[0].category", |s, v| s.lines[0].category = Some(v)),
+            ("lines[0].product_ref", |s, v| {
+                s.lines[0].product_ref = Some(v)
+            }),
+            ("payments[0].method", |s, v| s.payments[0].method = v),
+            ("payments[0].reference", |s, v| {
+                s.payments[0].reference = Some(v)
+            }),
+            ("metadata.channel", |s, v| {
+                s.metadata.insert("channel".into(), v);
+            }),
+        ];
+        for (field, set) in cases {
+            let mut s = sample_sale("s-1");
+            set(&mut s, "a\0b".into());
+            assert_single(&s, field, &["NUL"]);
+        }
+        let mut s = sample_sale("s-1");
+        s.metadata.insert("k\0".into(), "v".into());
+        assert_single(&s, "metadata.k\0", &["key must not contain NUL"]);
+        // Other control characters are fine in free text, not in ids.
+        let mut s = sample_sale("s-1");
+        s.lines[0].name = "tab\there".into();
+        assert_eq!(validate_sale(&s), Ok(()));
     }
 
     #[test]
