@@ -119,6 +119,9 @@ pub fn plan(
     plan
 }
 
+/// Longest target status kept (the status-poller refuses longer ones too).
+const MAX_TARGET_STATUS_BYTES: usize = 200;
+
 fn decide(
     item: usize,
     incoming: &Incoming,
@@ -141,6 +144,17 @@ fn decide(
         ));
     }
     let u = &incoming.update;
+    // A target's status goes into a text column and a unique key: one that
+    // PostgreSQL cannot store (NUL) or index (huge) would fail the batch forever.
+    if u.target_status.is_empty()
+        || u.target_status.len() > MAX_TARGET_STATUS_BYTES
+        || u.target_status.chars().any(char::is_control)
+    {
+        return Verdict::Dead(format!(
+            "invalid_status: target status of {} bytes is empty, too long or has control characters",
+            u.target_status.len()
+        ));
+    }
     if let Some(mapped) = &u.mapped_status
         && !is_valid_status(mapped)
     {
@@ -255,6 +269,18 @@ mod tests {
             (
                 Err("poison: bad".into()),
                 Verdict::Dead("poison: bad".into()),
+            ),
+            (
+                update(&w, "bad\u{0}status", Some("paid")),
+                Verdict::Dead(
+                    "invalid_status: target status of 10 bytes is empty, too long or has control characters".into(),
+                ),
+            ),
+            (
+                update(&w, &"x".repeat(5000), Some("paid")),
+                Verdict::Dead(
+                    "invalid_status: target status of 5000 bytes is empty, too long or has control characters".into(),
+                ),
             ),
             (
                 update(&w, "x", Some("Not Valid")),
