@@ -1,0 +1,478 @@
+//! The results as markdown: run facts, throughput and latency per phase,
+//! the issue's targets with the measured values, CPU and memory per
+//! service. `splice` puts the table between the benchmark's markers in an
+//! existing document so the hand-written analysis around it survives a
+//! re-run with `--write`.
+
+use std::fmt::Write as _;
+
+use crate::meta::Meta;
+use crate::scenario::{Load, ScenarioResult};
+use crate::stats::{Latency, PhaseStats};
+use crate::usage::ServiceUsage;
+
+pub const BEGIN: &str = "<!-- salesync-bench:begin -->";
+pub const END: &str = "<!-- salesync-bench:end -->";
+
+/// The raw broker phase as run.
+#[derive(Clone, Debug)]
+pub struct RawResult {
+    pub stats: PhaseStats,
+    pub description: String,
+    /// RabbitMQ and the benchmark process (publisher + consumer).
+    pub usage: Vec<ServiceUsage>,
+    /// Share of the machine's CPU busy while it ran, 0..=1.
+    pub machine_busy: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub meta: Meta,
+    /// How the phases were loaded, one line.
+    pub settings: String,
+    pub raw: Option<RawResult>,
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+impl Report {
+    /// Phases where an accepted sale (or message) never arrived.
+    pub fn losses(&self) -> Vec<(String, u64)> {
+        self.raw
+            .iter()
+            .map(|r| ("raw broker".to_string(), r.stats.missing))
+            .chain(
+                self.scenarios
+                    .iter()
+                    .map(|s| (s.label.clone(), s.stats.missing)),
+            )
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+/// 12345.6 → "12,346".
+pub fn thousands(v: f64) -> String {
+    let n = v.round().max(0.0) as u64;
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (k, c) in digits.chars().enumerate() {
+        if k > 0 && (digits.len() - k).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Microseconds as milliseconds, 1 decimal below 100 ms.
+pub fn ms(us: u64) -> String {
+    let v = us as f64 / 1000.0;
+    if v < 100.0 {
+        format!("{v:.1}")
+    } else {
+        thousands(v)
+    }
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or("–".into(), |k| format!("{:.1}", k as f64 / 1024.0))
+}
+
+fn latency_cells(l: Option<Latency>) -> String {
+    match l {
+        Some(l) => format!(
+            "{} | {} | {} | {}",
+            ms(l.p50_us),
+            ms(l.p90_us),
+            ms(l.p99_us),
+            ms(l.max_us)
+        ),
+        None => "– | – | – | –".into(),
+    }
+}
+
+fn ratio(part: f64, whole: Option<f64>) -> String {
+    match whole {
+        Some(w) if w > 0.0 => format!("{:.0} %", part / w * 100.0),
+        _ => "–".into(),
+    }
+}
+
+fn load_label(load: Load) -> String {
+    match load {
+        Load::Fixed { rate } => format!("{} sales/s offered", thousands(f64::from(rate))),
+        Load::Saturate => "saturation".into(),
+    }
+}
+
+fn yes_no(ok: bool) -> &'static str {
+    if ok { "yes" } else { "**no**" }
+}
+
+/// The whole block, markers included.
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let m = &r.meta;
+    let load = |l: Option<f64>| l.map_or("unknown".into(), |v| format!("{v:.2}"));
+    let _ = writeln!(s, "{BEGIN}");
+    let _ = writeln!(s, "### Run of {}\n", m.date);
+    let _ = writeln!(
+        s,
+        "- machine: {} cores ({}); 1-min load average {} before the run, {} after",
+        m.cores,
+        m.cpu_model,
+        load(m.load_before),
+        load(m.load_after)
+    );
+    let _ = writeln!(s, "- commit: `{}`", m.commit);
+    let _ = writeln!(s, "- command: `{}`", m.command);
+    let _ = writeln!(s, "- {}\n", r.settings);
+
+    let raw_rate = r.raw.as_ref().map(|x| x.stats.delivered_per_sec);
+    let _ = writeln!(s, "#### Throughput and latency\n");
+    let _ = writeln!(
+        s,
+        "| phase | offered /s | accepted /s | **delivered /s** | first → last third /s | vs raw | p50 ms | p90 ms | p99 ms | max ms | p99 from answer ms | sent | delivered | machine CPU busy |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    );
+    let trend = |st: &PhaseStats| {
+        format!(
+            "{} → {}",
+            thousands(st.delivered_trend.0),
+            thousands(st.delivered_trend.1)
+        )
+    };
+    if let Some(raw) = &r.raw {
+        let st = &raw.stats;
+        let _ = writeln!(
+            s,
+            "| raw broker: {} | {} | {} | **{}** | {} | 100 % | {} | – | {} | {} | {:.0} % |",
+            raw.description,
+            thousands(st.offered_per_sec),
+            thousands(st.accepted_per_sec),
+            thousands(st.delivered_per_sec),
+            trend(st),
+            latency_cells(st.latency),
+            thousands(st.sent as f64),
+            thousands(st.delivered as f64),
+            raw.machine_busy * 100.0,
+        );
+    }
+    for sc in &r.scenarios {
+        let st = &sc.stats;
+        let _ = writeln!(
+            s,
+            "| salesync: {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {:.0} % |",
+            sc.label,
+            thousands(st.offered_per_sec),
+            thousands(st.accepted_per_sec),
+            thousands(st.delivered_per_sec),
+            trend(st),
+            ratio(st.delivered_per_sec, raw_rate),
+            latency_cells(st.latency),
+            st.latency_from_accept.map_or("–".into(), |l| ms(l.p99_us)),
+            thousands(st.sent as f64),
+            thousands(st.delivered as f64),
+            sc.machine_busy * 100.0,
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nRates are per second over the measured window (after warm-up). Latency is arrival at the \
+         target − the moment the POST was sent (raw: publish → consume), for what was sent in the \
+         window; \"p99 from answer\" counts from ingest's 2xx instead. At saturation latency is \
+         mostly queueing behind the in-flight cap.\n"
+    );
+    let problems: Vec<String> = r
+        .scenarios
+        .iter()
+        .filter(|sc| sc.errors > 0 || sc.stats.missing > 0 || sc.stats.duplicates > 0)
+        .map(|sc| {
+            format!(
+                "- {}: {} refused/failed POSTs{}, {} accepted but not delivered, {} delivered twice",
+                sc.label,
+                sc.errors,
+                sc.first_error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(" (first: {e})")),
+                sc.stats.missing,
+                sc.stats.duplicates
+            )
+        })
+        .collect();
+    if !problems.is_empty() {
+        let _ = writeln!(s, "Irregularities:\n\n{}\n", problems.join("\n"));
+    }
+
+    render_targets(&mut s, r, raw_rate);
+    render_usage(&mut s, r);
+    let _ = writeln!(s, "{END}");
+    s
+}
+
+fn render_targets(s: &mut String, r: &Report, raw_rate: Option<f64>) {
+    let _ = writeln!(s, "#### Against the issue's targets\n");
+    let _ = writeln!(s, "| target | measured | met |");
+    let _ = writeln!(s, "|---|---|---|");
+    let saturated: Vec<&ScenarioResult> = r
+        .scenarios
+        .iter()
+        .filter(|x| x.load == Load::Saturate)
+        .collect();
+    if let (Some(raw), Some(best)) = (
+        raw_rate,
+        saturated
+            .iter()
+            .map(|x| x.stats.delivered_per_sec)
+            .reduce(f64::max),
+    ) {
+        let _ = writeln!(
+            s,
+            "| delivered ≥ 50 % of the raw broker | {} of {} /s = {} | {} |",
+            thousands(best),
+            thousands(raw),
+            ratio(best, Some(raw)),
+            yes_no(best >= raw / 2.0)
+        );
+    }
+    for sc in r
+        .scenarios
+        .iter()
+        .filter(|x| matches!(x.load, Load::Fixed { .. }))
+    {
+        if let Some(l) = sc.stats.latency {
+            let _ = writeln!(
+                s,
+                "| p99 ingest→delivery ≤ 30 ms at {} | {} ms | {} |",
+                load_label(sc.load),
+                ms(l.p99_us),
+                yes_no(l.p99_us <= 30_000)
+            );
+        }
+    }
+    let idle = r
+        .scenarios
+        .iter()
+        .flat_map(|sc| sc.usage.iter())
+        .filter(|u| u.replicas.is_some())
+        .filter_map(|u| Some((u.idle_rss_kib?, u.name.clone())))
+        .max();
+    if let Some((kib, name)) = idle {
+        let _ = writeln!(
+            s,
+            "| idle RSS ≤ 30 MiB per service | largest {} MiB ({name}) | {} |",
+            mib(Some(kib)),
+            yes_no(kib <= 30 * 1024)
+        );
+    }
+    if let [one, .., more] = saturated.as_slice() {
+        let (a, b) = (one.stats.delivered_per_sec, more.stats.delivered_per_sec);
+        let _ = writeln!(
+            s,
+            "| more replicas do not lower throughput | {} → {} /s | {} |",
+            thousands(a),
+            thousands(b),
+            // Within 5 %: run-to-run noise on a shared two-core box.
+            yes_no(b >= a * 0.95)
+        );
+    }
+    let _ = writeln!(s);
+}
+
+fn render_usage(s: &mut String, r: &Report) {
+    let _ = writeln!(s, "#### CPU and memory per process\n");
+    let _ = writeln!(
+        s,
+        "| phase | process | replicas | CPU s | CPU s / 1,000 sales | idle RSS MiB | peak RSS MiB |"
+    );
+    let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|");
+    let phases = r
+        .raw
+        .iter()
+        .map(|raw| {
+            (
+                "raw broker (per 1,000 messages)",
+                &raw.usage,
+                raw.stats.sent,
+            )
+        })
+        .chain(
+            r.scenarios
+                .iter()
+                .map(|sc| (sc.label.as_str(), &sc.usage, sc.stats.sent)),
+        );
+    for (label, usage, sent) in phases {
+        for u in usage {
+            let _ = writeln!(
+                s,
+                "| {label} | {} | {} | {:.1} | {} | {} | {} |",
+                u.name,
+                u.replicas.map_or("–".into(), |n| n.to_string()),
+                u.cpu_secs,
+                u.cpu_per_1k(sent).map_or("–".into(), |v| format!("{v:.3}")),
+                mib(u.idle_rss_kib),
+                mib(u.peak_rss_kib),
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nCPU is utime + stime of all replicas from the start of the load until every sale \
+         arrived, per 1,000 sales sent; RSS is per process (largest replica): idle = VmRSS before \
+         the load, peak = VmHWM after it.\n"
+    );
+}
+
+/// `existing` with the block between the markers replaced by `block`
+/// (markers included in `block`), or `block` appended when there are none.
+pub fn splice(existing: &str, block: &str) -> String {
+    if let (Some(b), Some(e)) = (existing.find(BEGIN), existing.find(END))
+        && b < e
+    {
+        let after = e + END.len();
+        let rest = existing[after..]
+            .strip_prefix('\n')
+            .unwrap_or(&existing[after..]);
+        return format!("{}{block}{rest}", &existing[..b]);
+    }
+    if existing.trim().is_empty() {
+        return format!("# Benchmarks\n\n{block}");
+    }
+    format!("{}\n\n{block}", existing.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_formats() {
+        for (v, want) in [
+            (0.0, "0"),
+            (999.4, "999"),
+            (1000.0, "1,000"),
+            (16_600.5, "16,601"),
+            (1_234_567.0, "1,234,567"),
+            (-3.0, "0"),
+        ] {
+            assert_eq!(thousands(v), want, "{v}");
+        }
+        for (us, want) in [
+            (860, "0.9"),
+            (4_200, "4.2"),
+            (99_949, "99.9"),
+            (2_345_000, "2,345"),
+        ] {
+            assert_eq!(ms(us), want, "{us}");
+        }
+    }
+
+    #[test]
+    fn splices_between_markers() {
+        let block = format!("{BEGIN}\nNEW\n{END}\n");
+        for (existing, want) in [
+            (
+                format!("# B\n\nintro\n\n{BEGIN}\nOLD\n{END}\n\n## Analysis\n"),
+                format!("# B\n\nintro\n\n{BEGIN}\nNEW\n{END}\n\n## Analysis\n"),
+            ),
+            (String::new(), format!("# Benchmarks\n\n{block}")),
+            (
+                "# B\n\nno markers\n".to_string(),
+                format!("# B\n\nno markers\n\n{block}"),
+            ),
+            (
+                format!("{END} before {BEGIN}"),
+                format!("{END} before {BEGIN}\n\n{block}"),
+            ),
+        ] {
+            assert_eq!(splice(&existing, &block), want, "{existing:?}");
+        }
+    }
+
+    fn stats(rate: f64, p99_us: u64) -> PhaseStats {
+        let l = Latency {
+            count: 10,
+            p50_us: 1_000,
+            p90_us: 2_000,
+            p99_us,
+            max_us: p99_us * 2,
+        };
+        PhaseStats {
+            sent: 1000,
+            delivered: 1000,
+            missing: 0,
+            duplicates: 0,
+            unknown: 0,
+            window_secs: 30.0,
+            offered_per_sec: rate,
+            accepted_per_sec: rate,
+            delivered_per_sec: rate,
+            delivered_trend: (rate, rate),
+            latency: Some(l),
+            latency_from_accept: Some(l),
+        }
+    }
+
+    fn scenario(label: &str, load: Load, rate: f64, p99_us: u64) -> ScenarioResult {
+        ScenarioResult {
+            label: label.into(),
+            load,
+            stats: stats(rate, p99_us),
+            usage: vec![ServiceUsage {
+                name: "ingest".into(),
+                replicas: Some(1),
+                cpu_secs: 2.0,
+                idle_rss_kib: Some(20 * 1024),
+                peak_rss_kib: Some(40 * 1024),
+            }],
+            machine_busy: 0.5,
+            errors: 0,
+            first_error: None,
+            requests: 10,
+        }
+    }
+
+    #[test]
+    fn renders_tables_and_target_verdicts() {
+        let report = Report {
+            meta: Meta {
+                date: "2026-11-24 03:00 UTC".into(),
+                cores: 2,
+                cpu_model: "cpu".into(),
+                commit: "abc123".into(),
+                command: "cargo run --release -p salesync-bench --".into(),
+                load_before: Some(0.3),
+                load_after: None,
+            },
+            settings: "settings line".into(),
+            raw: Some(RawResult {
+                stats: stats(10_000.0, 4_000),
+                description: "quorum".into(),
+                usage: Vec::new(),
+                machine_busy: 1.0,
+            }),
+            scenarios: vec![
+                scenario("fixed", Load::Fixed { rate: 1000 }, 1000.0, 12_000),
+                scenario("saturation", Load::Saturate, 6_000.0, 900_000),
+                scenario("replicas", Load::Saturate, 5_000.0, 900_000),
+            ],
+        };
+        let out = render(&report);
+        assert!(out.starts_with(BEGIN) && out.trim_end().ends_with(END));
+        for want in [
+            "| salesync: saturation | 6,000 | 6,000 | **6,000** | 6,000 → 6,000 | 60 % |",
+            "| delivered ≥ 50 % of the raw broker | 6,000 of 10,000 /s = 60 % | yes |",
+            "| p99 ingest→delivery ≤ 30 ms at 1,000 sales/s offered | 12.0 ms | yes |",
+            "| idle RSS ≤ 30 MiB per service | largest 20.0 MiB (ingest) | yes |",
+            "| more replicas do not lower throughput | 6,000 → 5,000 /s | **no** |",
+            "| fixed | ingest | 1 | 2.0 | 2.000 | 20.0 | 40.0 |",
+            "1-min load average 0.30 before the run, unknown after",
+        ] {
+            assert!(out.contains(want), "missing {want:?} in\n{out}");
+        }
+        assert!(report.losses().is_empty());
+    }
+}
