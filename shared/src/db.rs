@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::ops::ReadyFlag;
@@ -15,11 +15,19 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connects (retrying for up to about a minute) and migrates.
 pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = url
+        .parse()
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL {} is invalid: {e}", redact(url)))?;
+    // Statements are prepared once per connection and run for the process's
+    // life. A generic plan made while a table was nearly empty (a fresh
+    // deployment) keeps scanning it whole as it grows; planning each execution
+    // with its real parameters keeps the index lookups (see docs/benchmarks.md).
+    let options = options.options([("plan_cache_mode", "force_custom_plan")]);
     let pool = (|| async {
         PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
+            .connect_with(options.clone())
             .await
     })
     .retry(
