@@ -18,9 +18,11 @@ use tokio::sync::Notify;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+use crate::group_commit::SaleCommitter;
 use crate::http_layers;
 use crate::rate_limit::{RateLimiter, retry_after_secs};
 use crate::routes;
+use crate::token_cache::TokenCache;
 
 /// What every handler can reach. Cheap to clone (handles and `Arc`s).
 #[derive(Clone)]
@@ -39,6 +41,10 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimiter>,
     /// RabbitMQ, for the operator's look into the raw dead-letter queue.
     pub amqp_url: String,
+    /// Stores single-sale requests in groups (`GROUP_COMMIT_MAX`).
+    pub committer: SaleCommitter,
+    /// Recently authenticated tokens (`AUTH_CACHE_TTL` / `AUTH_CACHE_MAX`).
+    pub token_cache: Arc<TokenCache>,
 }
 
 impl AppState {

@@ -1,9 +1,12 @@
 //! Who is calling. `Caller` authenticates a tenant API token (looked up by its
-//! SHA-256; the token itself is never stored) and enforces the
+//! SHA-256; the token itself is never stored; active tokens are remembered
+//! for `AUTH_CACHE_TTL`, see `token_cache`) and enforces the
 //! integration-only policy from the route table, and charges the tenant's
 //! rate limit (429 when over); `Admin` checks the operator's
 //! `ADMIN_TOKEN` in constant time and makes admin routes look absent (404)
 //! when no admin token is configured.
+
+use std::time::Instant;
 
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::HeaderMap;
@@ -16,6 +19,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::routes::integration_token_allowed;
 use crate::store;
+use crate::token_cache::CachedToken;
 
 /// An authenticated tenant token.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,18 +34,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        let found = store::tokens::find_active(&state.pool, &tokens::hash(token))
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        if found.stale_last_used {
-            // Bookkeeping only: never delay or fail the request for it.
-            let pool = state.pool.clone();
-            tokio::spawn(async move {
-                if let Err(e) = store::tokens::touch(&pool, found.id).await {
-                    tracing::debug!(error = %e, "could not record token use");
-                }
-            });
-        }
+        let found = active_token(state, tokens::hash(token)).await?;
         let caller = Caller {
             tenant_id: found.tenant_id,
             token_id: found.id,
@@ -59,6 +52,33 @@ impl FromRequestParts<AppState> for Caller {
         }
         Ok(caller)
     }
+}
+
+/// The active token with this hash: from the cache while fresh, else from
+/// the database (then cached). Unknown tokens are not cached.
+async fn active_token(state: &AppState, hash: Vec<u8>) -> Result<CachedToken, ApiError> {
+    if let Some(t) = state.token_cache.get(&hash, Instant::now()) {
+        return Ok(t);
+    }
+    let found = store::tokens::find_active(&state.pool, &hash)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if found.stale_last_used {
+        // Bookkeeping only: never delay or fail the request for it.
+        let pool = state.pool.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store::tokens::touch(&pool, found.id).await {
+                tracing::debug!(error = %e, "could not record token use");
+            }
+        });
+    }
+    let t = CachedToken {
+        id: found.id,
+        tenant_id: found.tenant_id,
+        integration_only: found.integration_only,
+    };
+    state.token_cache.put(hash, t, Instant::now());
+    Ok(t)
 }
 
 /// The operator, authenticated by `ADMIN_TOKEN`.

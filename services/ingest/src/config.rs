@@ -8,8 +8,10 @@
 
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
-use salesync_core::config::CommonArgs;
+use salesync_core::config::{CommonArgs, parse_duration};
 use salesync_core::crypto::EncryptionArgs;
 use salesync_core::domain::{DeliveryId, TenantId};
 
@@ -182,6 +184,37 @@ pub struct ServeArgs {
     #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 4000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_burst: u32,
+
+    /// Most single-sale requests (`POST /v1/sales`) stored in one transaction
+    /// by the group commit; also how many may wait for it.
+    #[arg(long, env = "GROUP_COMMIT_MAX", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub group_commit_max: u32,
+
+    /// How long an authenticated API token is trusted without asking the
+    /// database again; a revoked token stops working within this time. `0s`
+    /// turns the cache off. At most 5m.
+    #[arg(long, env = "AUTH_CACHE_TTL", default_value = "30s", value_parser = parse_auth_cache_ttl)]
+    pub auth_cache_ttl: Duration,
+
+    /// Most API tokens kept in the authentication cache.
+    #[arg(long, env = "AUTH_CACHE_MAX", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub auth_cache_max: u32,
+}
+
+/// Longest accepted `AUTH_CACHE_TTL`: revocation must take effect soon.
+pub const MAX_AUTH_CACHE_TTL: Duration = Duration::from_secs(300);
+
+fn parse_auth_cache_ttl(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > MAX_AUTH_CACHE_TTL {
+        return Err(format!(
+            "must be at most {}s, so a revoked token stops working soon",
+            MAX_AUTH_CACHE_TTL.as_secs()
+        ));
+    }
+    Ok(d)
 }
 
 fn parse_admin_token(s: &str) -> Result<String, String> {
@@ -237,6 +270,9 @@ mod tests {
         assert_eq!(cli.serve.status_prefetch, 200);
         assert_eq!(cli.serve.rate_limit_per_sec, 2000);
         assert_eq!(cli.serve.rate_limit_burst, 4000);
+        assert_eq!(cli.serve.group_commit_max, 500);
+        assert_eq!(cli.serve.auth_cache_ttl, Duration::from_secs(30));
+        assert_eq!(cli.serve.auth_cache_max, 10_000);
         if std::env::var_os("SALESYNC_ENCRYPTION_KEYS").is_none() {
             assert!(
                 Cli::try_parse_from(["ingest"]).is_err(),
@@ -314,6 +350,11 @@ mod tests {
             &["ingest", "--rate-limit-per-sec", "0"],
             &["ingest", "--rate-limit-burst", "0"],
             &["ingest", "--rate-limit-burst", "-5"],
+            &["ingest", "--group-commit-max", "0"],
+            &["ingest", "--group-commit-max", "10001"],
+            &["ingest", "--auth-cache-ttl", "30"],
+            &["ingest", "--auth-cache-ttl", "6m"],
+            &["ingest", "--auth-cache-max", "0"],
             &["ingest", "dlq", "replay"],
             &["ingest", "dlq", "replay", "not-a-uuid"],
             &[

@@ -1,10 +1,13 @@
-//! Deciding the fate of each sale in a request, without I/O. A request (one
-//! sale or a batch) is planned first: invalid items are set aside, and an
-//! external id repeated inside the request is stored once — the first
-//! occurrence wins, later ones become `duplicate` (same payload) or `conflict`.
-//! After the database said which sales were new and which already existed,
-//! `judge` and `resolve` turn that into one outcome per input item, in input
-//! order.
+//! Deciding the fate of each sale in a request, without I/O. A request (a
+//! batch, or a group of single-sale requests) is planned first: invalid items
+//! are set aside, and an external id repeated inside the request is stored
+//! once — the first occurrence is inserted. After the database said which
+//! sales were new and which already existed, `judge` and `resolve` turn that
+//! into one outcome per input item, in input order, exactly as if the items
+//! had been sent one after the other: each is judged against the sale stored
+//! under its external id at that point (the one an earlier item created, or
+//! the one that was there before), `duplicate` for the same payload,
+//! `conflict` for a different one.
 
 use std::collections::HashMap;
 
@@ -19,8 +22,9 @@ pub enum Slot {
     Invalid(ErrorBody),
     /// The first item with its external id: stored, as `unique[n]`.
     First(usize),
-    /// A later item with an external id already seen in this request.
-    Repeat { first: usize, same_payload: bool },
+    /// A later item with an external id already seen in this request, as
+    /// `unique[first]`; `hash` is this item's own payload hash.
+    Repeat { first: usize, hash: [u8; 32] },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -33,20 +37,20 @@ pub struct Plan {
 /// Plans a request. Each item is its external id and payload hash, or the
 /// error that made it invalid.
 pub fn plan(items: &[Result<(&str, [u8; 32]), ErrorBody>]) -> Plan {
-    let mut seen: HashMap<&str, (usize, [u8; 32])> = HashMap::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut slots = Vec::with_capacity(items.len());
     let mut unique = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let slot = match item {
             Err(e) => Slot::Invalid(e.clone()),
             Ok((external_id, hash)) => match seen.get(external_id) {
-                Some((first, first_hash)) => Slot::Repeat {
+                Some(first) => Slot::Repeat {
                     first: *first,
-                    same_payload: first_hash == hash,
+                    hash: *hash,
                 },
                 None => {
                     let n = unique.len();
-                    seen.insert(external_id, (n, *hash));
+                    seen.insert(external_id, n);
                     unique.push(i);
                     Slot::First(n)
                 }
@@ -131,32 +135,34 @@ pub fn judge(stored: &Stored, hash: &[u8; 32]) -> Outcome {
     }
 }
 
-/// One outcome per input item, given the outcome of each `plan.unique` item.
-pub fn resolve(plan: &Plan, unique_outcomes: &[Outcome]) -> Vec<Outcome> {
+/// The stored sale as a later item of the same request finds it: one the
+/// first occurrence created is there now, with the first occurrence's payload.
+fn after_first(stored: &Stored, first_hash: &[u8; 32]) -> Stored {
+    match stored {
+        Stored::Created { id, status } => Stored::Existing {
+            id: *id,
+            status: status.clone(),
+            payload_hash: first_hash.to_vec(),
+        },
+        existing => existing.clone(),
+    }
+}
+
+/// One outcome per input item, given what the database holds for each
+/// `plan.unique` item after the insert and that item's payload hash.
+pub fn resolve(plan: &Plan, unique: &[(Stored, [u8; 32])]) -> Vec<Outcome> {
     plan.slots
         .iter()
         .map(|slot| match slot {
             Slot::Invalid(e) => Outcome::Invalid(e.clone()),
-            Slot::First(n) => unique_outcomes
+            Slot::First(n) => unique
                 .get(*n)
-                .cloned()
-                .unwrap_or(Outcome::Conflict),
-            Slot::Repeat {
-                first,
-                same_payload: true,
-            } => match unique_outcomes.get(*first) {
-                Some(Outcome::Created { id, status } | Outcome::Duplicate { id, status }) => {
-                    Outcome::Duplicate {
-                        id: *id,
-                        status: status.clone(),
-                    }
-                }
-                _ => Outcome::Conflict,
-            },
-            Slot::Repeat {
-                same_payload: false,
-                ..
-            } => Outcome::Conflict,
+                .map_or(Outcome::Conflict, |(stored, hash)| judge(stored, hash)),
+            Slot::Repeat { first, hash } => unique
+                .get(*first)
+                .map_or(Outcome::Conflict, |(stored, first_hash)| {
+                    judge(&after_first(stored, first_hash), hash)
+                }),
         })
         .collect()
 }
@@ -192,14 +198,8 @@ mod tests {
                 Slot::First(0),
                 Slot::Invalid(err("bad")),
                 Slot::First(1),
-                Slot::Repeat {
-                    first: 0,
-                    same_payload: true
-                },
-                Slot::Repeat {
-                    first: 0,
-                    same_payload: false
-                },
+                Slot::Repeat { first: 0, hash: h1 },
+                Slot::Repeat { first: 0, hash: h2 },
                 Slot::First(2),
             ]
         );
@@ -246,23 +246,34 @@ mod tests {
     }
 
     #[test]
-    fn resolve_follows_the_first_occurrence() {
-        let a = SaleId::new();
-        let h = [1u8; 32];
+    fn resolve_judges_every_item_as_if_sequential() {
+        let (a, b, c) = (SaleId::new(), SaleId::new(), SaleId::new());
+        let (h1, h2, h3) = ([1u8; 32], [2u8; 32], [3u8; 32]);
         let p = plan(&[
-            Ok(("a", h)),
-            Ok(("b", h)),
-            Ok(("a", h)),
-            Ok(("b", h)),
-            Ok(("a", [9; 32])),
+            Ok(("a", h1)), // creates a
+            Ok(("b", h1)), // b was stored before with h2: conflict
+            Ok(("a", h1)), // the a just created: duplicate
+            Ok(("b", h2)), // what is stored under b: duplicate
+            Ok(("a", h2)), // conflict with the a just created
             Err(err("x")),
+            Ok(("c", h3)), // c was stored before with h3: duplicate
+            Ok(("b", h3)), // conflict
         ]);
+        let existing = |id, h: [u8; 32]| Stored::Existing {
+            id,
+            status: "s".into(),
+            payload_hash: h.to_vec(),
+        };
         let unique = vec![
-            Outcome::Created {
-                id: a,
-                status: "s".into(),
-            },
-            Outcome::Conflict,
+            (
+                Stored::Created {
+                    id: a,
+                    status: "s".into(),
+                },
+                h1,
+            ),
+            (existing(b, h2), h1),
+            (existing(c, h3), h3),
         ];
         let got = resolve(&p, &unique);
         let names: Vec<&str> = got.iter().map(Outcome::name).collect();
@@ -272,17 +283,24 @@ mod tests {
                 "created",
                 "conflict",
                 "duplicate",
+                "duplicate",
                 "conflict",
+                "invalid",
+                "duplicate",
                 "conflict",
-                "invalid"
             ]
         );
-        assert_eq!(got[2].id(), Some(a));
-        assert_eq!(got[3].id(), None);
+        let ids: Vec<Option<SaleId>> = got.iter().map(Outcome::id).collect();
+        assert_eq!(
+            ids,
+            vec![Some(a), None, Some(a), Some(b), None, None, Some(c), None]
+        );
         assert_eq!(
             got[1].error(Some("b")).map(|e| e.code),
             Some("sale_conflict")
         );
         assert_eq!(got[0].error(Some("a")), None);
+        // Nothing known about an item (cannot happen): conflict, never created.
+        assert_eq!(resolve(&p, &[]).first(), Some(&Outcome::Conflict));
     }
 }

@@ -9,8 +9,10 @@ use clap::Parser;
 use ingest::app::{AppState, app};
 use ingest::cli as commands;
 use ingest::config::{Cli, Command};
+use ingest::group_commit::SaleCommitter;
 use ingest::rate_limit::RateLimiter;
 use ingest::status_consumer::StatusConsumer;
+use ingest::token_cache::TokenCache;
 use salesync_core::amqp::{consumer, topology};
 use salesync_core::metrics::Metrics;
 use salesync_core::ops::{self, Readiness};
@@ -82,6 +84,15 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
+    let committer = SaleCommitter::start(
+        pool.clone(),
+        wake.clone(),
+        usize::try_from(cli.serve.group_commit_max).unwrap_or(500),
+    );
+    let token_cache = Arc::new(TokenCache::new(
+        cli.serve.auth_cache_ttl,
+        usize::try_from(cli.serve.auth_cache_max).unwrap_or(10_000),
+    ));
     let state = AppState {
         pool,
         secrets: Arc::new(encryption.encryption_keys),
@@ -95,6 +106,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             cli.serve.rate_limit_burst,
         )),
         amqp_url: cli.common.amqp_url.clone(),
+        committer,
+        token_cache,
     };
     let server = tokio::spawn(ops::serve(
         cli.serve.api_listen,

@@ -104,7 +104,11 @@ fn bad_input_campaign_never_5xx_never_half_written() {
         .build()
         .expect("tokio runtime");
     let db = rt.block_on(TestDb::new());
-    let mut state = common::state(&db.pool);
+    // The state starts the group committer on this runtime.
+    let mut state = {
+        let _in_runtime = rt.enter();
+        common::state(&db.pool)
+    };
     state.max_body_bytes = MAX_BODY_BYTES;
     let c = Client::new(ingest::app(state), rt.handle().clone());
     let started = Instant::now();

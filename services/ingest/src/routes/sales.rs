@@ -8,22 +8,23 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use salesync_core::domain::{IntegrationId, SaleId, SaleInput, TenantId, validate_sale};
+use salesync_core::domain::{IntegrationId, SaleId, SaleInput, validate_sale};
 use salesync_core::messages::Trigger;
-use salesync_core::outbox::{self, OutboxMessage};
+use salesync_core::outbox;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::accept::{TenantItems, store_sales};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::events::{sale_event, sale_with_status};
 use crate::field_checks::{MAX_NOTE_CHARS, is_valid_status};
-use crate::intake::{self, Outcome};
+use crate::intake::Outcome;
 use crate::json::{JsonBody, from_value};
 use crate::routes::parse_id;
 use crate::store;
-use crate::store::sales::{LookupRow, NewSale, SaleDetail};
+use crate::store::sales::{LookupRow, SaleDetail};
 
 /// Most sales in one batch request.
 pub const MAX_BATCH: usize = 1000;
@@ -46,10 +47,8 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     validate_sale(&sale).map_err(ApiError::Validation)?;
     let external_id = sale.external_id.clone();
-    let outcome = accept(&state, caller.tenant_id, vec![Ok(sale)])
-        .await?
-        .pop()
-        .ok_or(ApiError::Internal)?;
+    // Stored together with the other single sales waiting (group commit).
+    let outcome = state.committer.submit(caller.tenant_id, sale).await?;
     let (code, id, status, duplicate) = match outcome {
         Outcome::Created { id, status } => (StatusCode::CREATED, id, status, false),
         Outcome::Duplicate { id, status } => (StatusCode::OK, id, status, true),
@@ -123,7 +122,14 @@ pub async fn create_batch(
             Ok(sale)
         })
         .collect();
-    let outcomes = accept(&state, caller.tenant_id, items).await?;
+    let tenant = [TenantItems {
+        tenant: caller.tenant_id,
+        items,
+    }];
+    let outcomes = store_sales(&state.pool, &state.wake, &tenant)
+        .await?
+        .pop()
+        .ok_or(ApiError::Internal)?;
     let results = outcomes
         .into_iter()
         .zip(external_ids)
@@ -137,58 +143,6 @@ pub async fn create_batch(
         })
         .collect();
     Ok(Json(BatchResponse { results }))
-}
-
-/// Stores the valid, distinct sales of a request in one transaction, with
-/// their first history row and one `sale.ingested` event each; returns one
-/// outcome per input item.
-async fn accept(
-    state: &AppState,
-    tenant: TenantId,
-    items: Vec<Result<SaleInput, ErrorBody>>,
-) -> Result<Vec<Outcome>, ApiError> {
-    let hashes: Vec<Result<(&str, [u8; 32]), ErrorBody>> = items
-        .iter()
-        .map(|r| {
-            r.as_ref()
-                .map(|s| (s.external_id.as_str(), s.payload_hash()))
-                .map_err(Clone::clone)
-        })
-        .collect();
-    let plan = intake::plan(&hashes);
-    let mut new_sales = Vec::with_capacity(plan.unique.len());
-    for &i in &plan.unique {
-        if let (Some(Ok(sale)), Some(Ok((_, hash)))) = (items.get(i), hashes.get(i)) {
-            new_sales.push(NewSale {
-                id: SaleId::new(),
-                sale,
-                hash: *hash,
-            });
-        }
-    }
-    let mut unique_outcomes = Vec::with_capacity(new_sales.len());
-    let mut created = Vec::new();
-    let mut events: Vec<OutboxMessage> = Vec::new();
-    if !new_sales.is_empty() {
-        let mut tx = state.pool.begin().await?;
-        let stored = store::sales::insert_new(&mut tx, tenant, &new_sales).await?;
-        for (new, st) in new_sales.iter().zip(&stored) {
-            let outcome = intake::judge(st, &new.hash);
-            if let Outcome::Created { id, status } = &outcome {
-                created.push((*id, status.clone()));
-                events.push(sale_event(tenant, *id, Trigger::Created, new.sale.clone()));
-            }
-            unique_outcomes.push(outcome);
-        }
-        store::sales::insert_initial_history(&mut tx, &created).await?;
-        outbox::enqueue(&mut tx, &events).await?;
-        tx.commit().await?;
-    }
-    if !events.is_empty() {
-        state.wake.notify_one();
-        tracing::debug!(created = events.len(), "sales accepted");
-    }
-    Ok(intake::resolve(&plan, &unique_outcomes))
 }
 
 /// `GET /v1/sales/{id}`

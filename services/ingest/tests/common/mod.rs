@@ -7,12 +7,15 @@ pub mod seed;
 pub mod target;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ingest::app::AppState;
+use ingest::group_commit::SaleCommitter;
 use ingest::rate_limit::RateLimiter;
+use ingest::token_cache::TokenCache;
 use salesync_core::crypto::SecretBox;
 use salesync_core::metrics::Metrics;
 use salesync_core::ops::Readiness;
@@ -174,19 +177,25 @@ impl Drop for TestVhost {
     }
 }
 
+/// The app's state on `pool`. Starts the group committer, so it must be
+/// called inside a tokio runtime.
 pub fn state(pool: &PgPool) -> AppState {
+    let wake = Arc::new(Notify::new());
+    let committer = SaleCommitter::start(pool.clone(), wake.clone(), 500);
     AppState {
         pool: pool.clone(),
         secrets: Arc::new(
             SecretBox::from_spec(&SecretBox::generate_spec("test")).expect("generated key spec"),
         ),
         admin_token: Some(Arc::from(ADMIN_TOKEN)),
-        wake: Arc::new(Notify::new()),
+        wake,
         metrics: Metrics::new("ingest-test"),
         readiness: Readiness::default(),
         max_body_bytes: 8 * 1024 * 1024,
         rate_limits: Arc::new(RateLimiter::new(1_000_000, 1_000_000)),
         amqp_url: amqp_url(),
+        committer,
+        token_cache: Arc::new(TokenCache::new(Duration::from_secs(30), 1000)),
     }
 }
 

@@ -1,0 +1,211 @@
+//! Group commit of single-sale requests (`POST /v1/sales`). A commit per sale
+//! costs a WAL flush each and caps the endpoint far below what the database
+//! does in batches (docs/benchmarks.md), so handlers hand their validated
+//! sale to one committer task over a bounded channel and wait for the answer
+//! on a oneshot. The committer takes whatever is queued (up to
+//! `GROUP_COMMIT_MAX`; it never waits for more: while one group commits, the
+//! next one queues up, so the group size follows the load and an idle
+//! service adds no delay) and writes the group through the batch endpoint's
+//! store code (`accept::store_sales`) in ONE transaction, then answers each
+//! request. Guarantees stay those of a lone request: an answer comes only
+//! after the commit; a failed transaction answers every request of the group
+//! with 503 and leaves nothing written; two requests for the same
+//! (tenant, external_id) in one group behave as if sequential (the first
+//! creates, the second is a duplicate or a conflict). A full channel makes
+//! handlers wait for room, so memory stays bounded.
+
+use std::sync::Arc;
+
+use salesync_core::domain::{SaleInput, TenantId};
+use sqlx::PgPool;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tracing::Instrument;
+
+use crate::accept::{TenantItems, store_sales};
+use crate::error::ApiError;
+use crate::intake::Outcome;
+
+/// One handler's sale, waiting for its group.
+struct Pending {
+    tenant: TenantId,
+    sale: SaleInput,
+    reply: oneshot::Sender<Result<Outcome, ApiError>>,
+}
+
+/// Handle to the committer task; cheap to clone. The task ends once every
+/// handle is gone (the server stopped), after answering what was queued.
+#[derive(Clone)]
+pub struct SaleCommitter {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl SaleCommitter {
+    /// Spawns the committer on the current tokio runtime. `max_group` is the
+    /// most sales per transaction, and also the channel's capacity.
+    pub fn start(pool: PgPool, wake: Arc<Notify>, max_group: usize) -> Self {
+        let max_group = max_group.max(1);
+        let (queue, rx) = mpsc::channel(max_group);
+        tokio::spawn(run(pool, wake, rx, max_group));
+        Self { queue }
+    }
+
+    /// Stores one validated sale with whatever else is queued; answers once
+    /// its transaction committed (or failed).
+    pub async fn submit(&self, tenant: TenantId, sale: SaleInput) -> Result<Outcome, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            tenant,
+            sale,
+            reply,
+        };
+        // Waits for room when the channel is full (backpressure).
+        self.queue
+            .send(pending)
+            .await
+            .map_err(|_| ApiError::Unavailable)?;
+        answer.await.map_err(|_| ApiError::Unavailable)?
+    }
+}
+
+async fn run(pool: PgPool, wake: Arc<Notify>, mut rx: mpsc::Receiver<Pending>, max_group: usize) {
+    let mut group = Vec::with_capacity(max_group);
+    // `recv_many` waits only while nothing is queued, then takes what is there.
+    while rx.recv_many(&mut group, max_group).await > 0 {
+        let size = group.len();
+        commit_group(&pool, &wake, std::mem::take(&mut group))
+            .instrument(tracing::debug_span!("group_commit", sales = size))
+            .await;
+    }
+}
+
+async fn commit_group(pool: &PgPool, wake: &Notify, group: Vec<Pending>) {
+    let tenants: Vec<TenantId> = group.iter().map(|p| p.tenant).collect();
+    let by_tenant = group_by_tenant(&tenants);
+    let mut sales: Vec<Option<SaleInput>> = Vec::with_capacity(group.len());
+    let mut replies = Vec::with_capacity(group.len());
+    for p in group {
+        sales.push(Some(p.sale));
+        replies.push(p.reply);
+    }
+    let batches: Vec<TenantItems> = by_tenant
+        .iter()
+        .map(|(tenant, members)| TenantItems {
+            tenant: *tenant,
+            items: members
+                .iter()
+                .filter_map(|&i| sales.get_mut(i).and_then(Option::take))
+                .map(Ok)
+                .collect(),
+        })
+        .collect();
+    match store_sales(pool, wake, &batches).await {
+        Ok(outcomes) => {
+            let answers = scatter(&by_tenant, outcomes, replies.len());
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                // A closed oneshot is a caller that went away: nothing to do.
+                let _ = reply.send(answer.ok_or(ApiError::Internal));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, sales = replies.len(), "database error; group not stored");
+            for reply in replies {
+                let _ = reply.send(Err(ApiError::Unavailable));
+            }
+        }
+    }
+}
+
+/// A tenant and the positions of its requests in a group.
+pub type TenantRequests = (TenantId, Vec<usize>);
+
+/// The requests of a group by tenant, tenants in order of first arrival,
+/// each tenant's request positions in arrival order.
+pub fn group_by_tenant(tenants: &[TenantId]) -> Vec<TenantRequests> {
+    let mut groups: Vec<TenantRequests> = Vec::new();
+    for (i, t) in tenants.iter().enumerate() {
+        match groups.iter_mut().find(|(g, _)| g == t) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((*t, vec![i])),
+        }
+    }
+    groups
+}
+
+/// Puts each tenant's outcomes back at their requests' positions; a position
+/// without an outcome (cannot happen with a well-formed result) stays `None`.
+pub fn scatter(
+    by_tenant: &[TenantRequests],
+    outcomes: Vec<Vec<Outcome>>,
+    requests: usize,
+) -> Vec<Option<Outcome>> {
+    let mut answers: Vec<Option<Outcome>> = vec![None; requests];
+    for ((_, members), tenant_outcomes) in by_tenant.iter().zip(outcomes) {
+        for (&i, o) in members.iter().zip(tenant_outcomes) {
+            if let Some(slot) = answers.get_mut(i) {
+                *slot = Some(o);
+            }
+        }
+    }
+    answers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use salesync_core::domain::SaleId;
+
+    #[test]
+    fn groups_by_tenant_in_arrival_order() {
+        let (a, b, c) = (TenantId::new(), TenantId::new(), TenantId::new());
+        let cases: Vec<(Vec<TenantId>, Vec<TenantRequests>)> = vec![
+            (vec![], vec![]),
+            (vec![a], vec![(a, vec![0])]),
+            (vec![a, a, a], vec![(a, vec![0, 1, 2])]),
+            (
+                vec![b, a, b, c, a],
+                vec![(b, vec![0, 2]), (a, vec![1, 4]), (c, vec![3])],
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(group_by_tenant(&input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn scatters_outcomes_back_to_requests() {
+        let (a, b) = (TenantId::new(), TenantId::new());
+        let (x, y) = (SaleId::new(), SaleId::new());
+        let created = |id| Outcome::Created {
+            id,
+            status: "paid".into(),
+        };
+        let dup = |id| Outcome::Duplicate {
+            id,
+            status: "paid".into(),
+        };
+        type Case = (Vec<TenantId>, Vec<Vec<Outcome>>, Vec<Option<Outcome>>);
+        let cases: Vec<Case> = vec![
+            (vec![], vec![], vec![]),
+            (
+                vec![a, b, a],
+                vec![vec![created(x), dup(x)], vec![created(y)]],
+                vec![Some(created(x)), Some(created(y)), Some(dup(x))],
+            ),
+            (
+                vec![a, b, a],
+                vec![vec![created(x), Outcome::Conflict], vec![created(y)]],
+                vec![Some(created(x)), Some(created(y)), Some(Outcome::Conflict)],
+            ),
+            // A short result leaves the missing answer empty, never misplaced.
+            (
+                vec![a, a],
+                vec![vec![created(x)]],
+                vec![Some(created(x)), None],
+            ),
+        ];
+        for (tenants, outcomes, want) in cases {
+            let groups = group_by_tenant(&tenants);
+            assert_eq!(scatter(&groups, outcomes, tenants.len()), want);
+        }
+    }
+}
