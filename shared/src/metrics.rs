@@ -31,6 +31,8 @@ struct Inner {
     outbox_pending: Gauge,
     status_polls: Family<Labels, Counter>,
     status_updates: Counter,
+    breaker_transitions: Family<Labels, Counter>,
+    deferred: Family<Labels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -61,6 +63,8 @@ impl Metrics {
         let outbox_pending = Gauge::default();
         let status_polls = Family::<Labels, Counter>::default();
         let status_updates = Counter::default();
+        let breaker_transitions = Family::<Labels, Counter>::default();
+        let deferred = Family::<Labels, Counter>::default();
         registry.register(
             "messages_consumed",
             "Messages taken from a queue, by queue and outcome",
@@ -121,6 +125,16 @@ impl Metrics {
             "Target status changes found and queued for the source",
             status_updates.clone(),
         );
+        registry.register(
+            "breaker_transitions",
+            "Circuit breaker state changes of targets, by the state entered",
+            breaker_transitions.clone(),
+        );
+        registry.register(
+            "deliveries_deferred",
+            "Deliveries put back to a delay queue without an attempt, by reason",
+            deferred.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -136,6 +150,8 @@ impl Metrics {
                 outbox_pending,
                 status_polls,
                 status_updates,
+                breaker_transitions,
+                deferred,
             }),
         }
     }
@@ -213,6 +229,22 @@ impl Metrics {
     /// Target status changes queued (status-poller).
     pub fn status_updates(&self, n: u64) {
         self.inner.status_updates.inc_by(n);
+    }
+
+    /// A target's circuit breaker entered `state` ("open", "half_open", "closed").
+    pub fn breaker_transition(&self, state: &str) {
+        self.inner
+            .breaker_transitions
+            .get_or_create(&vec![("state", state.into())])
+            .inc();
+    }
+    /// A delivery was not sent but put back to a delay queue (forwarder);
+    /// `reason` is a small fixed set such as "circuit_open", "target_busy".
+    pub fn deferred(&self, reason: &str) {
+        self.inner
+            .deferred
+            .get_or_create(&vec![("reason", reason.into())])
+            .inc();
     }
 
     /// The Prometheus text exposition of every registered family.

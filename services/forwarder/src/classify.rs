@@ -4,7 +4,9 @@
 //! - [`classify`]: what one HTTP attempt's result means — delivered, worth
 //!   retrying (maybe after the target's `Retry-After`), or permanently refused;
 //! - [`next_step`]: for a retry, which delay queue the copy waits in and its
-//!   jittered per-message expiration — or that the attempts are used up.
+//!   jittered per-message expiration — or that the attempts are used up;
+//! - [`defer_step`]: the same for a delivery put back unsent (open breaker,
+//!   busy target), which uses no attempt.
 
 use std::time::Duration;
 
@@ -191,6 +193,19 @@ pub fn next_step(
         queue_delay,
         // At least 1 ms: an expiration of 0 would skip the delay entirely.
         expiration_ms: (expiration.as_millis() as u64).max(1),
+    }
+}
+
+/// Where a delivery that was not sent (its target's breaker is open, or the
+/// target is too busy) waits: the smallest tier that lasts at least `wait`
+/// (the last tier if none does), jittered like a retry but never shorter
+/// than `wait`. `None` only without tiers.
+pub fn defer_step(wait: Duration, delays: &[Duration], jitter: f64) -> Option<Step> {
+    // A retry of attempt 1 with the target asking for `wait`: the first tier
+    // or the one `wait` lifts it to. No attempt is used, so none can run out.
+    match next_step(1, u32::MAX, delays, Some(wait), jitter) {
+        step @ Step::RetryIn { .. } => Some(step),
+        Step::GiveUp => None,
     }
 }
 
@@ -606,6 +621,41 @@ mod tests {
             }
         );
     }
+    #[test]
+    fn defers_to_the_tier_that_covers_the_wait() {
+        let ms = Duration::from_millis;
+        let s = Duration::from_secs;
+        let tiers = [s(1), s(5), s(30)];
+        let retry = |delay: Duration, exp: u64| {
+            Some(Step::RetryIn {
+                queue_delay: delay,
+                expiration_ms: exp,
+            })
+        };
+        // (name, wait, jitter, expected)
+        let cases: Vec<(&str, Duration, f64, Option<Step>)> = vec![
+            ("no wait → first tier", ms(0), 0.0, retry(s(1), 800)),
+            (
+                "short wait stays above itself",
+                ms(900),
+                0.0,
+                retry(s(1), 900),
+            ),
+            ("lifted to the covering tier", s(2), 0.0, retry(s(5), 4000)),
+            ("cooldown equal to a tier", s(30), 0.5, retry(s(30), 30000)),
+            (
+                "longer than every tier → last",
+                s(3600),
+                0.0,
+                retry(s(30), 30000),
+            ),
+        ];
+        for (name, wait, jitter, want) in cases {
+            assert_eq!(defer_step(wait, &tiers, jitter), want, "case {name}");
+        }
+        assert_eq!(defer_step(s(1), &[], 0.0), None);
+    }
+
     #[test]
     fn resolves_verdicts_with_the_policy() {
         let tiers = [Duration::from_secs(1), Duration::from_secs(5)];

@@ -23,7 +23,9 @@ pub struct Args {
     #[command(flatten)]
     pub encryption: EncryptionArgs,
 
-    /// Messages taken from the queue at once; also the most requests in flight.
+    /// Unacked messages the broker hands this process at once: the most
+    /// deliveries in flight (being sent, waiting for a slot, or waiting for
+    /// their group commit).
     #[arg(long, env = "PREFETCH", default_value_t = 64,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
@@ -46,6 +48,35 @@ pub struct Args {
     #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
+
+    /// Most requests in flight to one target (scheme, host and port of its
+    /// URL) at once, per forwarder process.
+    #[arg(long, env = "TARGET_CONCURRENCY", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub target_concurrency: u16,
+
+    /// When all of a target's slots are busy, a delivery waits for one only
+    /// if the target's recent latency says a slot frees up within this;
+    /// otherwise it goes back to a delay queue (no attempt used), so a slow
+    /// target cannot fill the prefetch window and starve the others.
+    #[arg(long, env = "TARGET_MAX_WAIT", default_value = "1s", value_parser = parse_duration)]
+    pub target_max_wait: Duration,
+
+    /// Consecutive failures (5xx, timeouts, refused or broken connections —
+    /// not 4xx) that open a target's circuit breaker, per forwarder process.
+    #[arg(long, env = "BREAKER_FAILURES", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub breaker_failures: u32,
+
+    /// How long an open breaker sends nothing to its target (deliveries wait
+    /// in the delay queues, using no attempt); then one probe request decides.
+    #[arg(long, env = "BREAKER_COOLDOWN", default_value = "30s", value_parser = parse_nonzero_duration)]
+    pub breaker_cooldown: Duration,
+
+    /// How long the first finished delivery waits for others to share its
+    /// group commit when no commit is running.
+    #[arg(long, env = "COMMIT_LINGER", default_value = "2ms", value_parser = parse_commit_linger)]
+    pub commit_linger: Duration,
 }
 
 /// The retry tiers. A newtype because clap treats a bare `Vec` as "many
@@ -57,6 +88,15 @@ fn parse_nonzero_duration(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d.is_zero() {
         return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+fn parse_commit_linger(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    // Every ack waits this long when idle: a typo like "2s" would hurt.
+    if d > Duration::from_secs(1) {
+        return Err(format!("'{s}': at most 1s"));
     }
     Ok(d)
 }
@@ -93,6 +133,11 @@ mod tests {
         assert_eq!(a.request_timeout, Duration::from_secs(10));
         assert_eq!(a.connect_timeout, Duration::from_secs(3));
         assert_eq!(a.max_attempts, 8);
+        assert_eq!(a.target_concurrency, 16);
+        assert_eq!(a.target_max_wait, Duration::from_secs(1));
+        assert_eq!(a.breaker_failures, 5);
+        assert_eq!(a.breaker_cooldown, Duration::from_secs(30));
+        assert_eq!(a.commit_linger, Duration::from_millis(2));
         assert_eq!(
             a.retry_delays.0,
             [1, 5, 30, 120, 600, 1800, 3600].map(Duration::from_secs)
@@ -111,6 +156,16 @@ mod tests {
             ("descending delays", &["--retry-delays", "5s,1s"]),
             ("zero delay", &["--retry-delays", "0s,1s"]),
             ("empty delays", &["--retry-delays", ""]),
+            ("zero target concurrency", &["--target-concurrency", "0"]),
+            (
+                "negative target concurrency",
+                &["--target-concurrency", "-1"],
+            ),
+            ("max wait without unit", &["--target-max-wait", "5"]),
+            ("zero breaker failures", &["--breaker-failures", "0"]),
+            ("zero cooldown", &["--breaker-cooldown", "0s"]),
+            ("cooldown without unit", &["--breaker-cooldown", "30"]),
+            ("long linger", &["--commit-linger", "2s"]),
         ];
         for (name, extra) in cases {
             assert!(parse(extra).is_err(), "case {name} should be refused");
@@ -132,5 +187,23 @@ mod tests {
         assert_eq!(a.retry_delays.0, [200, 400, 400].map(Duration::from_millis));
         assert_eq!(a.request_timeout, Duration::from_millis(500));
         assert_eq!(a.max_attempts, 1);
+        let a = parse(&[
+            "--target-concurrency",
+            "1",
+            "--target-max-wait",
+            "0ms",
+            "--breaker-failures",
+            "1",
+            "--breaker-cooldown",
+            "500ms",
+            "--commit-linger",
+            "0ms",
+        ])
+        .unwrap();
+        assert_eq!(a.target_concurrency, 1);
+        assert_eq!(a.target_max_wait, Duration::ZERO);
+        assert_eq!(a.breaker_failures, 1);
+        assert_eq!(a.breaker_cooldown, Duration::from_millis(500));
+        assert_eq!(a.commit_linger, Duration::ZERO);
     }
 }

@@ -3,21 +3,34 @@
 //! delay queues with jittered exponential backoff, dead-letters what cannot be
 //! delivered, and records every attempt.
 //!
-//! The pipeline, one module per step:
-//! `handler` (consume a batch) → `triage` (duplicates, missing or deleted
-//! targets) → `deliver` (HTTP) → `classify` (verdict and retry step) →
-//! `store` (attempt log and delivery state, one transaction).
+//! Messages are handled one by one as they arrive (no batch barrier: a slow
+//! target delays only its own deliveries) and recorded in group commits. The
+//! pipeline, one module per step:
+//! `message` (decode, span) → `claims` + `row_loader` (one copy at a time,
+//! its delivery row) → `triage` (duplicates, missing or deleted targets) →
+//! `targets` (per-target slots and circuit breaker: `target_limits`,
+//! `breaker`) → `deliver` (HTTP) → `classify` (verdict and retry step) →
+//! `effects` (what to record) → `handler` commit → `store` (attempt log and
+//! delivery state, one transaction per group).
 
+pub mod breaker;
+pub mod claims;
 pub mod classify;
 pub mod config;
 pub mod deliver;
+pub mod effects;
 pub mod handler;
+pub mod message;
+pub mod row_loader;
 pub mod store;
+pub mod target_limits;
+pub mod targets;
 pub mod triage;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use salesync_core::amqp::consumer::{self, ConsumerConfig};
+use salesync_core::amqp::consumer::{self, ConsumerConfig, GroupCommit};
 use salesync_core::amqp::topology;
 use salesync_core::db;
 use salesync_core::metrics::Metrics;
@@ -27,9 +40,14 @@ use tokio_util::sync::CancellationToken;
 pub use config::Args;
 pub use handler::{ForwardHandler, RetryPolicy};
 
+use crate::breaker::BreakerConfig;
+use crate::targets::{TargetLimits, Targets};
+
 /// Connects to the database and consumes until `shutdown`, registering the
-/// readiness parts "database" and "amqp.consumer". After `shutdown` the batch
-/// in flight is finished (sent, recorded, acked) before this returns.
+/// readiness parts "database" and "amqp.consumer". After `shutdown` no new
+/// message is taken; requests already sent are finished, recorded and acked
+/// before this returns (messages still waiting for a target's slot are left
+/// for redelivery).
 pub async fn run(
     args: Args,
     readiness: Readiness,
@@ -51,12 +69,28 @@ pub async fn run(
         delays: args.retry_delays.0.clone(),
         max_attempts: args.max_attempts,
     };
+    let targets = Arc::new(Targets::new(
+        TargetLimits {
+            concurrency: usize::from(args.target_concurrency),
+            max_wait: args.target_max_wait,
+            breaker: BreakerConfig {
+                failures: args.breaker_failures,
+                cooldown: args.breaker_cooldown,
+                // The request timeout bounds a probe; a little slack for
+                // scheduling before another probe may go.
+                probe_timeout: args.request_timeout + Duration::from_secs(1),
+            },
+        },
+        metrics.clone(),
+    ));
     let handler = Arc::new(ForwardHandler::new(
         pool,
         deliverer,
         args.encryption.encryption_keys.clone(),
         policy,
+        targets,
         metrics.clone(),
+        shutdown.clone(),
     ));
     let cfg = ConsumerConfig {
         amqp_url: args.common.amqp_url.clone(),
@@ -66,6 +100,10 @@ pub async fn run(
         // Declared by the consumer on every connect, so retries are routable.
         retry_delays: args.retry_delays.0,
     };
-    consumer::run(cfg, handler, amqp_ready, metrics, shutdown).await;
+    let group = GroupCommit {
+        max: usize::from(args.prefetch),
+        linger: args.commit_linger,
+    };
+    consumer::run_pipelined(cfg, group, handler, amqp_ready, metrics, shutdown).await;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The `forwarder` binary: reads its configuration, installs telemetry,
 //! serves the ops endpoints and runs the consumer until SIGTERM/SIGINT, then
-//! gives the batch in flight `SHUTDOWN_GRACE_SECS` to finish.
+//! gives the requests in flight `SHUTDOWN_GRACE_SECS` to finish.
 
 use std::process::ExitCode;
 
@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
     };
     let grace = args.common.shutdown_grace();
     if grace < args.request_timeout {
-        // The batch in flight may wait a full request timeout before it can
+        // A request in flight may take a full request timeout before it can
         // be recorded and acked; a shorter grace cuts it off (it is then
         // redelivered and sent again, deduplicated by the target).
         tracing::warn!(

@@ -1,6 +1,7 @@
-//! The forwarder's SQL, one statement per step for a whole batch: load every
-//! delivery of the batch with its (encrypted) secrets, then record every
-//! attempt and the deliveries' new states in one transaction.
+//! The forwarder's SQL, one statement per step for many messages at once:
+//! load the deliveries of every waiting message with their (encrypted)
+//! secrets (`row_loader`), then record a group commit's attempts and the
+//! deliveries' new states in one transaction.
 
 use chrono::{DateTime, Utc};
 use salesync_core::domain::ids::{DeliveryId, IntegrationId, TenantId};
@@ -99,7 +100,7 @@ pub struct DeliveryUpdate {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-/// Records a batch's attempts and state changes atomically. A delivery that is
+/// Records a group's attempts and state changes atomically. A delivery that is
 /// already `delivered` or `dead` is never moved (a late duplicate cannot undo
 /// a success); its attempt is still logged, since the request did happen.
 pub async fn record(

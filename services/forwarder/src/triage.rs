@@ -5,7 +5,7 @@
 
 use salesync_core::domain::ids::{DeliveryId, IntegrationId};
 
-/// What the batch query found for one delivery (secrets aside).
+/// What the database says about one delivery (secrets aside).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryFacts {
     /// `forward` or `status_webhook`.
@@ -36,15 +36,14 @@ pub enum Triage {
     },
 }
 
-/// One message as triage sees it.
+/// One message as triage sees it. Copies of one delivery reach triage one at
+/// a time (see `claims`), each after the previous one's outcome is committed.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageFacts {
     pub delivery_id: DeliveryId,
     pub attempt: u32,
     /// The broker delivered it before without an ack.
     pub redelivered: bool,
-    /// Another copy of the same delivery is already being sent in this batch.
-    pub copy_in_flight: bool,
 }
 
 /// Decides one message.
@@ -53,15 +52,11 @@ pub fn triage(msg: MessageFacts, facts: Option<&DeliveryFacts>) -> Triage {
         delivery_id,
         attempt,
         redelivered,
-        copy_in_flight,
     } = msg;
     let Some(f) = facts else {
         // Reason text before ':' becomes a metric label; the id stays after it.
         return dead(format!("delivery not found: {delivery_id}"), false);
     };
-    if copy_in_flight {
-        return Triage::Duplicate("another copy is being sent in this batch".into());
-    }
     match f.state.as_str() {
         // The dead state is committed before the consumer loop dead-letters
         // the message; if that publish failed, the message comes back
@@ -123,12 +118,11 @@ mod tests {
         }
     }
 
-    fn msg(attempt: u32, redelivered: bool, copy_in_flight: bool) -> MessageFacts {
+    fn msg(attempt: u32, redelivered: bool) -> MessageFacts {
         MessageFacts {
             delivery_id: DeliveryId::new(),
             attempt,
             redelivered,
-            copy_in_flight,
         }
     }
 
@@ -166,100 +160,61 @@ mod tests {
             tenant_secret_found: false,
             ..webhook_ok.clone().unwrap()
         });
-        // (name, attempt, facts, copy in flight, expected)
+        // (name, attempt, facts, expected)
         type Case = (
             &'static str,
             u32,
             Option<DeliveryFacts>,
-            bool,
             (&'static str, bool),
         );
         let cases: Vec<Case> = vec![
-            (
-                "fresh delivery",
-                1,
-                fwd("pending", 0),
-                false,
-                ("send", false),
-            ),
-            ("retry copy", 3, fwd("retrying", 2), false, ("send", false)),
+            ("fresh delivery", 1, fwd("pending", 0), ("send", false)),
+            ("retry copy", 3, fwd("retrying", 2), ("send", false)),
             (
                 "stale copy of a made attempt",
                 2,
                 fwd("retrying", 2),
-                false,
                 ("duplicate", false),
             ),
-            (
-                "older copy",
-                1,
-                fwd("retrying", 2),
-                false,
-                ("duplicate", false),
-            ),
+            ("older copy", 1, fwd("retrying", 2), ("duplicate", false)),
             (
                 "pending is sent whatever the attempt",
                 4,
                 fwd("pending", 5),
-                false,
                 ("send", false),
             ),
             (
                 "already delivered",
                 1,
                 fwd("delivered", 1),
-                false,
                 ("duplicate", false),
             ),
-            (
-                "already dead",
-                5,
-                fwd("dead", 4),
-                false,
-                ("duplicate", false),
-            ),
-            (
-                "second copy in the batch",
-                1,
-                fwd("pending", 0),
-                true,
-                ("duplicate", false),
-            ),
-            ("delivery missing", 1, None, false, ("dead", false)),
-            (
-                "delivery missing, copy in flight",
-                1,
-                None,
-                true,
-                ("dead", false),
-            ),
-            ("integration deleted", 1, deleted, false, ("dead", true)),
-            ("integration missing", 1, missing, false, ("dead", true)),
+            ("already dead", 5, fwd("dead", 4), ("duplicate", false)),
+            ("delivery missing", 1, None, ("dead", false)),
+            ("integration deleted", 1, deleted, ("dead", true)),
+            ("integration missing", 1, missing, ("dead", true)),
             (
                 "forward without integration",
                 1,
                 no_integration,
-                false,
                 ("dead", true),
             ),
-            ("status webhook", 1, webhook_ok, false, ("send", false)),
+            ("status webhook", 1, webhook_ok, ("send", false)),
             (
                 "status webhook without secret",
                 1,
                 webhook_unset,
-                false,
                 ("dead", true),
             ),
             (
                 "unknown purpose",
                 1,
                 Some(facts("fax", "pending", 0)),
-                false,
                 ("dead", true),
             ),
         ];
-        for (name, attempt, f, in_flight, want) in cases {
-            let got = triage(msg(attempt, false, in_flight), f.as_ref());
+        for (name, attempt, f, want) in cases {
+            let got = triage(msg(attempt, false), f.as_ref());
             assert_eq!(kind(&got), want, "case {name}: {got:?}");
         }
     }
@@ -293,11 +248,11 @@ mod tests {
             ),
         ];
         for (name, f, redelivered, want) in cases {
-            let got = triage(msg(1, redelivered, false), Some(&f));
+            let got = triage(msg(1, redelivered), Some(&f));
             assert_eq!(kind(&got), want, "case {name}: {got:?}");
         }
         let again = triage(
-            msg(1, true, false),
+            msg(1, true),
             Some(&DeliveryFacts {
                 dead_reason: Some("gave up after 8 attempts: request timed out".into()),
                 ..facts("forward", "dead", 8)
@@ -314,7 +269,7 @@ mod tests {
 
     #[test]
     fn reasons_start_with_a_bounded_label() {
-        let m = msg(1, false, false);
+        let m = msg(1, false);
         let id = m.delivery_id;
         let Triage::Dead { reason, .. } = triage(m, None) else {
             panic!("expected dead");

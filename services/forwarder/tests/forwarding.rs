@@ -320,3 +320,36 @@ async fn shutdown_finishes_the_batch_in_flight() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_copy_back_before_its_predecessor_is_acked_is_still_sent() {
+    with_env(|env| async move {
+        // Retry copies are published before the attempt is recorded and
+        // acked; with 1 ms tiers each is back while its predecessor still
+        // holds the delivery. It must wait its turn, not count as a duplicate.
+        let forwarder = env.start_forwarder_with(&[
+            "--retry-delays",
+            "1ms",
+            "--commit-linger",
+            "20ms",
+            // Ten 503s in a row must not open the breaker here.
+            "--breaker-failures",
+            "100",
+        ]);
+        let mut cmds = Vec::new();
+        for _ in 0..5 {
+            cmds.push(env.delivery("flaky", Purpose::Forward).await);
+        }
+        env.publish(&cmds.iter().collect::<Vec<_>>()).await;
+        for cmd in &cmds {
+            let id = cmd.payload.delivery_id;
+            let row = env.wait_for_state(id, "delivered", PATIENCE).await;
+            assert_eq!(row.attempts, 3);
+            let numbers: Vec<i32> = env.attempts(id).await.iter().map(|a| a.attempt).collect();
+            assert_eq!(numbers, [1, 2, 3]);
+            assert_eq!(env.target.seen_for(&cmd.payload.target_ref).len(), 3);
+        }
+        forwarder.stop().await;
+    })
+    .await;
+}

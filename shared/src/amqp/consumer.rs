@@ -1,20 +1,32 @@
-//! The consume loop every service runs: take up to `prefetch` deliveries at
-//! once, let the handler decide them as a batch (one DB transaction per
-//! batch), then ack — only after the outcome is durable. Transient failures
-//! keep the batch unacked and retry it with backoff; a broken connection is
-//! re-established and the topology re-declared.
+//! The consume loops every service runs, with manual acks sent only after the
+//! outcome is durable. Transient failures keep deliveries unacked and retry
+//! them with backoff; a broken connection is re-established and the topology
+//! re-declared. Two modes share that machinery:
+//!
+//! - [`run`] (batch): take up to `prefetch` deliveries at once, let a
+//!   [`BatchHandler`] decide them together (one DB transaction per batch),
+//!   then ack. Simple, but the batch is a barrier: its slowest message holds
+//!   back the rest and the next batch.
+//! - [`run_pipelined`] (no barrier): every delivery is prepared on its own as
+//!   soon as it arrives (RabbitMQ's prefetch bounds how many are in flight);
+//!   prepared deliveries are made durable in group commits — whatever is
+//!   ready, up to [`GroupCommit::max`], after at most [`GroupCommit::linger`]
+//!   — and then acked. For handlers whose per-message work takes long (HTTP).
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::{BoxFuture, OptionFuture};
+use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::types::FieldTable;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::publisher::{OutgoingMessage, Publisher};
@@ -44,6 +56,42 @@ pub trait BatchHandler: Send + Sync + 'static {
     ) -> impl Future<Output = anyhow::Result<Vec<Outcome>>> + Send;
 }
 
+/// Handles deliveries one by one, durably in groups (see [`run_pipelined`]).
+pub trait PipelineHandler: Send + Sync + 'static {
+    /// Everything one delivery's outcome needs to become durable.
+    type Prepared: Send + Sync + 'static;
+
+    /// The per-delivery work, run concurrently with every other delivery in
+    /// flight. `Err` means a transient failure before anything took effect:
+    /// the loop calls `prepare` again after a backoff (or, once shutdown has
+    /// begun, leaves the delivery unacked for redelivery).
+    fn prepare(
+        &self,
+        delivery: &Delivery,
+    ) -> impl Future<Output = anyhow::Result<Self::Prepared>> + Send;
+
+    /// Makes a group of prepared deliveries durable (one transaction, retry
+    /// copies confirmed first …) and returns one outcome per element, in
+    /// order. `Err` means nothing of the group took effect: the same group is
+    /// committed again after a backoff.
+    fn commit(
+        &self,
+        group: &[Self::Prepared],
+        publisher: &Publisher,
+    ) -> impl Future<Output = anyhow::Result<Vec<Outcome>>> + Send;
+}
+
+/// How prepared deliveries are grouped into commits.
+#[derive(Clone, Copy, Debug)]
+pub struct GroupCommit {
+    /// Most deliveries per commit.
+    pub max: usize,
+    /// How long the first ready delivery waits for company before its group
+    /// is committed, when no commit is running (under load, deliveries pile
+    /// up behind the running commit anyway).
+    pub linger: Duration,
+}
+
 #[derive(Clone, Debug)]
 pub struct ConsumerConfig {
     pub amqp_url: String,
@@ -60,7 +108,8 @@ pub fn headers(d: &Delivery) -> BTreeMap<String, String> {
     headers_to_map(d.properties.headers().as_ref())
 }
 
-/// Runs until `shutdown`: connect, consume, reconnect on failure.
+/// Runs until `shutdown` in batch mode: connect, consume, reconnect on failure.
+/// After `shutdown` the batch in flight is finished before this returns.
 pub async fn run<H: BatchHandler>(
     cfg: ConsumerConfig,
     handler: Arc<H>,
@@ -68,13 +117,56 @@ pub async fn run<H: BatchHandler>(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) {
+    let mode = Batched(handler.as_ref());
+    reconnecting(&cfg, &mode, &ready, &metrics, &shutdown).await;
+}
+
+/// Runs until `shutdown` in pipelined mode: connect, consume, reconnect on
+/// failure. After `shutdown` no new delivery is taken; those in flight are
+/// prepared, committed and acked (or left for redelivery if their work keeps
+/// failing) before this returns.
+pub async fn run_pipelined<H: PipelineHandler>(
+    cfg: ConsumerConfig,
+    group: GroupCommit,
+    handler: Arc<H>,
+    ready: ReadyFlag,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    let mode = Pipelined {
+        handler: handler.as_ref(),
+        group,
+    };
+    reconnecting(&cfg, &mode, &ready, &metrics, &shutdown).await;
+}
+
+/// One way of consuming over an open connection; `Ok` means shutdown.
+trait Session: Sync {
+    fn consume<'a>(
+        &'a self,
+        conn: &'a lapin::Connection,
+        cfg: &'a ConsumerConfig,
+        ready: &'a ReadyFlag,
+        metrics: &'a Metrics,
+        shutdown: &'a CancellationToken,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
+}
+
+/// The connect → consume → reconnect loop both modes share.
+async fn reconnecting<S: Session>(
+    cfg: &ConsumerConfig,
+    session: &S,
+    ready: &ReadyFlag,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) {
     let mut backoff = reconnect_backoff();
     loop {
-        let Some(conn) = connect_with_retry(&cfg.amqp_url, &cfg.connection_name, &shutdown).await
+        let Some(conn) = connect_with_retry(&cfg.amqp_url, &cfg.connection_name, shutdown).await
         else {
             return;
         };
-        let result = consume(&conn, &cfg, handler.as_ref(), &ready, &metrics, &shutdown).await;
+        let result = session.consume(&conn, cfg, ready, metrics, shutdown).await;
         ready.set(false);
         let _ = conn.close(200, "bye".into()).await;
         match result {
@@ -91,7 +183,78 @@ pub async fn run<H: BatchHandler>(
     }
 }
 
-async fn consume<H: BatchHandler>(
+/// A consuming channel with its topology declared, and a confirming publisher.
+struct Channels {
+    channel: lapin::Channel,
+    publisher: Publisher,
+    consumer: lapin::Consumer,
+    tag: String,
+}
+
+impl Channels {
+    async fn open(
+        conn: &lapin::Connection,
+        cfg: &ConsumerConfig,
+        ready: &ReadyFlag,
+    ) -> anyhow::Result<Self> {
+        let channel = conn.create_channel().await?;
+        topology::declare(&channel).await?;
+        topology::declare_retry_queues(&channel, &cfg.retry_delays).await?;
+        channel
+            .basic_qos(cfg.prefetch, BasicQosOptions::default())
+            .await?;
+        let publisher = Publisher::open(conn).await?;
+        let tag = format!("{}-{}", cfg.connection_name, uuid::Uuid::new_v4());
+        let consumer = channel
+            .basic_consume(
+                cfg.queue.into(),
+                tag.clone().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        ready.set(true);
+        tracing::info!(queue = cfg.queue, prefetch = cfg.prefetch, "consuming");
+        Ok(Self {
+            channel,
+            publisher,
+            consumer,
+            tag,
+        })
+    }
+
+    /// Stops taking new work; what is unacked returns to the queue on close.
+    async fn stop_consuming(channel: &lapin::Channel, tag: &str) {
+        let _ = channel
+            .basic_cancel(tag.to_string().into(), BasicCancelOptions::default())
+            .await;
+    }
+
+    /// Closes both channels before the connection (no spurious lapin error).
+    async fn close(channel: &lapin::Channel, publisher: &Publisher) {
+        let _ = channel.close(200, "shutdown".into()).await;
+        let _ = publisher.channel().close(200, "shutdown".into()).await;
+    }
+}
+
+// ---------------------------------------------------------------- batch mode
+
+struct Batched<'h, H>(&'h H);
+
+impl<H: BatchHandler> Session for Batched<'_, H> {
+    fn consume<'a>(
+        &'a self,
+        conn: &'a lapin::Connection,
+        cfg: &'a ConsumerConfig,
+        ready: &'a ReadyFlag,
+        metrics: &'a Metrics,
+        shutdown: &'a CancellationToken,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a {
+        consume_batches(conn, cfg, self.0, ready, metrics, shutdown)
+    }
+}
+
+async fn consume_batches<H: BatchHandler>(
     conn: &lapin::Connection,
     cfg: &ConsumerConfig,
     handler: &H,
@@ -99,31 +262,18 @@ async fn consume<H: BatchHandler>(
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let ch = conn.create_channel().await?;
-    topology::declare(&ch).await?;
-    topology::declare_retry_queues(&ch, &cfg.retry_delays).await?;
-    ch.basic_qos(cfg.prefetch, BasicQosOptions::default())
-        .await?;
-    let publisher = Publisher::open(conn).await?;
-    let tag = format!("{}-{}", cfg.connection_name, uuid::Uuid::new_v4());
-    let mut consumer = ch
-        .basic_consume(
-            cfg.queue.into(),
-            tag.clone().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    ready.set(true);
-    tracing::info!(queue = cfg.queue, prefetch = cfg.prefetch, "consuming");
+    let Channels {
+        channel,
+        publisher,
+        mut consumer,
+        tag,
+    } = Channels::open(conn, cfg, ready).await?;
 
     loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => {
-                // Stop taking new work; unacked messages return to the queue on close.
-                let _ = ch.basic_cancel(tag.clone().into(), BasicCancelOptions::default()).await;
-                let _ = ch.close(200, "shutdown".into()).await;
-                let _ = publisher.channel().close(200, "shutdown".into()).await;
+                Channels::stop_consuming(&channel, &tag).await;
+                Channels::close(&channel, &publisher).await;
                 return Ok(());
             }
             next = consumer.next() => next,
@@ -142,7 +292,10 @@ async fn consume<H: BatchHandler>(
             }
         }
 
-        let outcomes = handle_with_retry(handler, &batch, &publisher, cfg.queue, shutdown).await;
+        let outcomes = retry_until_ok(cfg.queue, batch.len(), shutdown, || {
+            handler.handle(&batch, &publisher)
+        })
+        .await;
         let Some(outcomes) = outcomes else {
             // Shutdown while the batch kept failing: leave it unacked for redelivery.
             return Ok(());
@@ -151,23 +304,191 @@ async fn consume<H: BatchHandler>(
     }
 }
 
-/// Runs the handler until it succeeds; `None` if shutdown came first.
-async fn handle_with_retry<H: BatchHandler>(
+// ---------------------------------------------------------------- pipelined mode
+
+struct Pipelined<'h, H> {
+    handler: &'h H,
+    group: GroupCommit,
+}
+
+impl<H: PipelineHandler> Session for Pipelined<'_, H> {
+    fn consume<'a>(
+        &'a self,
+        conn: &'a lapin::Connection,
+        cfg: &'a ConsumerConfig,
+        ready: &'a ReadyFlag,
+        metrics: &'a Metrics,
+        shutdown: &'a CancellationToken,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a {
+        consume_pipelined(conn, cfg, self, ready, metrics, shutdown)
+    }
+}
+
+/// One loop drives three kinds of work concurrently: taking deliveries from
+/// the broker, the per-delivery `prepare` futures, and at most one group
+/// commit (commits run one at a time, so their acks never race).
+async fn consume_pipelined<H: PipelineHandler>(
+    conn: &lapin::Connection,
+    cfg: &ConsumerConfig,
+    mode: &Pipelined<'_, H>,
+    ready: &ReadyFlag,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let handler = mode.handler;
+    let max_group = mode.group.max.max(1);
+    let Channels {
+        channel,
+        publisher,
+        mut consumer,
+        tag,
+    } = Channels::open(conn, cfg, ready).await?;
+
+    let mut preparing = FuturesUnordered::new();
+    let mut prepared: Vec<(Delivery, H::Prepared)> = Vec::new();
+    // When the oldest prepared delivery's group is due at the latest.
+    let mut due_at: Option<Instant> = None;
+    let mut committing: Option<BoxFuture<'_, anyhow::Result<()>>> = None;
+    let mut consuming = true;
+
+    loop {
+        if committing.is_none()
+            && group_due(prepared.len(), max_group, consuming, due_at, Instant::now())
+        {
+            let take = prepared.len().min(max_group);
+            let group: Vec<_> = prepared.drain(..take).collect();
+            // Leftovers (a full group was cut off) are due at once.
+            due_at = (!prepared.is_empty()).then(Instant::now);
+            committing = Some(
+                commit_group(handler, group, &publisher, cfg.queue, metrics, shutdown).boxed(),
+            );
+        }
+        if !consuming && preparing.is_empty() && prepared.is_empty() && committing.is_none() {
+            Channels::close(&channel, &publisher).await;
+            return Ok(());
+        }
+        let linger = due_at.filter(|_| committing.is_none());
+        tokio::select! {
+            _ = shutdown.cancelled(), if consuming => {
+                consuming = false;
+                Channels::stop_consuming(&channel, &tag).await;
+            }
+            next = consumer.next(), if consuming => match next {
+                Some(Ok(d)) => preparing.push(prepare_with_retry(handler, d, cfg.queue, shutdown)),
+                Some(Err(e)) => return Err(e.into()),
+                None => anyhow::bail!("the broker cancelled the consumer"),
+            },
+            Some(done) = preparing.next(), if !preparing.is_empty() => {
+                // `None`: shutdown came while its work kept failing; it stays
+                // unacked and returns to the queue when the channel closes.
+                if let Some(item) = done {
+                    if prepared.is_empty() {
+                        due_at = Some(Instant::now() + mode.group.linger);
+                    }
+                    prepared.push(item);
+                }
+            }
+            Some(result) = OptionFuture::from(committing.as_mut()), if committing.is_some() => {
+                committing = None;
+                result?;
+            }
+            _ = sleep_until_some(linger), if linger.is_some() => {}
+        }
+    }
+}
+
+/// Whether the prepared deliveries should be committed now (no commit running).
+fn group_due(
+    ready: usize,
+    max_group: usize,
+    consuming: bool,
+    due_at: Option<Instant>,
+    now: Instant,
+) -> bool {
+    ready > 0 && (ready >= max_group || !consuming || due_at.is_none_or(|t| t <= now))
+}
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Prepares one delivery, retrying transient failures; `None` if shutdown
+/// came first.
+async fn prepare_with_retry<H: PipelineHandler>(
     handler: &H,
-    batch: &[Delivery],
-    publisher: &Publisher,
+    delivery: Delivery,
     queue: &str,
     shutdown: &CancellationToken,
-) -> Option<Vec<Outcome>> {
+) -> Option<(Delivery, H::Prepared)> {
     let mut backoff = reconnect_backoff();
     loop {
-        match handler.handle(batch, publisher).await {
-            Ok(outcomes) if outcomes.len() == batch.len() => return Some(outcomes),
+        let err = match handler.prepare(&delivery).await {
+            Ok(p) => return Some((delivery, p)),
+            Err(e) => e,
+        };
+        if shutdown.is_cancelled() {
+            return None;
+        }
+        let wait = backoff.next().unwrap_or(Duration::from_secs(5));
+        tracing::warn!(queue, error = format!("{err:#}"), retry_in = ?wait, "delivery failed, will retry");
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Commits one group until it succeeds, then dead-letters and acks. If
+/// shutdown comes while the commit keeps failing, the group stays unacked.
+/// The prepared values are dropped only after the acks (a handler may hold
+/// per-delivery claims in them until the outcome is settled).
+async fn commit_group<H: PipelineHandler>(
+    handler: &H,
+    group: Vec<(Delivery, H::Prepared)>,
+    publisher: &Publisher,
+    queue: &str,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let (deliveries, prepared): (Vec<Delivery>, Vec<H::Prepared>) = group.into_iter().unzip();
+    let outcomes = retry_until_ok(queue, deliveries.len(), shutdown, || {
+        handler.commit(&prepared, publisher)
+    })
+    .await;
+    let result = match outcomes {
+        Some(outcomes) => settle(&deliveries, outcomes, publisher, queue, metrics).await,
+        None => Ok(()),
+    };
+    drop(prepared);
+    result
+}
+
+// ---------------------------------------------------------------- shared steps
+
+/// Runs `attempt` until it returns `expected` outcomes; `None` if shutdown
+/// came first. An `Err` (or a wrong count — a handler bug, treated as
+/// transient rather than acked blindly) is retried with backoff.
+async fn retry_until_ok<F, Fut>(
+    queue: &str,
+    expected: usize,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> Option<Vec<Outcome>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Vec<Outcome>>>,
+{
+    let mut backoff = reconnect_backoff();
+    loop {
+        match attempt().await {
+            Ok(outcomes) if outcomes.len() == expected => return Some(outcomes),
             Ok(outcomes) => {
-                // A handler bug; treat as transient rather than ack blindly.
                 tracing::error!(
                     queue,
-                    expected = batch.len(),
+                    expected,
                     got = outcomes.len(),
                     "handler returned a wrong number of outcomes"
                 );
@@ -175,7 +496,7 @@ async fn handle_with_retry<H: BatchHandler>(
             Err(e) => {
                 tracing::warn!(
                     queue,
-                    size = batch.len(),
+                    size = expected,
                     error = format!("{e:#}"),
                     "batch failed, will retry"
                 );
@@ -189,6 +510,7 @@ async fn handle_with_retry<H: BatchHandler>(
     }
 }
 
+/// Dead letters first (confirmed in the DLQ, so never dropped), then the acks.
 async fn settle(
     batch: &[Delivery],
     outcomes: Vec<Outcome>,
@@ -262,4 +584,46 @@ pub fn dead_letter(d: &Delivery, queue: &str, reason: &str) -> OutgoingMessage {
         headers,
         d.data.clone(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decides_when_a_group_is_due() {
+        let now = Instant::now();
+        let later = now + Duration::from_millis(5);
+        let earlier = now - Duration::from_millis(5);
+        // (name, ready, max, consuming, due_at, expected)
+        type Case = (&'static str, usize, usize, bool, Option<Instant>, bool);
+        let cases: &[Case] = &[
+            ("nothing ready", 0, 8, true, Some(earlier), false),
+            ("nothing ready at shutdown", 0, 8, false, None, false),
+            ("lingering", 3, 8, true, Some(later), false),
+            ("linger over", 3, 8, true, Some(earlier), true),
+            ("linger ends now", 3, 8, true, Some(now), true),
+            ("group full", 8, 8, true, Some(later), true),
+            ("more than full", 9, 8, true, Some(later), true),
+            ("shutdown does not wait", 1, 8, false, Some(later), true),
+            ("no deadline set", 1, 8, true, None, true),
+        ];
+        for (name, ready, max, consuming, due_at, want) in cases {
+            assert_eq!(
+                group_due(*ready, *max, *consuming, *due_at, now),
+                *want,
+                "case {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn reason_kinds_are_the_text_before_the_colon() {
+        assert_eq!(reason_kind("poison: bad json"), "poison");
+        assert_eq!(
+            reason_kind("gave up after 3 attempts: x"),
+            "gave up after 3 attempts"
+        );
+        assert_eq!(reason_kind("plain"), "plain");
+    }
 }

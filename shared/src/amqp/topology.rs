@@ -105,25 +105,82 @@ pub fn retry_queue(delay: Duration) -> String {
     format!("salesync.forward.retry.{}ms", delay.as_millis())
 }
 
+/// The arguments of the delay queue for `delay`: expire into `sale.forward`.
+///
+/// A quorum queue with at-least-once dead-lettering, because expiry IS the
+/// delivery path here. Plain (at-most-once) dead-lettering — the only kind a
+/// classic queue has — drops what expires while the broker restarts: the
+/// chaos campaign lost every retry that came due during a `stop_app` (the
+/// delay queue was empty after `start_app`, `salesync.forward` never got
+/// them). At-least-once keeps each message until `salesync.forward`
+/// confirmed it; it requires `reject-publish` overflow (no length limit is
+/// set, so nothing is ever rejected). The forwarder dedupes any repeat.
+pub fn retry_queue_args(delay: Duration) -> FieldTable {
+    let mut a = FieldTable::default();
+    a.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    a.insert(
+        "x-message-ttl".into(),
+        AMQPValue::LongLongInt(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+    );
+    a.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(EXCHANGE.into()),
+    );
+    a.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString(ROUTING_FORWARD.into()),
+    );
+    a.insert(
+        "x-dead-letter-strategy".into(),
+        AMQPValue::LongString("at-least-once".into()),
+    );
+    a.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    a
+}
+
 /// Declares one delay queue per retry step. A waiting retry sits here, holding
 /// no consumer, and survives restarts (durable queue, persistent message).
 pub async fn declare_retry_queues(ch: &Channel, delays: &[Duration]) -> lapin::Result<()> {
     for d in delays {
-        let mut a = FieldTable::default();
-        a.insert(
-            "x-message-ttl".into(),
-            AMQPValue::LongLongInt(d.as_millis() as i64),
-        );
-        a.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(EXCHANGE.into()),
-        );
-        a.insert(
-            "x-dead-letter-routing-key".into(),
-            AMQPValue::LongString(ROUTING_FORWARD.into()),
-        );
-        ch.queue_declare(retry_queue(*d).into(), QueueDeclareOptions::durable(), a)
-            .await?;
+        ch.queue_declare(
+            retry_queue(*d).into(),
+            QueueDeclareOptions::durable(),
+            retry_queue_args(*d),
+        )
+        .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_queues_dead_letter_at_least_once_back_to_the_work_queue() {
+        let a = retry_queue_args(Duration::from_millis(2500));
+        let text = |k: &str| match a.inner().get(k) {
+            Some(AMQPValue::LongString(s)) => s.to_string(),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(text("x-queue-type"), "quorum");
+        assert_eq!(text("x-dead-letter-strategy"), "at-least-once");
+        assert_eq!(text("x-overflow"), "reject-publish");
+        assert_eq!(text("x-dead-letter-exchange"), EXCHANGE);
+        assert_eq!(text("x-dead-letter-routing-key"), ROUTING_FORWARD);
+        assert_eq!(
+            a.inner().get("x-message-ttl"),
+            Some(&AMQPValue::LongLongInt(2500))
+        );
+        assert_eq!(
+            retry_queue(Duration::from_millis(2500)),
+            "salesync.forward.retry.2500ms"
+        );
+    }
 }

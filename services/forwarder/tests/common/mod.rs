@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,10 @@ pub struct Seen {
 #[derive(Clone)]
 struct TargetState {
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// When each `slow` request was answered (idempotency key, instant).
+    answered: Arc<Mutex<Vec<(String, Instant)>>>,
+    /// Whether `switch` answers 200 (else 500).
+    healthy: Arc<AtomicBool>,
     integration_secret: String,
     webhook_secret: String,
 }
@@ -69,7 +74,8 @@ struct TargetState {
 /// `ok` 200 · `flaky` 503, 503, then 200 (per key) · `bad` 400 · `stall`
 /// answers after 3 s · `throttle` 429 `Retry-After: 1`, then 200 ·
 /// `garbage` 200 with a non-JSON, non-UTF-8 body · `status` 200 (signed with
-/// the tenant's webhook secret instead of the integration's).
+/// the tenant's webhook secret instead of the integration's) · `slow` 200
+/// after 2 s · `switch` 500 until [`Target::heal`], then 200.
 pub struct Target {
     pub base_url: String,
     state: TargetState,
@@ -80,6 +86,8 @@ impl Target {
     async fn start(integration_secret: String, webhook_secret: String) -> Self {
         let state = TargetState {
             seen: Arc::default(),
+            answered: Arc::default(),
+            healthy: Arc::default(),
             integration_secret,
             webhook_secret,
         };
@@ -110,6 +118,16 @@ impl Target {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.state.seen.lock().unwrap().clone()
+    }
+
+    /// When each `slow` request was answered.
+    pub fn answered(&self) -> Vec<(String, Instant)> {
+        self.state.answered.lock().unwrap().clone()
+    }
+
+    /// From now on `switch` answers 200.
+    pub fn heal(&self) {
+        self.state.healthy.store(true, Ordering::SeqCst);
     }
 
     pub fn seen_for(&self, key: &str) -> Vec<Seen> {
@@ -152,6 +170,8 @@ async fn target_handler(
         && h("content-type").as_deref() == Some("application/json")
         && serde_json::from_slice::<serde_json::Value>(&body).is_ok();
     let key = h("idempotency-key").unwrap_or_default();
+    let answered = state.answered.clone();
+    let slow_key = key.clone();
     let earlier = {
         let mut seen = state.seen.lock().unwrap();
         let earlier = seen.iter().filter(|s| s.idempotency_key == key).count();
@@ -186,6 +206,15 @@ async fn target_handler(
             .into_response(),
         "throttle" => StatusCode::NO_CONTENT.into_response(),
         "garbage" => (StatusCode::OK, Bytes::from_static(b"\0<<\xff\xfe not json")).into_response(),
+        "slow" => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            answered.lock().unwrap().push((slow_key, Instant::now()));
+            (StatusCode::OK, r#"{"ok":true}"#).into_response()
+        }
+        "switch" if state.healthy.load(Ordering::SeqCst) => {
+            (StatusCode::OK, r#"{"ok":true}"#).into_response()
+        }
+        "switch" => (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response(),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -379,50 +408,70 @@ impl TestEnv {
 
     /// The forwarder's arguments for this environment.
     pub fn args(&self) -> forwarder::Args {
-        forwarder::Args::try_parse_from([
-            "forwarder",
-            "--database-url",
-            &self.database_url,
-            "--database-max-connections",
-            "4",
-            "--amqp-url",
-            &self.amqp_url,
-            "--encryption-keys",
-            &self.key_spec,
-            "--retry-delays",
-            RETRY_DELAYS,
-            "--request-timeout",
-            REQUEST_TIMEOUT,
-            "--connect-timeout",
-            "500ms",
-            "--max-attempts",
-            &MAX_ATTEMPTS.to_string(),
-            "--prefetch",
-            "16",
-        ])
-        .unwrap()
+        self.args_with(&[])
+    }
+
+    /// The forwarder's arguments, with `extra` (flag, value, flag, value …)
+    /// replacing the test defaults of the same flags.
+    pub fn args_with(&self, extra: &[&str]) -> forwarder::Args {
+        let max_attempts = MAX_ATTEMPTS.to_string();
+        let defaults: [(&str, &str); 9] = [
+            ("--database-url", &self.database_url),
+            ("--database-max-connections", "4"),
+            ("--amqp-url", &self.amqp_url),
+            ("--encryption-keys", &self.key_spec),
+            ("--retry-delays", RETRY_DELAYS),
+            ("--request-timeout", REQUEST_TIMEOUT),
+            ("--connect-timeout", "500ms"),
+            ("--max-attempts", &max_attempts),
+            ("--prefetch", "16"),
+        ];
+        let mut argv = vec!["forwarder"];
+        for (flag, value) in defaults {
+            if !extra.contains(&flag) {
+                argv.extend([flag, value]);
+            }
+        }
+        argv.extend_from_slice(extra);
+        forwarder::Args::try_parse_from(argv).unwrap()
     }
 
     /// Starts the forwarder in-process (stopped when the test ends).
     pub fn start_forwarder(self: &Arc<Self>) -> ForwarderHandle {
+        self.start_forwarder_with(&[])
+    }
+
+    /// Starts the forwarder with `extra` arguments (see [`TestEnv::args_with`]).
+    pub fn start_forwarder_with(self: &Arc<Self>, extra: &[&str]) -> ForwarderHandle {
         let stop = CancellationToken::new();
+        let metrics = Metrics::new("forwarder-test");
         let task = tokio::spawn(forwarder::run(
-            self.args(),
+            self.args_with(extra),
             Readiness::default(),
-            Metrics::new("forwarder-test"),
+            metrics.clone(),
             stop.clone(),
         ));
         ForwarderHandle {
             stop,
+            metrics,
             task: Some(task),
         }
     }
 
     /// Inserts a delivery of `purpose` to `route` and returns its command envelope.
     pub async fn delivery(&self, route: &str, purpose: Purpose) -> Envelope<ForwardCommand> {
+        self.delivery_to(&self.target.url(route), purpose).await
+    }
+
+    /// Inserts a delivery of `purpose` to any URL and returns its command envelope.
+    pub async fn delivery_to(
+        &self,
+        target_url: &str,
+        purpose: Purpose,
+    ) -> Envelope<ForwardCommand> {
+        let target_url = target_url.to_string();
         let delivery_id = DeliveryId::new();
         let integration_id = (purpose == Purpose::Forward).then_some(self.integration_id);
-        let target_url = self.target.url(route);
         sqlx::query(
             "INSERT INTO deliveries (id, tenant_id, sale_id, integration_id, purpose, dedupe_key, target_url, target_ref)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -548,9 +597,20 @@ impl TestEnv {
         .unwrap()
     }
 
+    /// Every attempt of every delivery, in the order they started.
+    pub async fn all_attempts(&self) -> Vec<AttemptRow> {
+        sqlx::query_as(
+            "SELECT attempt, status_code, error, outcome, response_excerpt, duration_ms, started_at
+             FROM delivery_attempts ORDER BY started_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
     pub async fn attempts(&self, id: DeliveryId) -> Vec<AttemptRow> {
         sqlx::query_as(
-            "SELECT attempt, status_code, error, outcome, response_excerpt, duration_ms
+            "SELECT attempt, status_code, error, outcome, response_excerpt, duration_ms, started_at
              FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt, id",
         )
         .bind(id)
@@ -608,11 +668,14 @@ pub struct AttemptRow {
     pub outcome: String,
     pub response_excerpt: Option<String>,
     pub duration_ms: i32,
+    pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A forwarder started by a test; stopped when dropped.
 pub struct ForwarderHandle {
     stop: CancellationToken,
+    /// The forwarder's metrics (`render()` for the Prometheus text).
+    pub metrics: Metrics,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
