@@ -23,9 +23,15 @@ impl TestDb {
     /// Creates and migrates `sstest_<random>` on the server of `DATABASE_URL`.
     pub async fn create() -> anyhow::Result<Self> {
         let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
+        Self::create_on(&base).await
+    }
+
+    /// Creates and migrates `sstest_<random>` on the server of `base` (e.g.
+    /// a `PrivatePostgres`).
+    pub async fn create_on(base: &str) -> anyhow::Result<Self> {
         // Connect to the maintenance database to create ours: the configured
         // one (e.g. `salesync`) may not exist yet, `postgres` always does.
-        let admin_url = with_database(&base, "postgres");
+        let admin_url = with_database(base, "postgres");
         let name = format!("sstest_{}", unique_suffix());
         let admin = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
@@ -37,7 +43,7 @@ impl TestDb {
             .execute(&admin)
             .await?;
         admin.close().await;
-        let url = with_database(&base, &name);
+        let url = with_database(base, &name);
         let pool = match salesync_core::db::connect_and_migrate(&url, 4).await {
             Ok(p) => p,
             Err(e) => {
@@ -81,6 +87,12 @@ impl TestDb {
             .fetch_one(self.pool())
             .await?;
         Ok(v)
+    }
+
+    /// Leaves the database in place on drop (its server is thrown away as a
+    /// whole anyway, and may be down when the drop runs).
+    pub fn forget(&mut self) {
+        self.dropped = true;
     }
 
     /// Drops the database now (also done on drop).

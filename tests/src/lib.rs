@@ -4,6 +4,7 @@
 //! - `TestDb`: a uniquely named PostgreSQL database, migrated, dropped after
 //! - `TestVhost`: a uniquely named RabbitMQ vhost on the shared broker
 //! - `PrivateRabbit`: a whole RabbitMQ node of its own, for outage tests
+//! - `PrivatePostgres`: a whole PostgreSQL cluster of its own, to restart
 //! - `Services`: the four service binaries as OS processes, with logs per process
 //! - `Api`: a typed client for ingest's HTTP API
 //! - `TestTarget`: a programmable downstream HTTP system that records and
@@ -11,10 +12,13 @@
 //! - `Broker`: AMQP helpers to capture, inject and count messages
 //! - `Stack`: all of the above wired together for one test
 //! - `wait`, `sales`, `schemas`: polling, sample sales, message JSON Schemas
+//! - `chaos`: the fault campaign (`salesync-chaos`, `chaos_fast`) on all of it
 
 pub mod api;
 pub mod broker;
+pub mod chaos;
 pub mod db;
+pub mod pg;
 pub mod ports;
 pub mod rabbit;
 pub mod sales;
@@ -29,6 +33,7 @@ pub mod wait;
 pub use api::{Api, IntegrationInput};
 pub use broker::{Broker, Capture};
 pub use db::TestDb;
+pub use pg::PrivatePostgres;
 pub use rabbit::PrivateRabbit;
 pub use services::{Replicas, ServiceKind, Services, ServicesConfig};
 pub use stack::{Stack, StackOptions, Tenant};

@@ -386,10 +386,43 @@ impl Services {
 
     /// Waits for the processes of one service only.
     pub async fn wait_ready_kind(&mut self, kind: ServiceKind) {
-        let idx = self.indexes(kind);
-        if let Err(e) = self.wait_ready_of(&idx).await {
+        if let Err(e) = self.try_wait_ready_kind(kind).await {
             panic!("{e:#}");
         }
+    }
+
+    /// Like `wait_ready_kind`, returning the failure instead of panicking.
+    pub async fn try_wait_ready_kind(&mut self, kind: ServiceKind) -> anyhow::Result<()> {
+        let idx = self.indexes(kind);
+        self.wait_ready_of(&idx).await
+    }
+
+    /// Processes that ended although nobody killed or stopped them (a crash,
+    /// or giving up on a dependency), as (service, replica, how it ended).
+    /// They stay listed until started again (`start_kind`).
+    pub fn unexpected_exits(&mut self) -> Vec<(ServiceKind, usize, String)> {
+        self.instances
+            .iter_mut()
+            .filter_map(|i| {
+                let status = i.child.as_mut()?.try_wait().ok()??;
+                Some((i.kind, i.index, status.to_string()))
+            })
+            .collect()
+    }
+
+    /// Starts again the processes that ended on their own.
+    pub fn restart_exited(&mut self) -> anyhow::Result<()> {
+        for n in 0..self.instances.len() {
+            let exited = self.instances[n]
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited {
+                self.instances[n].child = None;
+                self.spawn(n)?;
+            }
+        }
+        Ok(())
     }
 
     async fn wait_ready_of(&mut self, which: &[usize]) -> anyhow::Result<()> {

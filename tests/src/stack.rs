@@ -21,6 +21,9 @@ pub struct StackOptions {
     pub env: Vec<(ServiceKind, String, String)>,
     /// Use this broker instead of a fresh vhost on the shared one.
     pub amqp_url: Option<String>,
+    /// Create the database on this server (e.g. a `PrivatePostgres`)
+    /// instead of the one of `DATABASE_URL`.
+    pub database_server: Option<String>,
 }
 
 impl StackOptions {
@@ -39,6 +42,12 @@ impl StackOptions {
     #[must_use]
     pub fn amqp_url(mut self, url: &str) -> Self {
         self.amqp_url = Some(url.into());
+        self
+    }
+
+    #[must_use]
+    pub fn database_server(mut self, url: &str) -> Self {
+        self.database_server = Some(url.into());
         self
     }
 }
@@ -65,7 +74,10 @@ pub struct Stack {
 impl Stack {
     /// Creates the database and vhost, starts the services, waits until ready.
     pub async fn start(options: StackOptions) -> anyhow::Result<Self> {
-        let db = TestDb::create().await?;
+        let db = match &options.database_server {
+            Some(server) => TestDb::create_on(server).await?,
+            None => TestDb::create().await?,
+        };
         let (vhost, amqp_url) = match &options.amqp_url {
             Some(url) => (None, url.clone()),
             None => {

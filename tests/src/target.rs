@@ -7,20 +7,32 @@
 //!
 //! The decision "what do I answer to attempt k of key K" is the pure
 //! function `respond`, unit-tested below; the server is the I/O around it.
+//!
+//! Misbehaviour below HTTP (hang, close the connection mid-response) needs
+//! the socket: every connection is wrapped in a `CutIo` whose writes a
+//! handler can limit to n more bytes, after which the connection breaks —
+//! hyper then drops it, and the caller sees a truncated answer.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::IncomingStream;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 /// How the target answers requests (other than `POST /status`).
 #[derive(Clone, Debug, PartialEq)]
@@ -39,15 +51,36 @@ pub enum Behaviour {
     Garbage,
     /// Per key: the first attempt gets 429 with `Retry-After: secs`, then 200.
     RetryAfter(u64),
+    /// Holds every request this long (past the caller's timeout), then
+    /// closes the connection without a word: no status line, no effect.
+    Hang(Duration),
+    /// Closes the connection in the middle of the status line: the caller
+    /// gets no answer, and the target books nothing.
+    CloseInHead,
+    /// Sends a complete `200` head and part of the body, then closes the
+    /// connection: the target booked it, the answer breaks off.
+    CloseInBody,
 }
+
+/// Bytes of the response written before `CloseInHead` cuts: "HTTP/1.1 200".
+pub const HEAD_CUT_BYTES: usize = 12;
+/// Bytes written before `CloseInBody` cuts: past any head we send (about 150
+/// bytes), well short of the padded body.
+pub const BODY_CUT_BYTES: usize = 600;
+/// Size of the body `CloseInBody` announces (and never completes).
+const PADDED_BODY_BYTES: usize = 4096;
 
 /// What the server does for one request: optionally wait, then answer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reply {
     pub delay: Option<Duration>,
+    /// The status the caller receives; 0 when no complete status line
+    /// reaches it (the connection is cut first).
     pub status: u16,
     pub retry_after: Option<u64>,
     pub garbage: bool,
+    /// Break the connection after this many bytes of the response.
+    pub cut_after: Option<usize>,
 }
 
 impl Reply {
@@ -57,6 +90,7 @@ impl Reply {
             status,
             retry_after: None,
             garbage: false,
+            cut_after: None,
         }
     }
 }
@@ -86,6 +120,19 @@ pub fn respond(behaviour: &Behaviour, attempt: u32) -> Reply {
             ..Reply::status(429)
         },
         Behaviour::RetryAfter(_) => Reply::status(200),
+        Behaviour::Hang(d) => Reply {
+            delay: Some(*d),
+            cut_after: Some(0),
+            ..Reply::status(0)
+        },
+        Behaviour::CloseInHead => Reply {
+            cut_after: Some(HEAD_CUT_BYTES),
+            ..Reply::status(0)
+        },
+        Behaviour::CloseInBody => Reply {
+            cut_after: Some(BODY_CUT_BYTES),
+            ..Reply::status(200)
+        },
     }
 }
 
@@ -108,7 +155,8 @@ pub struct RecordedRequest {
     pub attempt: u32,
     /// `None` when no secret was set; otherwise whether it verified.
     pub signature_ok: Option<bool>,
-    /// The status the target answered with.
+    /// The status the target answered with (0: none reached the caller —
+    /// a hang or a connection cut inside the head).
     pub answered: u16,
 }
 
@@ -152,7 +200,11 @@ impl TestTarget {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(
+                CutListener(listener),
+                app.into_make_service_with_connect_info::<Cutter>(),
+            )
+            .await;
         });
         Ok(Self {
             addr,
@@ -281,6 +333,7 @@ pub fn signature_valid(
 
 async fn record(
     State(state): State<Shared>,
+    ConnectInfo(cutter): ConnectInfo<Cutter>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -339,6 +392,21 @@ async fn record(
     if let Some(d) = reply.delay {
         tokio::time::sleep(d).await;
     }
+    if let Some(bytes) = reply.cut_after {
+        // The head says 200 and promises a long body; the cut decides how
+        // much of it the caller gets.
+        cutter.arm(bytes);
+        let padded = format!(
+            "{{\"ok\":true,\"pad\":\"{}\"}}",
+            "x".repeat(PADDED_BODY_BYTES)
+        );
+        return (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            padded,
+        )
+            .into_response();
+    }
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if reply.garbage {
         return (status, "<html>definitely not json").into_response();
@@ -370,6 +438,132 @@ async fn status_lookup(State(state): State<Shared>, body: Bytes) -> Response {
         })
         .collect();
     axum::Json(json!({ "statuses": statuses })).into_response()
+}
+
+/// A handler's switch over its own connection: not armed (-1), or how many
+/// more response bytes may be written before the connection breaks.
+#[derive(Clone, Debug)]
+pub struct Cutter(Arc<AtomicI64>);
+
+impl Default for Cutter {
+    fn default() -> Self {
+        Self(Arc::new(AtomicI64::new(-1)))
+    }
+}
+
+impl Cutter {
+    /// Let `bytes` more bytes through, then break the connection.
+    pub fn arm(&self, bytes: usize) {
+        self.0
+            .store(i64::try_from(bytes).unwrap_or(i64::MAX), Ordering::SeqCst);
+    }
+
+    /// How many of `wanted` bytes may be written now: `None` = all (not
+    /// armed), `Some(0)` = the connection is to break.
+    fn allowance(&self, wanted: usize) -> Option<usize> {
+        allowance(self.0.load(Ordering::SeqCst), wanted)
+    }
+
+    fn spent(&self, bytes: usize) {
+        if self.0.load(Ordering::SeqCst) >= 0 {
+            self.0.fetch_sub(bytes as i64, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Pure part of `Cutter::allowance`.
+fn allowance(budget: i64, wanted: usize) -> Option<usize> {
+    if budget < 0 {
+        return None;
+    }
+    Some(wanted.min(usize::try_from(budget).unwrap_or(usize::MAX)))
+}
+
+/// The target's listener: plain TCP, each connection wrapped in a `CutIo`
+/// whose `Cutter` handlers receive as `ConnectInfo`.
+struct CutListener(tokio::net::TcpListener);
+
+impl axum::serve::Listener for CutListener {
+    type Io = CutIo;
+    type Addr = Cutter;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok((stream, _)) => {
+                    let cutter = Cutter::default();
+                    return (
+                        CutIo {
+                            stream,
+                            cutter: cutter.clone(),
+                        },
+                        cutter,
+                    );
+                }
+                // Out of file descriptors and the like: breathe, go on.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(Cutter::default())
+    }
+}
+
+impl Connected<IncomingStream<'_, CutListener>> for Cutter {
+    fn connect_info(stream: IncomingStream<'_, CutListener>) -> Self {
+        stream.remote_addr().clone()
+    }
+}
+
+/// A TCP connection whose writes stop (with an error, so hyper drops the
+/// connection) once its `Cutter`'s budget is spent.
+struct CutIo {
+    stream: TcpStream,
+    cutter: Cutter,
+}
+
+impl AsyncRead for CutIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CutIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        match this.cutter.allowance(buf.len()) {
+            None => Pin::new(&mut this.stream).poll_write(cx, buf),
+            Some(0) if !buf.is_empty() => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "connection cut by the test target",
+            ))),
+            Some(n) => {
+                let written = Pin::new(&mut this.stream).poll_write(cx, &buf[..n]);
+                if let Poll::Ready(Ok(w)) = &written {
+                    this.cutter.spent(*w);
+                }
+                written
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]
@@ -406,11 +600,76 @@ mod tests {
                     delay,
                     status,
                     retry_after,
-                    garbage
+                    garbage,
+                    cut_after: None,
                 },
                 "{behaviour:?} attempt {attempt}"
             );
         }
+    }
+
+    #[test]
+    fn connection_level_misbehaviour_cuts_and_books_nothing_without_a_head() {
+        let s = Duration::from_secs;
+        for (behaviour, attempt, status, delay, cut) in [
+            (Behaviour::Hang(s(5)), 1, 0, Some(s(5)), 0),
+            (Behaviour::Hang(s(5)), 4, 0, Some(s(5)), 0),
+            (Behaviour::CloseInHead, 1, 0, None, HEAD_CUT_BYTES),
+            (Behaviour::CloseInHead, 2, 0, None, HEAD_CUT_BYTES),
+            (Behaviour::CloseInBody, 1, 200, None, BODY_CUT_BYTES),
+        ] {
+            let r = respond(&behaviour, attempt);
+            assert_eq!(
+                (r.status, r.delay, r.cut_after),
+                (status, delay, Some(cut)),
+                "{behaviour:?} attempt {attempt}"
+            );
+        }
+    }
+
+    #[test]
+    fn allowance_limits_writes_once_armed() {
+        for (budget, wanted, want) in [
+            (-1, 100, None),
+            (0, 100, Some(0)),
+            (12, 100, Some(12)),
+            (600, 100, Some(100)),
+            (5, 0, Some(0)),
+        ] {
+            assert_eq!(allowance(budget, wanted), want, "{budget} {wanted}");
+        }
+    }
+
+    /// What a caller sees of each cut, through a real connection.
+    #[tokio::test]
+    async fn cuts_reach_the_caller_as_broken_answers() {
+        let target = TestTarget::start(Behaviour::CloseInHead)
+            .await
+            .expect("start");
+        let http = reqwest::Client::new();
+        let send = || {
+            http.post(target.url("/hook"))
+                .header("idempotency-key", "k1")
+                .body("{}")
+                .send()
+        };
+        let head = send().await;
+        assert!(head.is_err(), "no status line: {head:?}");
+
+        target.set_behaviour(Behaviour::CloseInBody);
+        let resp = send().await.expect("a complete head");
+        assert_eq!(resp.status(), 200);
+        assert!(resp.bytes().await.is_err(), "the body breaks off");
+
+        target.set_behaviour(Behaviour::Hang(Duration::from_millis(300)));
+        let hung = send().await;
+        assert!(hung.is_err(), "a hang ends without an answer: {hung:?}");
+
+        target.set_behaviour(Behaviour::Ok);
+        assert_eq!(send().await.expect("ok").status(), 200);
+        let answered: Vec<u16> = target.requests().iter().map(|r| r.answered).collect();
+        assert_eq!(answered, [0, 200, 0, 200]);
+        assert_eq!(target.accepted_keys().len(), 1);
     }
 
     #[test]
