@@ -110,20 +110,11 @@ impl Drop for TestDb {
         }
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
-        // Drop runs inside the test's runtime, which cannot be blocked on; a
-        // thread with its own small runtime does the async work and we wait
-        // for it so the database is gone before the test process exits.
-        let done = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            match rt {
-                Ok(rt) => rt.block_on(drop_database(&admin_url, &name)),
-                Err(e) => Err(e.into()),
-            }
-        })
-        .join();
-        if let Ok(Err(e)) = done {
+        let done =
+            crate::temp::cleanup_blocking(
+                move || async move { drop_database(&admin_url, &name).await },
+            );
+        if let Err(e) = done {
             eprintln!("salesync-e2e: could not drop database {}: {e}", self.name);
         }
     }

@@ -66,6 +66,24 @@ pub fn tail(path: &Path, max_lines: usize) -> String {
     }
 }
 
+/// Runs async cleanup from a `Drop`: Drop runs inside the test's runtime,
+/// which cannot be blocked on, so a thread with its own small runtime does
+/// the work and we wait for it — the resource is gone before the test exits.
+pub fn cleanup_blocking<F, Fut>(cleanup: F) -> anyhow::Result<()>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(cleanup())
+    })
+    .join()
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("cleanup thread panicked")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,18 +114,11 @@ impl Drop for TestVhost {
         }
         let management = self.management.clone();
         let name = self.name.clone();
-        // Same pattern as TestDb: own thread, own runtime, waited for.
-        let done = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            match rt {
-                Ok(rt) => rt.block_on(delete_vhost(&management, &name)),
-                Err(e) => Err(e.into()),
-            }
-        })
-        .join();
-        if let Ok(Err(e)) = done {
+        let done =
+            crate::temp::cleanup_blocking(
+                move || async move { delete_vhost(&management, &name).await },
+            );
+        if let Err(e) = done {
             eprintln!("salesync-e2e: could not delete vhost {}: {e}", self.name);
         }
     }
