@@ -12,7 +12,8 @@
 //!
 //! `load` generates the traffic, `timeline` records every sale's send and
 //! arrival, `stats` turns that into rates and percentiles, `usage`/`procfs`
-//! read CPU and RSS per process, `report` renders the markdown table.
+//! read CPU and RSS per process, `stages` splits the latency by hop from the
+//! services' own timestamps, `report` renders the markdown table.
 
 pub mod config;
 pub mod load;
@@ -22,6 +23,7 @@ pub mod progress;
 pub mod raw_broker;
 pub mod report;
 pub mod scenario;
+pub mod stages;
 pub mod stats;
 pub mod target;
 pub mod timeline;
@@ -136,7 +138,7 @@ async fn raw_phase(args: &BenchArgs, progress: &Progress) -> anyhow::Result<RawR
     stop.cancel();
     bar.finish_and_clear();
     let machine_after = procfs::machine_ticks();
-    let usage = probe.finish().await;
+    let usage = probe.finish(&Default::default()).await;
     let outcome = outcome?;
     let window = outcome.window.unwrap_or(stats::Window { start: 0, end: 0 });
     Ok(RawResult {

@@ -8,7 +8,11 @@ use std::fmt::Write as _;
 
 use crate::meta::Meta;
 use crate::scenario::{Load, ScenarioResult};
+#[cfg(test)]
+use crate::stages::StageLatency;
 use crate::stats::{Latency, PhaseStats};
+#[cfg(test)]
+use crate::usage::RssTrend;
 use crate::usage::ServiceUsage;
 
 pub const BEGIN: &str = "<!-- salesync-bench:begin -->";
@@ -208,6 +212,7 @@ pub fn render(r: &Report) -> String {
     }
 
     render_targets(&mut s, r, raw_rate);
+    render_stages(&mut s, r);
     render_usage(&mut s, r);
     let _ = writeln!(s, "{END}");
     s
@@ -268,6 +273,7 @@ fn render_targets(s: &mut String, r: &Report, raw_rate: Option<f64>) {
             yes_no(kib <= 30 * 1024)
         );
     }
+    render_rss_growth(s, r);
     if let [one, .., more] = saturated.as_slice() {
         let (a, b) = (one.stats.delivered_per_sec, more.stats.delivered_per_sec);
         let _ = writeln!(
@@ -282,13 +288,85 @@ fn render_targets(s: &mut String, r: &Report, raw_rate: Option<f64>) {
     let _ = writeln!(s);
 }
 
+/// Steady-run window the memory target asks for.
+const STEADY_RUN_SECS: f64 = 600.0;
+/// RSS growth over a window still counted as none: allocator noise.
+const RSS_GROWTH_ALLOWED_KIB: i64 = 1024;
+
+/// The memory target: RSS of every service flat over the longest window.
+fn render_rss_growth(s: &mut String, r: &Report) {
+    let Some(longest) = r
+        .scenarios
+        .iter()
+        .max_by(|a, b| a.stats.window_secs.total_cmp(&b.stats.window_secs))
+    else {
+        return;
+    };
+    let worst = longest
+        .usage
+        .iter()
+        .filter_map(|u| Some((u.rss_trend?.growth_kib(), u.name.as_str())))
+        .max();
+    let Some((growth, name)) = worst else { return };
+    let window = longest.stats.window_secs;
+    let measured = format!(
+        "largest growth {:+.1} MiB ({name}) over the {} window of {}",
+        growth as f64 / 1024.0,
+        duration_label(window),
+        load_label(longest.load)
+    );
+    let verdict = if window + 1.0 < STEADY_RUN_SECS {
+        "not measured (window shorter than 10 min)".to_string()
+    } else {
+        yes_no(growth <= RSS_GROWTH_ALLOWED_KIB).to_string()
+    };
+    let _ = writeln!(
+        s,
+        "| no RSS growth over a 10-minute steady run | {measured} | {verdict} |"
+    );
+}
+
+/// 600.0 → "10 min", 30.0 → "30 s".
+fn duration_label(secs: f64) -> String {
+    if secs >= 120.0 {
+        format!("{:.0} min", secs / 60.0)
+    } else {
+        format!("{secs:.0} s")
+    }
+}
+
+fn render_stages(s: &mut String, r: &Report) {
+    if r.scenarios.iter().all(|sc| sc.stages.is_empty()) {
+        return;
+    }
+    let _ = writeln!(s, "#### Where the latency goes, hop by hop\n");
+    let _ = writeln!(s, "| phase | hop | p50 ms | p90 ms | p99 ms |");
+    let _ = writeln!(s, "|---|---|--:|--:|--:|");
+    for sc in &r.scenarios {
+        for st in &sc.stages {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.1} | {:.1} | {:.1} |",
+                sc.label, st.stage, st.p50_ms, st.p90_ms, st.p99_ms
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nFrom the services' own timestamps, for the sales stored after the warm-up: when \
+         ingest's transaction stored the sale, when condition-filter's transaction decided it \
+         (both PostgreSQL `now()`, the transaction's start), when the forwarder began the first \
+         HTTP attempt and how long that took.\n"
+    );
+}
+
 fn render_usage(s: &mut String, r: &Report) {
     let _ = writeln!(s, "#### CPU and memory per process\n");
     let _ = writeln!(
         s,
-        "| phase | process | replicas | CPU s | CPU s / 1,000 sales | idle RSS MiB | peak RSS MiB |"
+        "| phase | process | replicas | CPU s | CPU s / 1,000 sales | idle RSS MiB | RSS after warm-up → end of load → after drain MiB | peak RSS MiB |"
     );
-    let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|");
+    let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|");
     let phases = r
         .raw
         .iter()
@@ -308,12 +386,18 @@ fn render_usage(s: &mut String, r: &Report) {
         for u in usage {
             let _ = writeln!(
                 s,
-                "| {label} | {} | {} | {:.1} | {} | {} | {} |",
+                "| {label} | {} | {} | {:.1} | {} | {} | {} | {} |",
                 u.name,
                 u.replicas.map_or("–".into(), |n| n.to_string()),
                 u.cpu_secs,
                 u.cpu_per_1k(sent).map_or("–".into(), |v| format!("{v:.3}")),
                 mib(u.idle_rss_kib),
+                u.rss_trend.map_or("–".into(), |t| format!(
+                    "{} → {} → {}",
+                    mib(Some(t.window_start_kib)),
+                    mib(Some(t.window_end_kib)),
+                    mib(Some(t.after_kib))
+                )),
                 mib(u.peak_rss_kib),
             );
         }
@@ -322,7 +406,8 @@ fn render_usage(s: &mut String, r: &Report) {
         s,
         "\nCPU is utime + stime of all replicas from the start of the load until every sale \
          arrived, per 1,000 sales sent; RSS is per process (largest replica): idle = VmRSS before \
-         the load, peak = VmHWM after it.\n"
+         the load, then VmRSS when the warm-up ended, when the load stopped and once every sale \
+         had arrived; peak = VmHWM after it.\n"
     );
 }
 
@@ -427,6 +512,17 @@ mod tests {
                 cpu_secs: 2.0,
                 idle_rss_kib: Some(20 * 1024),
                 peak_rss_kib: Some(40 * 1024),
+                rss_trend: Some(RssTrend {
+                    window_start_kib: 30 * 1024,
+                    window_end_kib: 31 * 1024,
+                    after_kib: 25 * 1024,
+                }),
+            }],
+            stages: vec![StageLatency {
+                stage: "HTTP request to the target",
+                p50_ms: 1.0,
+                p90_ms: 2.5,
+                p99_ms: 7.3,
             }],
             machine_busy: 0.5,
             errors: 0,
@@ -468,11 +564,50 @@ mod tests {
             "| p99 ingest→delivery ≤ 30 ms at 1,000 sales/s offered | 12.0 ms | yes |",
             "| idle RSS ≤ 30 MiB per service | largest 20.0 MiB (ingest) | yes |",
             "| more replicas do not lower throughput | 6,000 → 5,000 /s | **no** |",
-            "| fixed | ingest | 1 | 2.0 | 2.000 | 20.0 | 40.0 |",
+            "| fixed | ingest | 1 | 2.0 | 2.000 | 20.0 | 30.0 → 31.0 → 25.0 | 40.0 |",
+            "| no RSS growth over a 10-minute steady run | largest growth +1.0 MiB (ingest) over the",
+            "not measured (window shorter than 10 min) |",
             "1-min load average 0.30 before the run, unknown after",
+            "| fixed | HTTP request to the target | 1.0 | 2.5 | 7.3 |",
         ] {
             assert!(out.contains(want), "missing {want:?} in\n{out}");
         }
         assert!(report.losses().is_empty());
+    }
+
+    #[test]
+    fn a_ten_minute_window_judges_rss_growth() {
+        let mut sc = scenario("steady", Load::Fixed { rate: 1000 }, 1000.0, 12_000);
+        sc.stats.window_secs = 600.0;
+        let verdict = |sc: &ScenarioResult| {
+            let mut out = String::new();
+            render_rss_growth(
+                &mut out,
+                &Report {
+                    meta: Meta {
+                        date: String::new(),
+                        cores: 2,
+                        cpu_model: String::new(),
+                        commit: String::new(),
+                        command: String::new(),
+                        load_before: None,
+                        load_after: None,
+                    },
+                    settings: String::new(),
+                    raw: None,
+                    scenarios: vec![sc.clone()],
+                },
+            );
+            out
+        };
+        // +1 MiB over 10 minutes: allocator noise, counted as flat.
+        assert!(verdict(&sc).contains("over the 10 min window of 1,000 sales/s offered | yes |"));
+        sc.usage[0].rss_trend = Some(RssTrend {
+            window_start_kib: 30 * 1024,
+            window_end_kib: 40 * 1024,
+            after_kib: 39 * 1024,
+        });
+        assert!(verdict(&sc).contains("largest growth +10.0 MiB (ingest)"));
+        assert!(verdict(&sc).ends_with("| **no** |\n"));
     }
 }

@@ -13,10 +13,11 @@ use crate::config::BenchArgs;
 use crate::load::{self, LoadPlan, SalesClient};
 use crate::procfs;
 use crate::progress::Progress;
+use crate::stages::{self, StageLatency};
 use crate::stats::{self, PhaseStats, Window};
 use crate::target::CountingTarget;
 use crate::timeline::Timeline;
-use crate::usage::{ServiceUsage, UsageProbe};
+use crate::usage::{RssWatch, ServiceUsage, UsageProbe};
 
 /// External ids are `<PREFIX>-<n>`; the target reads `n` back.
 const PREFIX: &str = "bench";
@@ -42,6 +43,8 @@ pub struct ScenarioResult {
     pub load: Load,
     pub stats: PhaseStats,
     pub usage: Vec<ServiceUsage>,
+    /// Per-hop latency from the services' timestamps (empty if unreadable).
+    pub stages: Vec<StageLatency>,
     /// Share of the machine's CPU busy while the load ran, 0..=1.
     pub machine_busy: f64,
     pub errors: u64,
@@ -121,6 +124,7 @@ pub async fn run(
     spinner.finish_and_clear();
 
     let probe = UsageProbe::start(Some(&stack.services), Some(&stack.db)).await;
+    let rss = RssWatch::start(&stack.services, args.warmup);
     let client = Arc::new(SalesClient::new(
         &stack.ingest_url(),
         &tenant.token,
@@ -158,6 +162,7 @@ pub async fn run(
         }
     };
     let machine_after = procfs::machine_ticks();
+    let rss = rss.stop().await;
     if let Some(task) = analyze {
         match task.await {
             Ok(Ok(())) => {}
@@ -172,7 +177,13 @@ pub async fn run(
     let drained = drain(&timeline, args.drain_timeout).await;
     stop_bar.cancel();
     bar.finish_and_clear();
-    let usage = probe.finish().await;
+    let usage = probe.finish(&rss).await;
+    let stages = stages::measure(stack.db.pool(), args.warmup)
+        .await
+        .unwrap_or_else(|e| {
+            progress.step(&format!("per-hop latency unavailable: {e}"));
+            Vec::new()
+        });
     if !drained {
         progress.step(&format!(
             "{} sales had not arrived after {:?}; forwarder log tail:\n{}",
@@ -187,6 +198,7 @@ pub async fn run(
         load: scenario.load,
         stats: stats::summarize(&timeline.snapshot(), window),
         usage,
+        stages,
         machine_busy: match (machine_before, machine_after) {
             (Some(a), Some(b)) => a.busy_share_until(&b),
             _ => 0.0,

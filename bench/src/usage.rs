@@ -8,6 +8,10 @@
 //! benchmark process itself (load generator + counting target).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use salesync_e2e::{ServiceKind, Services, TestDb};
 
@@ -24,6 +28,27 @@ pub struct ServiceUsage {
     pub idle_rss_kib: Option<u64>,
     /// Largest VmHWM of one process after the phase, KiB.
     pub peak_rss_kib: Option<u64>,
+    /// Largest VmRSS of one process through the measured window (services only).
+    pub rss_trend: Option<RssTrend>,
+}
+
+/// Resident memory of a service through the measured window, KiB (the
+/// largest replica at each reading): does it settle or keep growing?
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RssTrend {
+    /// When the warm-up ended.
+    pub window_start_kib: u64,
+    /// When the load stopped.
+    pub window_end_kib: u64,
+    /// After every sale arrived (the load is gone).
+    pub after_kib: u64,
+}
+
+impl RssTrend {
+    /// Growth over the measured window, KiB (negative: it shrank).
+    pub fn growth_kib(&self) -> i64 {
+        self.window_end_kib as i64 - self.window_start_kib as i64
+    }
 }
 
 impl ServiceUsage {
@@ -91,7 +116,7 @@ impl<'a> UsageProbe<'a> {
             groups.push(Group {
                 name: kind.binary().to_string(),
                 replicas: Some(pids.len()),
-                idle_rss_kib: pids.iter().filter_map(|p| procfs::rss_kib(*p)).max(),
+                idle_rss_kib: max_rss(&pids),
                 before: procfs::cpu_ticks_of(&pids),
                 members: Members::Fixed(pids),
             });
@@ -121,8 +146,9 @@ impl<'a> UsageProbe<'a> {
         Self { groups, db }
     }
 
-    /// Final readings: CPU used since `start`, peak RSS of the services.
-    pub async fn finish(self) -> Vec<ServiceUsage> {
+    /// Final readings: CPU used since `start`, peak RSS of the services and
+    /// their RSS through the window (from `rss`, by service name).
+    pub async fn finish(self, rss: &BTreeMap<String, (u64, u64)>) -> Vec<ServiceUsage> {
         let mut rows = Vec::with_capacity(self.groups.len());
         for g in self.groups {
             let pids = g.members.pids(self.db).await;
@@ -132,8 +158,17 @@ impl<'a> UsageProbe<'a> {
                 let peak = g
                     .replicas
                     .and_then(|_| pids.iter().filter_map(|p| procfs::peak_rss_kib(*p)).max());
+                let name = g.name;
                 ServiceUsage {
-                    name: g.name,
+                    rss_trend: rss
+                        .get(&name)
+                        .zip(g.replicas.and_then(|_| max_rss(&pids)))
+                        .map(|(&(start, end), after)| RssTrend {
+                            window_start_kib: start,
+                            window_end_kib: end,
+                            after_kib: after,
+                        }),
+                    name,
                     replicas: g.replicas,
                     cpu_secs: ticks as f64 / procfs::TICKS_PER_SEC,
                     idle_rss_kib: g.idle_rss_kib,
@@ -142,6 +177,56 @@ impl<'a> UsageProbe<'a> {
             });
         }
         rows
+    }
+}
+
+fn max_rss(pids: &[u32]) -> Option<u64> {
+    pids.iter().filter_map(|p| procfs::rss_kib(*p)).max()
+}
+
+/// Reads each service's RSS every second while the load runs and keeps the
+/// reading at the end of the warm-up and the last one.
+pub struct RssWatch {
+    stop: CancellationToken,
+    task: JoinHandle<BTreeMap<String, (u64, u64)>>,
+}
+
+impl RssWatch {
+    pub fn start(services: &Services, warmup: Duration) -> Self {
+        let groups: Vec<(String, Vec<u32>)> = ServiceKind::ALL
+            .into_iter()
+            .map(|k| (k.binary().to_string(), services.pids(k)))
+            .filter(|(_, pids)| !pids.is_empty())
+            .collect();
+        let stop = CancellationToken::new();
+        let cancelled = stop.clone();
+        let task = tokio::spawn(async move {
+            let window_start = tokio::time::Instant::now() + warmup;
+            let mut seen: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = cancelled.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                if tokio::time::Instant::now() < window_start {
+                    continue;
+                }
+                for (name, pids) in &groups {
+                    if let Some(kib) = max_rss(pids) {
+                        seen.entry(name.clone()).or_insert((kib, kib)).1 = kib;
+                    }
+                }
+            }
+            seen
+        });
+        Self { stop, task }
+    }
+
+    /// Stops reading; (window start, window end) KiB per service name.
+    pub async fn stop(self) -> BTreeMap<String, (u64, u64)> {
+        self.stop.cancel();
+        self.task.await.unwrap_or_default()
     }
 }
 

@@ -19,10 +19,14 @@ pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Res
         .parse()
         .map_err(|e| anyhow::anyhow!("DATABASE_URL {} is invalid: {e}", redact(url)))?;
     // Statements are prepared once per connection and run for the process's
-    // life. A generic plan made while a table was nearly empty (a fresh
-    // deployment) keeps scanning it whole as it grows; planning each execution
-    // with its real parameters keeps the index lookups (see docs/benchmarks.md).
-    let options = options.options([("plan_cache_mode", "force_custom_plan")]);
+    // life; PostgreSQL switches a statement to a cached generic plan when that
+    // looks no dearer than planning each execution. Every query here is meant
+    // to be an index lookup, but a generic plan made while a table was nearly
+    // empty (a fresh deployment) would keep scanning it whole as it grows.
+    // Ruling out sequential scans keeps the generic plans on the indexes, so
+    // the planning work is saved without that trap (where no index applies, a
+    // sequential scan is still used). See docs/benchmarks.md.
+    let options = options.options([("enable_seqscan", "off")]);
     let pool = (|| async {
         PgPoolOptions::new()
             .max_connections(max_connections)

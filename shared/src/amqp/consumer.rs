@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::{BoxFuture, OptionFuture};
@@ -29,6 +29,7 @@ use lapin::types::FieldTable;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::acks::AckTracker;
 use super::publisher::{OutgoingMessage, Publisher};
 use super::{connect_with_retry, headers_to_map, reconnect_backoff, topology};
 use crate::messages::ROUTING_DEAD;
@@ -268,6 +269,7 @@ async fn consume_batches<H: BatchHandler>(
         mut consumer,
         tag,
     } = Channels::open(conn, cfg, ready).await?;
+    let acks = Mutex::new(AckTracker::default());
 
     loop {
         let first = tokio::select! {
@@ -300,7 +302,7 @@ async fn consume_batches<H: BatchHandler>(
             // Shutdown while the batch kept failing: leave it unacked for redelivery.
             return Ok(());
         };
-        settle(&batch, outcomes, &publisher, cfg.queue, metrics).await?;
+        settle(&batch, outcomes, &acks, &publisher, cfg.queue, metrics).await?;
     }
 }
 
@@ -343,6 +345,7 @@ async fn consume_pipelined<H: PipelineHandler>(
         mut consumer,
         tag,
     } = Channels::open(conn, cfg, ready).await?;
+    let acks = Mutex::new(AckTracker::default());
 
     let mut preparing = FuturesUnordered::new();
     let mut prepared: Vec<(Delivery, H::Prepared)> = Vec::new();
@@ -360,7 +363,10 @@ async fn consume_pipelined<H: PipelineHandler>(
             // Leftovers (a full group was cut off) are due at once.
             due_at = (!prepared.is_empty()).then(Instant::now);
             committing = Some(
-                commit_group(handler, group, &publisher, cfg.queue, metrics, shutdown).boxed(),
+                commit_group(
+                    handler, group, &acks, &publisher, cfg.queue, metrics, shutdown,
+                )
+                .boxed(),
             );
         }
         if !consuming && preparing.is_empty() && prepared.is_empty() && committing.is_none() {
@@ -448,6 +454,7 @@ async fn prepare_with_retry<H: PipelineHandler>(
 async fn commit_group<H: PipelineHandler>(
     handler: &H,
     group: Vec<(Delivery, H::Prepared)>,
+    acks: &Mutex<AckTracker>,
     publisher: &Publisher,
     queue: &str,
     metrics: &Metrics,
@@ -459,7 +466,7 @@ async fn commit_group<H: PipelineHandler>(
     })
     .await;
     let result = match outcomes {
-        Some(outcomes) => settle(&deliveries, outcomes, publisher, queue, metrics).await,
+        Some(outcomes) => settle(&deliveries, outcomes, acks, publisher, queue, metrics).await,
         None => Ok(()),
     };
     drop(prepared);
@@ -514,6 +521,7 @@ where
 async fn settle(
     batch: &[Delivery],
     outcomes: Vec<Outcome>,
+    acks: &Mutex<AckTracker>,
     publisher: &Publisher,
     queue: &str,
     metrics: &Metrics,
@@ -539,8 +547,21 @@ async fn settle(
             return Err(e.into());
         }
     }
-    for (d, o) in batch.iter().zip(&outcomes) {
-        d.acker.ack(BasicAckOptions::default()).await?;
+    let tags: Vec<u64> = batch.iter().map(|d| d.delivery_tag).collect();
+    let plan = acks.lock().expect("ack tracker lock").settle(&tags);
+    let acker = |tag: u64| {
+        batch
+            .iter()
+            .find(|d| d.delivery_tag == tag)
+            .map(|d| &d.acker)
+    };
+    if let Some(acker) = plan.multiple.and_then(acker) {
+        acker.ack(BasicAckOptions { multiple: true }).await?;
+    }
+    for acker in plan.single.into_iter().filter_map(acker) {
+        acker.ack(BasicAckOptions::default()).await?;
+    }
+    for o in &outcomes {
         match o {
             Outcome::Ack => metrics.consumed(queue, "ack", 1),
             Outcome::Dead(reason) => {

@@ -2,6 +2,7 @@
 //! broker confirms (pipelined, never one at a time), and a batch consumer loop
 //! with manual acks that reconnects on its own.
 
+pub mod acks;
 pub mod consumer;
 pub mod publisher;
 pub mod topology;
@@ -11,16 +12,32 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use lapin::types::{AMQPValue, FieldTable};
+use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 use tokio_util::sync::CancellationToken;
 
+/// The largest AMQP frame we ask for unless the URL sets `frame_max`. lapin
+/// keeps 32 frames of send and of receive buffer per connection, zero-filled:
+/// at RabbitMQ's default of 128 KiB that is 8 MiB of resident memory per
+/// connection, most of a service's idle footprint. Sales are a few KiB; a
+/// larger message is simply split into several frames.
+pub const DEFAULT_FRAME_MAX: u32 = 16 * 1024;
+
 /// Opens one connection, naming it so the management UI shows who it is.
 pub async fn connect(url: &str, name: &str) -> lapin::Result<Connection> {
-    Connection::connect(
-        url,
+    let uri = connection_uri(url).map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
+    Connection::connect_uri(
+        uri,
         ConnectionProperties::default().with_connection_name(name.to_string().into()),
     )
     .await
+}
+
+/// Parses an AMQP URL, asking for [`DEFAULT_FRAME_MAX`] unless it says otherwise.
+fn connection_uri(url: &str) -> Result<AMQPUri, String> {
+    let mut uri: AMQPUri = url.parse()?;
+    uri.query.frame_max.get_or_insert(DEFAULT_FRAME_MAX);
+    Ok(uri)
 }
 
 /// Connects, retrying with capped exponential backoff until it works or
@@ -80,4 +97,17 @@ pub fn map_to_headers(map: &BTreeMap<String, String>) -> FieldTable {
         t.insert(k.clone().into(), AMQPValue::LongString(v.clone().into()));
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn frame_max_defaults_small_but_the_url_wins() {
+        let uri = super::connection_uri("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap();
+        assert_eq!(uri.query.frame_max, Some(super::DEFAULT_FRAME_MAX));
+        assert_eq!(uri.vhost, "/");
+        let uri = super::connection_uri("amqp://127.0.0.1/v?frame_max=131072").unwrap();
+        assert_eq!(uri.query.frame_max, Some(131072));
+        assert!(super::connection_uri("not a url").is_err());
+    }
 }

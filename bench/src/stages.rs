@@ -1,0 +1,68 @@
+//! Where a sale's time goes between ingest and the target, read from the
+//! timestamps the services write anyway: when ingest's transaction stored the
+//! sale, when condition-filter's transaction decided it, when the forwarder
+//! started the HTTP request and how long that took. The end-to-end figures
+//! come from the benchmark's own clock; these split them by hop.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+/// Percentiles of one hop, milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageLatency {
+    pub stage: &'static str,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// The hops, as SQL expressions in milliseconds over one row per sale:
+/// `stored` (ingest's transaction), `decided` (condition-filter's
+/// transaction), `sent` (the first HTTP attempt's start) and `http_ms`.
+const STAGES: &[(&str, &str)] = &[
+    (
+        "ingest stored → condition-filter decided (ingest commit, outbox relay, broker, condition-filter reads)",
+        "extract(epoch FROM decided - stored) * 1000",
+    ),
+    (
+        "condition-filter decided → forwarder sends (its commit, outbox relay, broker, forwarder reads)",
+        "extract(epoch FROM sent - decided) * 1000",
+    ),
+    ("HTTP request to the target", "http_ms"),
+];
+
+/// Percentiles per hop for the sales stored after the warm-up.
+pub async fn measure(pool: &PgPool, warmup: Duration) -> sqlx::Result<Vec<StageLatency>> {
+    let mut out = Vec::with_capacity(STAGES.len());
+    for (stage, expr) in STAGES {
+        let sql = format!(
+            "WITH start AS (SELECT min(created_at) + make_interval(secs => $1) AS t FROM sales),
+                  hops AS (
+                    SELECT s.created_at AS stored,
+                           (SELECT min(c.created_at) FROM sale_decisions c WHERE c.sale_id = s.id) AS decided,
+                           a.started_at AS sent, a.duration_ms AS http_ms
+                    FROM sales s
+                    JOIN deliveries d ON d.sale_id = s.id
+                    JOIN delivery_attempts a ON a.delivery_id = d.id AND a.attempt = 1
+                    WHERE s.created_at >= (SELECT t FROM start))
+             SELECT percentile_cont(ARRAY[0.5, 0.9, 0.99]::float8[])
+                    WITHIN GROUP (ORDER BY ({expr})::float8)
+             FROM hops"
+        );
+        // `expr` is one of the constants above, never input.
+        let p: Option<Vec<f64>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(warmup.as_secs_f64())
+            .fetch_one(pool)
+            .await?;
+        if let Some([p50, p90, p99]) = p.as_deref() {
+            out.push(StageLatency {
+                stage,
+                p50_ms: *p50,
+                p90_ms: *p90,
+                p99_ms: *p99,
+            });
+        }
+    }
+    Ok(out)
+}
