@@ -77,6 +77,12 @@ pub struct BenchArgs {
     #[arg(long, env = "BENCH_REPLICAS", default_value_t = 2)]
     pub replicas: usize,
 
+    /// Times the saturation and replicas phases run, alternating (one
+    /// saturation run, one replicas run, …); the replicas verdict compares the
+    /// medians, since one run each cannot tell a few percent from noise.
+    #[arg(long, env = "BENCH_ROUNDS", default_value_t = 1)]
+    pub rounds: usize,
+
     /// Raw baseline: publisher confirms outstanding at once.
     #[arg(long, env = "BENCH_RAW_CONFIRM_WINDOW", default_value_t = 1000)]
     pub raw_confirm_window: usize,
@@ -190,6 +196,9 @@ impl BenchArgs {
         }
         if self.replicas == 0 {
             return Err("--replicas must be at least 1".into());
+        }
+        if self.rounds == 0 {
+            return Err("--rounds must be at least 1".into());
         }
         if self.raw_confirm_window == 0 || self.raw_prefetch == 0 {
             return Err("--raw-confirm-window and --raw-prefetch must be at least 1".into());

@@ -55,29 +55,36 @@ pub fn scenarios(args: &BenchArgs) -> Vec<(Phase, Scenario)> {
             },
         )
     });
-    let saturated = [
-        (
-            Phase::Saturation,
-            Scenario {
-                label: format!(
-                    "saturation, batch POSTs ({} clients × {})",
-                    args.clients, args.batch_size
-                ),
-                load: Load::Saturate,
-                replicas: Replicas::one_each(),
-            },
+    let one = Scenario {
+        label: format!(
+            "saturation, batch POSTs ({} clients × {})",
+            args.clients, args.batch_size
         ),
-        (
-            Phase::Replicas,
-            Scenario {
-                label: format!("saturation, {n}× condition-filter + {n}× forwarder"),
-                load: Load::Saturate,
-                replicas: Replicas::one_each()
-                    .with(ServiceKind::ConditionFilter, n)
-                    .with(ServiceKind::Forwarder, n),
+        load: Load::Saturate,
+        replicas: Replicas::one_each(),
+    };
+    let more = Scenario {
+        label: format!("saturation, {n}× condition-filter + {n}× forwarder"),
+        load: Load::Saturate,
+        replicas: Replicas::one_each()
+            .with(ServiceKind::ConditionFilter, n)
+            .with(ServiceKind::Forwarder, n),
+    };
+    let rounds = args.rounds;
+    let saturated = (1..=rounds).flat_map(move |round| {
+        let tag = |sc: &Scenario| Scenario {
+            label: if rounds > 1 {
+                format!("{} (round {round} of {rounds})", sc.label)
+            } else {
+                sc.label.clone()
             },
-        ),
-    ];
+            ..sc.clone()
+        };
+        [
+            (Phase::Saturation, tag(&one)),
+            (Phase::Replicas, tag(&more)),
+        ]
+    });
     fixed
         .chain(saturated)
         .filter(|(phase, _)| args.runs(*phase))
@@ -220,5 +227,28 @@ mod tests {
         assert_eq!(replicas.of(ServiceKind::Forwarder), 3);
         assert_eq!(replicas.of(ServiceKind::ConditionFilter), 3);
         assert_eq!(replicas.of(ServiceKind::Ingest), 1);
+    }
+
+    #[test]
+    fn rounds_alternate_saturation_and_replicas() {
+        let args = BenchArgs::parse_from(["b", "--phases", "saturation,replicas", "--rounds", "2"]);
+        let got: Vec<(Phase, String)> = scenarios(&args)
+            .into_iter()
+            .map(|(p, sc)| (p, sc.label))
+            .collect();
+        let phases: Vec<Phase> = got.iter().map(|(p, _)| *p).collect();
+        assert_eq!(
+            phases,
+            [
+                Phase::Saturation,
+                Phase::Replicas,
+                Phase::Saturation,
+                Phase::Replicas
+            ]
+        );
+        assert!(got[0].1.ends_with("(round 1 of 2)"), "{}", got[0].1);
+        assert!(got[3].1.ends_with("(round 2 of 2)"), "{}", got[3].1);
+        let one = BenchArgs::parse_from(["b", "--phases", "saturation"]);
+        assert!(!scenarios(&one)[0].1.label.contains("round"));
     }
 }

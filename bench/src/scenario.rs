@@ -41,6 +41,8 @@ pub struct Scenario {
 pub struct ScenarioResult {
     pub label: String,
     pub load: Load,
+    /// Processes of the most-replicated service (1 = one of each).
+    pub max_replicas: usize,
     pub stats: PhaseStats,
     pub usage: Vec<ServiceUsage>,
     /// Per-hop latency from the services' timestamps (empty if unreadable).
@@ -196,6 +198,12 @@ pub async fn run(
     Ok(ScenarioResult {
         label: scenario.label.clone(),
         load: scenario.load,
+        max_replicas: ServiceKind::ALL
+            .into_iter()
+            .map(|k| scenario.replicas.of(k))
+            .max()
+            .unwrap_or(1)
+            .max(1),
         stats: stats::summarize(&timeline.snapshot(), window),
         usage,
         stages,
