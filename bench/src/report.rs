@@ -333,7 +333,7 @@ fn render_rss_growth(s: &mut String, r: &Report) {
     let Some((growth, name)) = worst else { return };
     let window = longest.stats.window_secs;
     let measured = format!(
-        "largest growth {:+.1} MiB ({name}) over the {} window of {}",
+        "largest growth {:+.1} MiB ({name}) over the last two thirds of the {} window of {}",
         growth as f64 / 1024.0,
         duration_label(window),
         load_label(longest.load)
@@ -387,7 +387,7 @@ fn render_usage(s: &mut String, r: &Report) {
     let _ = writeln!(s, "#### CPU and memory per process\n");
     let _ = writeln!(
         s,
-        "| phase | process | replicas | CPU s | CPU s / 1,000 sales | idle RSS MiB | RSS after warm-up → end of load → after drain MiB | peak RSS MiB |"
+        "| phase | process | replicas | CPU s | CPU s / 1,000 sales | idle RSS MiB | RSS after warm-up → ⅓ → ⅔ → end of window → after drain MiB | peak RSS MiB |"
     );
     let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|");
     let phases = r
@@ -415,12 +415,10 @@ fn render_usage(s: &mut String, r: &Report) {
                 u.cpu_secs,
                 u.cpu_per_1k(sent).map_or("–".into(), |v| format!("{v:.3}")),
                 mib(u.idle_rss_kib),
-                u.rss_trend.map_or("–".into(), |t| format!(
-                    "{} → {} → {}",
-                    mib(Some(t.window_start_kib)),
-                    mib(Some(t.window_end_kib)),
-                    mib(Some(t.after_kib))
-                )),
+                u.rss_trend.map_or("–".into(), |t| {
+                    let w: Vec<String> = t.window_kib.iter().map(|k| mib(Some(*k))).collect();
+                    format!("{} → {}", w.join(" → "), mib(Some(t.after_kib)))
+                }),
                 mib(u.peak_rss_kib),
             );
         }
@@ -429,8 +427,8 @@ fn render_usage(s: &mut String, r: &Report) {
         s,
         "\nCPU is utime + stime of all replicas from the start of the load until every sale \
          arrived, per 1,000 sales sent; RSS is per process (largest replica): idle = VmRSS before \
-         the load, then VmRSS when the warm-up ended, when the load stopped and once every sale \
-         had arrived; peak = VmHWM after it.\n"
+         the load, then VmRSS when the warm-up ended, a third and two thirds into the measured \
+         window, when the load stopped and once every sale had arrived; peak = VmHWM after it.\n"
     );
 }
 
@@ -537,8 +535,7 @@ mod tests {
                 idle_rss_kib: Some(20 * 1024),
                 peak_rss_kib: Some(40 * 1024),
                 rss_trend: Some(RssTrend {
-                    window_start_kib: 30 * 1024,
-                    window_end_kib: 31 * 1024,
+                    window_kib: [28 * 1024, 30 * 1024, 30 * 1024, 31 * 1024],
                     after_kib: 25 * 1024,
                 }),
             }],
@@ -588,7 +585,7 @@ mod tests {
             "| p99 ingest→delivery ≤ 30 ms at 1,000 sales/s offered | 12.0 ms | yes |",
             "| idle RSS ≤ 30 MiB per service | largest 20.0 MiB (ingest) | yes |",
             "| more replicas do not lower throughput | 6,000 → 5,000 /s | **no** |",
-            "| fixed | ingest | 1 | 2.0 | 2.000 | 20.0 | 30.0 → 31.0 → 25.0 | 40.0 |",
+            "| fixed | ingest | 1 | 2.0 | 2.000 | 20.0 | 28.0 → 30.0 → 30.0 → 31.0 → 25.0 | 40.0 |",
             "| no RSS growth over a 10-minute steady run | largest growth +1.0 MiB (ingest) over the",
             "not measured (window shorter than 10 min) |",
             "1-min load average 0.30 before the run, unknown after",
@@ -632,10 +629,9 @@ mod tests {
             out
         };
         // +1 MiB over 10 minutes: allocator noise, counted as flat.
-        assert!(verdict(&sc).contains("over the 10 min window of 1,000 sales/s offered | yes |"));
+        assert!(verdict(&sc).contains("the 10 min window of 1,000 sales/s offered | yes |"));
         sc.usage[0].rss_trend = Some(RssTrend {
-            window_start_kib: 30 * 1024,
-            window_end_kib: 40 * 1024,
+            window_kib: [20 * 1024, 30 * 1024, 35 * 1024, 40 * 1024],
             after_kib: 39 * 1024,
         });
         assert!(verdict(&sc).contains("largest growth +10.0 MiB (ingest)"));

@@ -126,7 +126,7 @@ pub async fn run(
     spinner.finish_and_clear();
 
     let probe = UsageProbe::start(Some(&stack.services), Some(&stack.db)).await;
-    let rss = RssWatch::start(&stack.services, args.warmup);
+    let rss = RssWatch::start(&stack.services, args.warmup, args.duration);
     let client = Arc::new(SalesClient::new(
         &stack.ingest_url(),
         &tenant.token,

@@ -36,18 +36,20 @@ pub struct ServiceUsage {
 /// largest replica at each reading): does it settle or keep growing?
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RssTrend {
-    /// When the warm-up ended.
-    pub window_start_kib: u64,
-    /// When the load stopped.
-    pub window_end_kib: u64,
+    /// When the warm-up ended, a third and two thirds into the window, and
+    /// when the load stopped.
+    pub window_kib: [u64; 4],
     /// After every sale arrived (the load is gone).
     pub after_kib: u64,
 }
 
 impl RssTrend {
-    /// Growth over the measured window, KiB (negative: it shrank).
+    /// Growth over the last two thirds of the window, KiB (negative: it
+    /// shrank). The first third is the service settling into the load: pools
+    /// fill, buffers reach the sizes the load needs; growth after that is
+    /// what a leak looks like.
     pub fn growth_kib(&self) -> i64 {
-        self.window_end_kib as i64 - self.window_start_kib as i64
+        self.window_kib[3] as i64 - self.window_kib[1] as i64
     }
 }
 
@@ -148,7 +150,7 @@ impl<'a> UsageProbe<'a> {
 
     /// Final readings: CPU used since `start`, peak RSS of the services and
     /// their RSS through the window (from `rss`, by service name).
-    pub async fn finish(self, rss: &BTreeMap<String, (u64, u64)>) -> Vec<ServiceUsage> {
+    pub async fn finish(self, rss: &BTreeMap<String, [u64; 4]>) -> Vec<ServiceUsage> {
         let mut rows = Vec::with_capacity(self.groups.len());
         for g in self.groups {
             let pids = g.members.pids(self.db).await;
@@ -163,9 +165,8 @@ impl<'a> UsageProbe<'a> {
                     rss_trend: rss
                         .get(&name)
                         .zip(g.replicas.and_then(|_| max_rss(&pids)))
-                        .map(|(&(start, end), after)| RssTrend {
-                            window_start_kib: start,
-                            window_end_kib: end,
+                        .map(|(&window_kib, after)| RssTrend {
+                            window_kib,
                             after_kib: after,
                         }),
                     name,
@@ -184,15 +185,16 @@ fn max_rss(pids: &[u32]) -> Option<u64> {
     pids.iter().filter_map(|p| procfs::rss_kib(*p)).max()
 }
 
-/// Reads each service's RSS every second while the load runs and keeps the
-/// reading at the end of the warm-up and the last one.
+/// Reads each service's RSS every second while the load runs.
 pub struct RssWatch {
     stop: CancellationToken,
-    task: JoinHandle<BTreeMap<String, (u64, u64)>>,
+    task: JoinHandle<BTreeMap<String, Vec<(Duration, u64)>>>,
+    warmup: Duration,
+    duration: Duration,
 }
 
 impl RssWatch {
-    pub fn start(services: &Services, warmup: Duration) -> Self {
+    pub fn start(services: &Services, warmup: Duration, duration: Duration) -> Self {
         let groups: Vec<(String, Vec<u32>)> = ServiceKind::ALL
             .into_iter()
             .map(|k| (k.binary().to_string(), services.pids(k)))
@@ -201,33 +203,59 @@ impl RssWatch {
         let stop = CancellationToken::new();
         let cancelled = stop.clone();
         let task = tokio::spawn(async move {
-            let window_start = tokio::time::Instant::now() + warmup;
-            let mut seen: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+            let started = tokio::time::Instant::now();
+            let mut seen: BTreeMap<String, Vec<(Duration, u64)>> = BTreeMap::new();
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
                     _ = cancelled.cancelled() => break,
                     _ = tick.tick() => {}
                 }
-                if tokio::time::Instant::now() < window_start {
-                    continue;
-                }
                 for (name, pids) in &groups {
                     if let Some(kib) = max_rss(pids) {
-                        seen.entry(name.clone()).or_insert((kib, kib)).1 = kib;
+                        seen.entry(name.clone())
+                            .or_default()
+                            .push((started.elapsed(), kib));
                     }
                 }
             }
             seen
         });
-        Self { stop, task }
+        Self {
+            stop,
+            task,
+            warmup,
+            duration,
+        }
     }
 
-    /// Stops reading; (window start, window end) KiB per service name.
-    pub async fn stop(self) -> BTreeMap<String, (u64, u64)> {
+    /// Stops reading; per service name, the readings at the end of the
+    /// warm-up, a third and two thirds into the window, and the last one.
+    pub async fn stop(self) -> BTreeMap<String, [u64; 4]> {
         self.stop.cancel();
-        self.task.await.unwrap_or_default()
+        let seen = self.task.await.unwrap_or_default();
+        let marks = [
+            self.warmup,
+            self.warmup + self.duration / 3,
+            self.warmup + self.duration * 2 / 3,
+        ];
+        seen.into_iter()
+            .filter_map(|(name, readings)| Some((name, window_readings(&readings, marks)?)))
+            .collect()
     }
+}
+
+/// The first reading at or after each mark (else the last one), then the
+/// last reading.
+fn window_readings(readings: &[(Duration, u64)], marks: [Duration; 3]) -> Option<[u64; 4]> {
+    let last = readings.last()?.1;
+    let at = |mark: Duration| {
+        readings
+            .iter()
+            .find(|(t, _)| *t >= mark)
+            .map_or(last, |(_, kib)| *kib)
+    };
+    Some([at(marks[0]), at(marks[1]), at(marks[2]), last])
 }
 
 impl Members {
@@ -244,6 +272,22 @@ impl Members {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn window_readings_pick_the_marks() {
+        let secs = |s: u64| Duration::from_secs(s);
+        let readings: Vec<(Duration, u64)> = (0..=20).map(|s| (secs(s), 100 + s)).collect();
+        assert_eq!(
+            window_readings(&readings, [secs(5), secs(10), secs(15)]),
+            Some([105, 110, 115, 120])
+        );
+        // A window cut short: marks past the last reading take the last one.
+        assert_eq!(
+            window_readings(&readings[..8], [secs(5), secs(10), secs(15)]),
+            Some([105, 107, 107, 107])
+        );
+        assert_eq!(window_readings(&[], [secs(1), secs(2), secs(3)]), None);
+    }
 
     #[test]
     fn cpu_per_thousand_sales() {

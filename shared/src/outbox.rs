@@ -1,8 +1,9 @@
 //! Transactional outbox. A service writes its state change and the message
-//! announcing it in one database transaction (`enqueue`); the relay publishes
-//! pending rows in batches with publisher confirms and deletes them only after
-//! the broker confirmed. A broker outage therefore delays messages, never loses
-//! them; a crash between confirm and delete republishes, and consumers dedupe.
+//! announcing it in one database transaction (`enqueue`); the relay takes
+//! pending rows in batches, publishes them with publisher confirms and commits
+//! their deletion only after the broker confirmed. A broker outage therefore
+//! delays messages, never loses them; a crash between confirm and commit
+//! republishes, and consumers dedupe.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -181,12 +182,23 @@ impl Relay {
         Ok(())
     }
 
-    /// One batch: lock pending rows, publish them, await all confirms, delete them.
+    /// One batch: take pending rows (deleted, but only once this transaction
+    /// commits), publish them, await all confirms, commit. A failed publish
+    /// rolls back and the rows are pending again; other relays skip the rows
+    /// a pass holds.
     async fn pass(&self, publisher: &Publisher) -> Result<usize, PassError> {
-        let mut tx = self.pool.begin().await?;
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, message_id, routing_key, message_type, headers, body FROM outbox
-             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        // The deletion need not wait for its WAL flush: if a crash loses it,
+        // the rows come back and are published again, which consumers dedupe
+        // anyway (as after a crash between confirm and commit). The state
+        // change that wrote the rows was committed durably by its writer.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN; SET LOCAL synchronous_commit TO OFF")
+            .await?;
+        let mut rows: Vec<Row> = sqlx::query_as(
+            "DELETE FROM outbox WHERE id IN (
+                 SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING id, message_id, routing_key, message_type, headers, body",
         )
         .bind(self.batch_size)
         .fetch_all(&mut *tx)
@@ -196,15 +208,17 @@ impl Relay {
             tx.commit().await?;
             return Ok(0);
         }
+        // RETURNING has no order; publish in the order the rows were written.
+        rows.sort_unstable_by_key(|r| r.id);
         let messages: Vec<OutgoingMessage> = rows
-            .iter()
+            .into_iter()
             .map(|r| {
                 OutgoingMessage::new(
                     &r.routing_key,
                     r.message_id.to_string(),
                     &r.message_type,
-                    serde_json::from_value(r.headers.clone()).unwrap_or_default(),
-                    r.body.clone(),
+                    serde_json::from_value(r.headers).unwrap_or_default(),
+                    r.body,
                 )
             })
             .collect();
@@ -212,16 +226,11 @@ impl Relay {
             .publish_all(&messages)
             .await
             .map_err(|e| PassError::Broker(e.to_string()))?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         for m in &messages {
             self.metrics.published(&m.routing_key, 1);
         }
-        Ok(rows.len())
+        Ok(messages.len())
     }
 }
 
