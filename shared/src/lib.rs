@@ -15,6 +15,7 @@ pub mod db;
 pub mod domain;
 pub mod integration;
 pub mod integration_store;
+pub mod memory;
 pub mod messages;
 pub mod metrics;
 pub mod ops;

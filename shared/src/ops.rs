@@ -81,7 +81,11 @@ async fn readyz(State(s): State<OpsState>) -> impl IntoResponse {
     };
     (
         code,
-        axum::Json(serde_json::json!({ "ready": ready, "parts": parts })),
+        // The pid lets a supervisor tell this process from another one that
+        // holds the port it was told to use.
+        axum::Json(
+            serde_json::json!({ "ready": ready, "parts": parts, "pid": std::process::id() }),
+        ),
     )
 }
 

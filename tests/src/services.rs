@@ -17,6 +17,11 @@ use tokio::process::{Child, Command};
 use crate::ports::free_port;
 use crate::temp::{TempDir, tail, unique_suffix};
 
+/// What a service logs when the port it was given is taken.
+const ADDR_IN_USE: &str = "Address already in use";
+/// How often one start may move a process to another port.
+const MAX_PORT_MOVES: usize = 3;
+
 /// How long a process gets to answer `/readyz` with 200.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -428,27 +433,40 @@ impl Services {
     async fn wait_ready_of(&mut self, which: &[usize]) -> anyhow::Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         for &n in which {
-            if self.instances[n].child.is_none() {
-                continue;
-            }
-            let url = format!("{}/readyz", self.instances[n].base_url());
-            loop {
+            let mut moves = 0;
+            while self.instances[n].child.is_some() {
+                let url = format!("{}/readyz", self.instances[n].base_url());
                 let exited = match self.instances[n].child.as_mut().map(Child::try_wait) {
                     Some(Ok(Some(status))) => Some(status.to_string()),
                     Some(Err(e)) => Some(e.to_string()),
                     _ => None,
                 };
                 let inst = &self.instances[n];
-                if let Some(status) = exited {
+                let port_taken = exited.is_some() && tail(&inst.log, 40).contains(ADDR_IN_USE);
+                if let Some(status) = exited.filter(|_| !port_taken || moves >= MAX_PORT_MOVES) {
                     anyhow::bail!(
                         "{} exited ({status}) before it was ready; log tail:\n{}",
                         inst.label(),
                         tail(&inst.log, 40)
                     );
                 }
-                if let Ok(resp) = self.http.get(&url).send().await
-                    && resp.status() == reqwest::StatusCode::OK
-                {
+                let answer = match self.http.get(&url).send().await {
+                    Ok(resp) if resp.status() == reqwest::StatusCode::OK => resp
+                        .json::<serde_json::Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v["pid"].as_u64()),
+                    _ => None,
+                };
+                let ours = inst.child.as_ref().and_then(Child::id).map(u64::from);
+                // Another process answering on our port: ours could not bind it.
+                let someone_else = answer.is_some() && answer != ours;
+                if (port_taken || someone_else) && moves < MAX_PORT_MOVES {
+                    moves += 1;
+                    self.move_to_free_port(n).await?;
+                    continue;
+                }
+                if answer.is_some() && !someone_else {
                     break;
                 }
                 if Instant::now() >= deadline {
@@ -462,6 +480,18 @@ impl Services {
             }
         }
         Ok(())
+    }
+
+    /// Restarts a process that lost its port to another one (a free port is
+    /// found by binding and letting go, so someone can take it in between)
+    /// on a newly found port.
+    async fn move_to_free_port(&mut self, n: usize) -> anyhow::Result<()> {
+        self.kill_instance(n).await;
+        let port = free_port()?;
+        let inst = &mut self.instances[n];
+        inst.port = port;
+        inst.env = instance_env(&self.config, inst.kind, port);
+        self.spawn(n)
     }
 
     /// Whether `/readyz` of every running replica of `kind` says 200 right now.

@@ -14,6 +14,7 @@ async fn main() -> anyhow::Result<()> {
         &config.common.log_format,
     )?;
     let shutdown = ops::shutdown_on_signal();
+    salesync_core::memory::trim_periodically(shutdown.clone());
     let result = condition_filter::run(config, shutdown).await;
     if let Err(e) = &result {
         tracing::error!(error = format!("{e:#}"), "condition-filter stopped");

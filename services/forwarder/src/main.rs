@@ -38,6 +38,7 @@ async fn main() -> ExitCode {
     let metrics = Metrics::new("forwarder");
     let readiness = Readiness::default();
     let shutdown = ops::shutdown_on_signal();
+    salesync_core::memory::trim_periodically(shutdown.clone());
 
     let mut ops_server = tokio::spawn(ops::serve(
         args.ops.ops_listen,

@@ -47,6 +47,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         &cli.common.log_format,
     )?;
     let shutdown = ops::shutdown_on_signal();
+    salesync_core::memory::trim_periodically(shutdown.clone());
     let pool = db::connect_and_migrate(
         &cli.common.database_url,
         cli.common.database_max_connections,

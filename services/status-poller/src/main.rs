@@ -41,6 +41,7 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = ops::shutdown_on_signal();
+    salesync_core::memory::trim_periodically(shutdown.clone());
     let metrics = Metrics::new(SERVICE);
     let readiness = Readiness::default();
     let db_ready = readiness.part("database");
