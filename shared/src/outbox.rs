@@ -42,32 +42,54 @@ impl OutboxMessage {
     }
 }
 
+/// Messages as the column arrays of an `INSERT INTO outbox … SELECT * FROM
+/// UNNEST($a::uuid[], $b::text[], $c::text[], $d::jsonb[], $e::bytea[])`, for
+/// statements that write outbox rows along with other rows (see `enqueue`).
+pub struct OutboxColumns {
+    pub message_ids: Vec<uuid::Uuid>,
+    pub routing_keys: Vec<String>,
+    pub message_types: Vec<String>,
+    pub headers: Vec<serde_json::Value>,
+    pub bodies: Vec<Vec<u8>>,
+}
+
+impl OutboxColumns {
+    pub fn new<'a>(messages: impl ExactSizeIterator<Item = &'a OutboxMessage>) -> Self {
+        let n = messages.len();
+        let mut c = Self {
+            message_ids: Vec::with_capacity(n),
+            routing_keys: Vec::with_capacity(n),
+            message_types: Vec::with_capacity(n),
+            headers: Vec::with_capacity(n),
+            bodies: Vec::with_capacity(n),
+        };
+        for m in messages {
+            c.message_ids.push(m.message_id);
+            c.routing_keys.push(m.routing_key.clone());
+            c.message_types.push(m.message_type.clone());
+            c.headers
+                .push(serde_json::to_value(&m.headers).unwrap_or_default());
+            c.bodies.push(m.body.clone());
+        }
+        c
+    }
+}
+
 /// Inserts messages inside the caller's transaction (one statement for all).
 pub async fn enqueue(conn: &mut PgConnection, messages: &[OutboxMessage]) -> sqlx::Result<()> {
     if messages.is_empty() {
         return Ok(());
     }
-    let mut ids = Vec::with_capacity(messages.len());
-    let mut keys = Vec::with_capacity(messages.len());
-    let mut types = Vec::with_capacity(messages.len());
-    let mut headers = Vec::with_capacity(messages.len());
-    let mut bodies = Vec::with_capacity(messages.len());
-    for m in messages {
-        ids.push(m.message_id);
-        keys.push(m.routing_key.clone());
-        types.push(m.message_type.clone());
-        headers.push(serde_json::to_value(&m.headers).unwrap_or_default());
-        bodies.push(m.body.clone());
-    }
+    let c = OutboxColumns::new(messages.iter());
     sqlx::query(
         "INSERT INTO outbox (message_id, routing_key, message_type, headers, body)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::bytea[])",
     )
-    .bind(ids)
-    .bind(keys)
-    .bind(types)
-    .bind(headers)
-    .bind(bodies)
+    .bind(c.message_ids)
+    .bind(c.routing_keys)
+    .bind(c.message_types)
+    .bind(c.headers)
+    .bind(c.bodies)
     .execute(conn)
     .await?;
     Ok(())

@@ -1,13 +1,14 @@
 //! The batch handler on `salesync.sale-events`: decode → load (integrations,
-//! sales) → plan (pure, `plan.rs`) → write deliveries, forward commands
-//! (outbox) and decisions in ONE transaction → wake the outbox relay.
+//! sales, earlier decisions) → plan (pure, `plan.rs`) → write deliveries,
+//! forward commands (outbox) and decisions in ONE statement → wake the outbox
+//! relay.
 //!
 //! Idempotent under redelivery: decisions are unique per (event, integration)
 //! and deliveries per (sale, integration), and a forward command is written
 //! only together with the delivery it creates — so a redelivered or repeated
 //! event records nothing twice and sends nothing twice.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use lapin::message::Delivery;
@@ -17,14 +18,14 @@ use salesync_core::domain::ids::{DeliveryId, SaleId, TenantId};
 use salesync_core::integration_store;
 use salesync_core::messages::{Envelope, ForwardCommand, Purpose, ROUTING_FORWARD, SaleEvent};
 use salesync_core::metrics::Metrics;
-use salesync_core::outbox::{self, OutboxMessage};
+use salesync_core::outbox::OutboxMessage;
 use salesync_core::telemetry;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tracing::Span;
 
 use crate::plan::{self, MessagePlan, NewDelivery, PlannedOutcome};
-use crate::store;
+use crate::store::{self, PlannedForward};
 
 pub struct FilterHandler {
     pub pool: PgPool,
@@ -60,17 +61,17 @@ impl FilterHandler {
         sale_ids.sort();
         sale_ids.dedup();
 
-        let mut tx = self.pool.begin().await?;
+        // No explicit transaction: the reads only steer planning (the write
+        // below settles every race through its unique keys), and the write is
+        // one statement.
+        let mut conn = self.pool.acquire().await?;
         let integrations = if tenants.is_empty() {
             Vec::new()
         } else {
-            integration_store::load_for_tenants(&mut *tx, &tenants).await?
+            integration_store::load_for_tenants(&mut *conn, &tenants).await?
         };
         let event_ids: Vec<uuid::Uuid> = envelopes.iter().map(|e| *e.id.as_uuid()).collect();
-        let known = plan::Known {
-            sales: store::existing_sales(&mut tx, &sale_ids).await?,
-            decided: store::decided(&mut tx, &event_ids).await?,
-        };
+        let known = store::known(&mut conn, &sale_ids, &event_ids).await?;
         let inputs: Vec<Result<&Envelope<SaleEvent>, String>> = decoded
             .iter()
             .map(|d| d.as_ref().map_err(Clone::clone))
@@ -79,8 +80,8 @@ impl FilterHandler {
 
         // Forward commands are built now, inside each message's span, so the
         // outbox row carries that message's trace on to the forwarder.
-        let mut commands: HashMap<DeliveryId, OutboxMessage> = HashMap::new();
-        let mut new_deliveries: Vec<&NewDelivery> = Vec::new();
+        let mut forwards: Vec<PlannedForward> = Vec::new();
+        let mut rows = Vec::new();
         for ((plan, env), span) in plans.iter().zip(&decoded).zip(&spans) {
             let (MessagePlan::Decide(decisions), Ok(env)) = (plan, env) else {
                 continue;
@@ -88,38 +89,25 @@ impl FilterHandler {
             let _entered = span.enter();
             for d in decisions {
                 if let PlannedOutcome::Forward(nd) = &d.outcome {
-                    commands.insert(nd.id, forward_message(env, nd));
-                    new_deliveries.push(nd);
+                    forwards.push(PlannedForward {
+                        delivery: nd,
+                        command: forward_message(env, nd),
+                    });
                 }
             }
+            rows.extend(plan::decision_rows(env, decisions));
         }
-
-        let created = store::insert_deliveries(&mut tx, &new_deliveries).await?;
-        let to_send: Vec<OutboxMessage> = created
-            .iter()
-            .filter_map(|id| commands.remove(id))
-            .collect();
-        outbox::enqueue(&mut tx, &to_send).await?;
-        let mut rows = Vec::new();
-        for (plan, env) in plans.iter().zip(&decoded) {
-            if let (MessagePlan::Decide(decisions), Ok(env)) = (plan, env) {
-                rows.extend(plan::decision_rows(env, decisions, &created));
-            }
-        }
-        let recorded = store::insert_decisions(&mut tx, &rows).await?;
-        tx.commit().await?;
-        if !to_send.is_empty() {
+        let recorded = store::record(&mut conn, &forwards, &rows).await?;
+        drop(conn);
+        if !recorded.created.is_empty() {
             self.wake.notify_one();
         }
 
         // Count only what was recorded now: a redelivery decided nothing new.
-        for r in rows
-            .iter()
-            .filter(|r| recorded.contains(&(r.event_id, r.integration_id)))
-        {
-            self.metrics
-                .decision(decision_label(r.forwarded, &r.reason));
+        for (_, _, forwarded, reason) in &recorded.decisions {
+            self.metrics.decision(decision_label(*forwarded, reason));
         }
+        let created = recorded.created;
         Ok(plans
             .into_iter()
             .zip(&decoded)

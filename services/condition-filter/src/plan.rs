@@ -1,9 +1,9 @@
 //! Planning a batch, without I/O: given the decoded events, the tenants'
 //! integrations and which sales exist, what becomes of each message — dead
 //! (with the reason) or a list of decisions, some of which create a delivery.
-//! The handler loads the inputs, writes the plan in one transaction, and asks
-//! `decision_rows` how each decision reads once the database said which
-//! deliveries were really new.
+//! The handler loads the inputs and writes the plan in one statement
+//! (`store::record`), which also settles whether a planned delivery was
+//! really new.
 
 use std::collections::{HashMap, HashSet};
 
@@ -160,7 +160,7 @@ fn plan_one(
     }
 }
 
-/// One row of `sale_decisions`.
+/// One decision to record in `sale_decisions`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecisionRow {
     pub sale_id: SaleId,
@@ -168,27 +168,23 @@ pub struct DecisionRow {
     pub event_id: uuid::Uuid,
     pub trigger: &'static str,
     pub status: String,
-    pub forwarded: bool,
-    pub reason: String,
+    /// The delivery the decision planned. Whether the sale was forwarded is
+    /// known only once the database said if it created that delivery (else
+    /// an earlier event already sent the sale there); `store::record` writes
+    /// `FORWARDED` or `ALREADY_FORWARDED` accordingly.
+    pub delivery_id: Option<DeliveryId>,
+    /// Why the sale is not forwarded (decisions without a delivery).
+    pub skip_reason: Option<String>,
 }
 
-/// The decisions to record for one planned message. A planned delivery counts
-/// as forwarded only if the database created it (`created`); otherwise an
-/// earlier event already sent the sale there.
-pub fn decision_rows(
-    env: &Envelope<SaleEvent>,
-    decisions: &[PlannedDecision],
-    created: &HashSet<DeliveryId>,
-) -> Vec<DecisionRow> {
+/// The decisions to record for one planned message.
+pub fn decision_rows(env: &Envelope<SaleEvent>, decisions: &[PlannedDecision]) -> Vec<DecisionRow> {
     decisions
         .iter()
         .map(|d| {
-            let (forwarded, reason) = match &d.outcome {
-                PlannedOutcome::Skip(reason) => (false, reason.clone()),
-                PlannedOutcome::Forward(nd) if created.contains(&nd.id) => {
-                    (true, FORWARDED.to_string())
-                }
-                PlannedOutcome::Forward(_) => (false, ALREADY_FORWARDED.to_string()),
+            let (delivery_id, skip_reason) = match &d.outcome {
+                PlannedOutcome::Skip(reason) => (None, Some(reason.clone())),
+                PlannedOutcome::Forward(nd) => (Some(nd.id), None),
             };
             DecisionRow {
                 sale_id: env.sale_id,
@@ -196,8 +192,8 @@ pub fn decision_rows(
                 event_id: *env.id.as_uuid(),
                 trigger: env.payload.trigger.name(),
                 status: env.payload.status.clone(),
-                forwarded,
-                reason,
+                delivery_id,
+                skip_reason,
             }
         })
         .collect()
@@ -422,19 +418,17 @@ mod tests {
             })
             .collect();
         assert_eq!(new_ids.len(), 2);
-        // The database created a's delivery; b's existed already.
-        let created = HashSet::from([new_ids[0]]);
-        let rows = decision_rows(&env, ds, &created);
-        let got: Vec<(IntegrationId, bool, &str)> = rows
+        let rows = decision_rows(&env, ds);
+        let got: Vec<(IntegrationId, Option<DeliveryId>, Option<&str>)> = rows
             .iter()
-            .map(|r| (r.integration_id, r.forwarded, r.reason.as_str()))
+            .map(|r| (r.integration_id, r.delivery_id, r.skip_reason.as_deref()))
             .collect();
         assert_eq!(
             got,
             vec![
-                (a.id, true, FORWARDED),
-                (b.id, false, ALREADY_FORWARDED),
-                (skipper.id, false, "integration disabled"),
+                (a.id, Some(new_ids[0]), None),
+                (b.id, Some(new_ids[1]), None),
+                (skipper.id, None, Some("integration disabled")),
             ]
         );
         for r in &rows {

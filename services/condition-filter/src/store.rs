@@ -1,148 +1,211 @@
-//! The SQL condition-filter runs, each one statement for a whole batch
-//! (`= ANY` / `UNNEST` arrays): which sales exist, the new deliveries, the
-//! decisions. Called inside the handler's one transaction per batch.
+//! The SQL condition-filter runs per batch: what the database already knows
+//! (one read), then everything the batch decided (one write). Each is a
+//! single statement over arrays (`= ANY` / `UNNEST`), so a batch costs two
+//! round trips besides loading the tenants' integrations, and the write needs
+//! no explicit transaction: one statement commits all of it or nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use salesync_core::domain::ids::{DeliveryId, IntegrationId, SaleId, TenantId};
 use salesync_core::messages::Purpose;
+use salesync_core::outbox::{OutboxColumns, OutboxMessage};
 use sqlx::PgConnection;
 
-use crate::plan::{DecisionRow, NewDelivery};
+use crate::plan::{ALREADY_FORWARDED, DecisionRow, FORWARDED, Known, NewDelivery};
 
-/// Each of these sales that exists, with its tenant.
-pub async fn existing_sales(
+/// Which of these sales exist (with their tenant), and which (event,
+/// integration) pairs were decided before — one query.
+pub async fn known(
     conn: &mut PgConnection,
-    ids: &[SaleId],
-) -> sqlx::Result<HashMap<SaleId, TenantId>> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<(SaleId, TenantId)> =
-        sqlx::query_as("SELECT id, tenant_id FROM sales WHERE id = ANY($1)")
-            .bind(ids)
-            .fetch_all(conn)
-            .await?;
-    Ok(rows.into_iter().collect())
-}
-
-/// The (event, integration) pairs already decided for these events.
-pub async fn decided(
-    conn: &mut PgConnection,
+    sale_ids: &[SaleId],
     event_ids: &[uuid::Uuid],
-) -> sqlx::Result<HashSet<(uuid::Uuid, IntegrationId)>> {
-    if event_ids.is_empty() {
-        return Ok(HashSet::new());
+) -> sqlx::Result<Known> {
+    if sale_ids.is_empty() && event_ids.is_empty() {
+        return Ok(Known::default());
     }
-    let rows: Vec<(uuid::Uuid, IntegrationId)> = sqlx::query_as(
-        "SELECT event_id, integration_id FROM sale_decisions WHERE event_id = ANY($1)",
+    let rows: Vec<(bool, uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
+        "SELECT true, id, tenant_id FROM sales WHERE id = ANY($1)
+         UNION ALL
+         SELECT false, event_id, integration_id FROM sale_decisions WHERE event_id = ANY($2)",
     )
+    .bind(sale_ids)
     .bind(event_ids)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().collect())
+    let mut known = Known::default();
+    for (is_sale, a, b) in rows {
+        if is_sale {
+            known.sales.insert(SaleId::from(a), TenantId::from(b));
+        } else {
+            known.decided.insert((a, IntegrationId::from(b)));
+        }
+    }
+    Ok(known)
 }
 
-/// Inserts the deliveries that do not exist yet (by `(tenant_id, dedupe_key)`)
-/// and returns the ids of those it created. A delivery that already existed
-/// belongs to an earlier event and already has its forward command.
-pub async fn insert_deliveries(
+/// A planned delivery and the forward command to send if it gets created.
+pub struct PlannedForward<'a> {
+    pub delivery: &'a NewDelivery,
+    pub command: OutboxMessage,
+}
+
+/// What one batch's write recorded.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Deliveries created now; a planned one that already existed (by
+    /// `(tenant_id, dedupe_key)`) belongs to an earlier event, which also
+    /// sent its forward command.
+    pub created: HashSet<DeliveryId>,
+    /// (event, integration, forwarded, reason) of each decision recorded now;
+    /// one recorded before (a redelivered event) is left as it was.
+    pub decisions: Vec<(uuid::Uuid, IntegrationId, bool, String)>,
+}
+
+/// In ONE statement: inserts the deliveries that do not exist yet, a forward
+/// command (outbox) for each one created, and the decisions — a decision that
+/// planned a delivery reads "forwarded" only if the database created it, and
+/// "already forwarded" otherwise.
+pub async fn record(
     conn: &mut PgConnection,
-    deliveries: &[&NewDelivery],
-) -> sqlx::Result<HashSet<DeliveryId>> {
-    if deliveries.is_empty() {
-        return Ok(HashSet::new());
+    forwards: &[PlannedForward<'_>],
+    decisions: &[DecisionRow],
+) -> sqlx::Result<Recorded> {
+    if forwards.is_empty() && decisions.is_empty() {
+        return Ok(Recorded::default());
     }
     // A fixed order keeps two replicas inserting overlapping keys from
     // deadlocking on each other's unique-index locks.
-    let mut sorted = deliveries.to_vec();
-    sorted.sort_by(|a, b| (a.tenant_id, &a.dedupe_key).cmp(&(b.tenant_id, &b.dedupe_key)));
-    let n = sorted.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut tenants = Vec::with_capacity(n);
-    let mut sales = Vec::with_capacity(n);
-    let mut integrations: Vec<IntegrationId> = Vec::with_capacity(n);
-    let mut keys = Vec::with_capacity(n);
-    let mut urls = Vec::with_capacity(n);
-    let mut refs = Vec::with_capacity(n);
-    // Kept so a dead delivery can be replayed exactly as first sent.
-    let mut bodies = Vec::with_capacity(n);
-    for d in sorted {
-        ids.push(d.id);
-        tenants.push(d.tenant_id);
-        sales.push(d.sale_id);
-        integrations.push(d.integration_id);
-        keys.push(d.dedupe_key.clone());
-        urls.push(d.request.url.clone());
-        refs.push(d.id.to_string());
-        bodies.push(d.request.body.clone());
-    }
-    let created: Vec<(DeliveryId,)> = sqlx::query_as(
-        "INSERT INTO deliveries
-             (id, tenant_id, sale_id, integration_id, purpose, dedupe_key, target_url, target_ref, body)
-         SELECT id, tenant_id, sale_id, integration_id, $8, dedupe_key, target_url, target_ref, body
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[],
-                     $9::jsonb[])
-              AS t(id, tenant_id, sale_id, integration_id, dedupe_key, target_url, target_ref, body)
-         ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
-         RETURNING id",
+    let mut sorted: Vec<&PlannedForward> = forwards.iter().collect();
+    sorted.sort_by(|a, b| {
+        let (a, b) = (a.delivery, b.delivery);
+        (a.tenant_id, &a.dedupe_key).cmp(&(b.tenant_id, &b.dedupe_key))
+    });
+    let deliveries: Vec<&NewDelivery> = sorted.iter().map(|f| f.delivery).collect();
+    let commands = OutboxColumns::new(sorted.iter().map(|f| &f.command));
+    let rows: Vec<(
+        bool,
+        uuid::Uuid,
+        Option<uuid::Uuid>,
+        Option<bool>,
+        Option<String>,
+    )> = sqlx::query_as(
+        "WITH created AS (
+                 INSERT INTO deliveries
+                     (id, tenant_id, sale_id, integration_id, purpose, dedupe_key, target_url,
+                      target_ref, body)
+                 SELECT id, tenant_id, sale_id, integration_id, $8, dedupe_key, target_url,
+                        target_ref, body
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[],
+                             $6::text[], $7::text[], $9::jsonb[])
+                      AS t(id, tenant_id, sale_id, integration_id, dedupe_key, target_url,
+                           target_ref, body)
+                 ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
+                 RETURNING id),
+             commands AS (
+                 INSERT INTO outbox (message_id, routing_key, message_type, headers, body)
+                 SELECT m.message_id, m.routing_key, m.message_type, m.headers, m.body
+                 FROM UNNEST($1::uuid[], $10::uuid[], $11::text[], $12::text[], $13::jsonb[],
+                             $14::bytea[]) WITH ORDINALITY
+                      AS m(delivery_id, message_id, routing_key, message_type, headers, body, n)
+                 WHERE m.delivery_id IN (SELECT id FROM created)
+                 ORDER BY m.n),
+             decided AS (
+                 INSERT INTO sale_decisions
+                     (sale_id, integration_id, event_id, trigger, status, forwarded, reason)
+                 SELECT x.sale_id, x.integration_id, x.event_id, x.trigger, x.status,
+                        c.id IS NOT NULL,
+                        CASE WHEN x.delivery_id IS NULL THEN x.reason
+                             WHEN c.id IS NOT NULL THEN $22
+                             ELSE $23 END
+                 FROM UNNEST($15::uuid[], $16::uuid[], $17::uuid[], $18::text[], $19::text[],
+                             $20::uuid[], $21::text[])
+                      AS x(sale_id, integration_id, event_id, trigger, status, delivery_id, reason)
+                 LEFT JOIN created c ON c.id = x.delivery_id
+                 ON CONFLICT (event_id, integration_id) DO NOTHING
+                 RETURNING event_id, integration_id, forwarded, reason)
+             SELECT true, id, NULL::uuid, NULL::bool, NULL::text FROM created
+             UNION ALL
+             SELECT false, event_id, integration_id, forwarded, reason FROM decided",
     )
-    .bind(ids)
-    .bind(tenants)
-    .bind(sales)
-    .bind(integrations)
-    .bind(keys)
-    .bind(urls)
-    .bind(refs)
+    .bind(deliveries.iter().map(|d| d.id).collect::<Vec<_>>())
+    .bind(deliveries.iter().map(|d| d.tenant_id).collect::<Vec<_>>())
+    .bind(deliveries.iter().map(|d| d.sale_id).collect::<Vec<_>>())
+    .bind(
+        deliveries
+            .iter()
+            .map(|d| d.integration_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        deliveries
+            .iter()
+            .map(|d| d.dedupe_key.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        deliveries
+            .iter()
+            .map(|d| d.request.url.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        deliveries
+            .iter()
+            .map(|d| d.id.to_string())
+            .collect::<Vec<_>>(),
+    )
     .bind(Purpose::Forward.as_str())
-    .bind(bodies)
-    .fetch_all(conn)
-    .await?;
-    Ok(created.into_iter().map(|(id,)| id).collect())
-}
-
-/// Records decisions; one already recorded for the same (event, integration)
-/// — a redelivered event — is left as it was. Returns the (event id,
-/// integration) of each decision it recorded.
-pub async fn insert_decisions(
-    conn: &mut PgConnection,
-    rows: &[DecisionRow],
-) -> sqlx::Result<HashSet<(uuid::Uuid, IntegrationId)>> {
-    if rows.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let n = rows.len();
-    let mut sales = Vec::with_capacity(n);
-    let mut integrations = Vec::with_capacity(n);
-    let mut events = Vec::with_capacity(n);
-    let mut triggers = Vec::with_capacity(n);
-    let mut statuses = Vec::with_capacity(n);
-    let mut forwarded = Vec::with_capacity(n);
-    let mut reasons = Vec::with_capacity(n);
-    for r in rows {
-        sales.push(r.sale_id);
-        integrations.push(r.integration_id);
-        events.push(r.event_id);
-        triggers.push(r.trigger);
-        statuses.push(r.status.clone());
-        forwarded.push(r.forwarded);
-        reasons.push(r.reason.clone());
-    }
-    let recorded: Vec<(uuid::Uuid, IntegrationId)> = sqlx::query_as(
-        "INSERT INTO sale_decisions
-             (sale_id, integration_id, event_id, trigger, status, forwarded, reason)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bool[], $7::text[])
-         ON CONFLICT (event_id, integration_id) DO NOTHING
-         RETURNING event_id, integration_id",
+    // Kept so a dead delivery can be replayed exactly as first sent.
+    .bind(
+        deliveries
+            .iter()
+            .map(|d| &d.request.body)
+            .collect::<Vec<_>>(),
     )
-    .bind(sales)
-    .bind(integrations)
-    .bind(events)
-    .bind(triggers)
-    .bind(statuses)
-    .bind(forwarded)
-    .bind(reasons)
+    .bind(commands.message_ids)
+    .bind(commands.routing_keys)
+    .bind(commands.message_types)
+    .bind(commands.headers)
+    .bind(commands.bodies)
+    .bind(decisions.iter().map(|r| r.sale_id).collect::<Vec<_>>())
+    .bind(
+        decisions
+            .iter()
+            .map(|r| r.integration_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(decisions.iter().map(|r| r.event_id).collect::<Vec<_>>())
+    .bind(decisions.iter().map(|r| r.trigger).collect::<Vec<_>>())
+    .bind(
+        decisions
+            .iter()
+            .map(|r| r.status.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(decisions.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
+    .bind(
+        decisions
+            .iter()
+            .map(|r| r.skip_reason.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(FORWARDED)
+    .bind(ALREADY_FORWARDED)
     .fetch_all(conn)
     .await?;
-    Ok(recorded.into_iter().collect())
+    let mut recorded = Recorded::default();
+    for (is_delivery, id, integration, forwarded, reason) in rows {
+        match (is_delivery, integration, forwarded, reason) {
+            (true, ..) => {
+                recorded.created.insert(DeliveryId::from(id));
+            }
+            (false, Some(integration), Some(forwarded), Some(reason)) => {
+                recorded
+                    .decisions
+                    .push((id, IntegrationId::from(integration), forwarded, reason));
+            }
+            _ => return Err(sqlx::Error::Protocol("unexpected decision row".into())),
+        }
+    }
+    Ok(recorded)
 }

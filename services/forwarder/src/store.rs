@@ -1,7 +1,7 @@
 //! The forwarder's SQL, one statement per step for many messages at once:
 //! load the deliveries of every waiting message with their (encrypted)
 //! secrets (`row_loader`), then record a group commit's attempts and the
-//! deliveries' new states in one transaction.
+//! deliveries' new states in one statement.
 
 use chrono::{DateTime, Utc};
 use salesync_core::domain::ids::{DeliveryId, IntegrationId, TenantId};
@@ -111,71 +111,65 @@ pub async fn record(
     if attempts.is_empty() && updates.is_empty() {
         return Ok(());
     }
-    let mut tx = pool.begin().await?;
-    if !attempts.is_empty() {
-        sqlx::query(
-            "INSERT INTO delivery_attempts
+    // One statement (its own transaction): the attempt log and the state
+    // changes commit together in a single round trip.
+    sqlx::query(
+        "WITH logged AS (
+             INSERT INTO delivery_attempts
                  (delivery_id, attempt, started_at, duration_ms, status_code, error, outcome, response_excerpt)
              SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::timestamptz[], $4::int4[],
-                                  $5::int4[], $6::text[], $7::text[], $8::text[])",
-        )
-        .bind(attempts.iter().map(|a| a.delivery_id).collect::<Vec<_>>())
-        .bind(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>())
-        .bind(attempts.iter().map(|a| a.started_at).collect::<Vec<_>>())
-        .bind(attempts.iter().map(|a| a.duration_ms).collect::<Vec<_>>())
-        .bind(attempts.iter().map(|a| a.status_code).collect::<Vec<_>>())
-        .bind(
-            attempts
-                .iter()
-                .map(|a| a.error.as_deref().map(pg_text))
-                .collect::<Vec<_>>(),
-        )
-        .bind(attempts.iter().map(|a| a.outcome).collect::<Vec<_>>())
-        .bind(
-            attempts
-                .iter()
-                .map(|a| a.response_excerpt.as_deref().map(excerpt))
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
-    if !updates.is_empty() {
-        sqlx::query(
-            "UPDATE deliveries d SET
-                 state        = u.state,
-                 attempts     = GREATEST(d.attempts, u.attempt),
-                 last_error   = COALESCE(u.last_error, d.last_error),
-                 dead_reason  = COALESCE(u.dead_reason, d.dead_reason),
-                 delivered_at = COALESCE(u.delivered_at, d.delivered_at),
-                 -- a delivered sale is the status-poller's to watch from now on
-                 poll_after   = CASE WHEN u.state = 'delivered' AND d.purpose = 'forward'
-                                     THEN now() ELSE d.poll_after END,
-                 updated_at   = now()
-             FROM UNNEST($1::uuid[], $2::text[], $3::int4[], $4::text[], $5::text[], $6::timestamptz[])
-                  AS u(id, state, attempt, last_error, dead_reason, delivered_at)
-             WHERE d.id = u.id AND d.state NOT IN ('delivered', 'dead')",
-        )
-        .bind(updates.iter().map(|u| u.delivery_id).collect::<Vec<_>>())
-        .bind(updates.iter().map(|u| u.state).collect::<Vec<_>>())
-        .bind(updates.iter().map(|u| u.attempt).collect::<Vec<_>>())
-        .bind(
-            updates
-                .iter()
-                .map(|u| u.last_error.as_deref().map(pg_text))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            updates
-                .iter()
-                .map(|u| u.dead_reason.as_deref().map(pg_text))
-                .collect::<Vec<_>>(),
-        )
-        .bind(updates.iter().map(|u| u.delivered_at).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await
+                                  $5::int4[], $6::text[], $7::text[], $8::text[]))
+         UPDATE deliveries d SET
+             state        = u.state,
+             attempts     = GREATEST(d.attempts, u.attempt),
+             last_error   = COALESCE(u.last_error, d.last_error),
+             dead_reason  = COALESCE(u.dead_reason, d.dead_reason),
+             delivered_at = COALESCE(u.delivered_at, d.delivered_at),
+             -- a delivered sale is the status-poller's to watch from now on
+             poll_after   = CASE WHEN u.state = 'delivered' AND d.purpose = 'forward'
+                                 THEN now() ELSE d.poll_after END,
+             updated_at   = now()
+         FROM UNNEST($9::uuid[], $10::text[], $11::int4[], $12::text[], $13::text[], $14::timestamptz[])
+              AS u(id, state, attempt, last_error, dead_reason, delivered_at)
+         WHERE d.id = u.id AND d.state NOT IN ('delivered', 'dead')",
+    )
+    .bind(attempts.iter().map(|a| a.delivery_id).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|a| a.started_at).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|a| a.duration_ms).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|a| a.status_code).collect::<Vec<_>>())
+    .bind(
+        attempts
+            .iter()
+            .map(|a| a.error.as_deref().map(pg_text))
+            .collect::<Vec<_>>(),
+    )
+    .bind(attempts.iter().map(|a| a.outcome).collect::<Vec<_>>())
+    .bind(
+        attempts
+            .iter()
+            .map(|a| a.response_excerpt.as_deref().map(excerpt))
+            .collect::<Vec<_>>(),
+    )
+    .bind(updates.iter().map(|u| u.delivery_id).collect::<Vec<_>>())
+    .bind(updates.iter().map(|u| u.state).collect::<Vec<_>>())
+    .bind(updates.iter().map(|u| u.attempt).collect::<Vec<_>>())
+    .bind(
+        updates
+            .iter()
+            .map(|u| u.last_error.as_deref().map(pg_text))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        updates
+            .iter()
+            .map(|u| u.dead_reason.as_deref().map(pg_text))
+            .collect::<Vec<_>>(),
+    )
+    .bind(updates.iter().map(|u| u.delivered_at).collect::<Vec<_>>())
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// PostgreSQL text cannot hold NUL; a target's garbage must not make the
