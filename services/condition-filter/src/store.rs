@@ -61,6 +61,16 @@ pub struct Recorded {
     pub decisions: Vec<(uuid::Uuid, IntegrationId, bool, String)>,
 }
 
+/// A row of `record`'s answer: a created delivery or a recorded decision.
+#[derive(sqlx::FromRow)]
+struct RecordedRow {
+    is_delivery: bool,
+    id: uuid::Uuid,
+    integration_id: Option<uuid::Uuid>,
+    forwarded: Option<bool>,
+    reason: Option<String>,
+}
+
 /// In ONE statement: inserts the deliveries that do not exist yet, a forward
 /// command (outbox) for each one created, and the decisions — a decision that
 /// planned a delivery reads "forwarded" only if the database created it, and
@@ -82,13 +92,7 @@ pub async fn record(
     });
     let deliveries: Vec<&NewDelivery> = sorted.iter().map(|f| f.delivery).collect();
     let commands = OutboxColumns::new(sorted.iter().map(|f| &f.command));
-    let rows: Vec<(
-        bool,
-        uuid::Uuid,
-        Option<uuid::Uuid>,
-        Option<bool>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let rows: Vec<RecordedRow> = sqlx::query_as(
         "WITH created AS (
                  INSERT INTO deliveries
                      (id, tenant_id, sale_id, integration_id, purpose, dedupe_key, target_url,
@@ -123,7 +127,9 @@ pub async fn record(
                  LEFT JOIN created c ON c.id = x.delivery_id
                  ON CONFLICT (event_id, integration_id) DO NOTHING
                  RETURNING event_id, integration_id, forwarded, reason)
-             SELECT true, id, NULL::uuid, NULL::bool, NULL::text FROM created
+             SELECT true AS is_delivery, id, NULL::uuid AS integration_id,
+                    NULL::bool AS forwarded, NULL::text AS reason
+             FROM created
              UNION ALL
              SELECT false, event_id, integration_id, forwarded, reason FROM decided",
     )
@@ -194,8 +200,9 @@ pub async fn record(
     .fetch_all(conn)
     .await?;
     let mut recorded = Recorded::default();
-    for (is_delivery, id, integration, forwarded, reason) in rows {
-        match (is_delivery, integration, forwarded, reason) {
+    for r in rows {
+        let id = r.id;
+        match (r.is_delivery, r.integration_id, r.forwarded, r.reason) {
             (true, ..) => {
                 recorded.created.insert(DeliveryId::from(id));
             }
