@@ -1,5 +1,6 @@
 //! Sales and their status history: batched inserts (one statement for any
-//! number of sales), the status-change lock, lookups, and the full detail view.
+//! number of sales, with their history rows and events), the status-change
+//! lock, lookups, and the full detail view.
 
 use std::collections::HashMap;
 
@@ -7,6 +8,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use salesync_core::domain::{DeliveryId, IntegrationId, SaleId, SaleInput, TenantId};
 use serde::Serialize;
 use sqlx::PgConnection;
+
+use salesync_core::outbox::{OutboxColumns, OutboxMessage};
 
 use crate::intake::Stored;
 
@@ -17,66 +20,127 @@ pub struct NewSale<'a> {
     pub hash: [u8; 32],
 }
 
-#[derive(sqlx::FromRow)]
-struct ExistingRow {
-    id: SaleId,
-    external_id: String,
-    payload_hash: Vec<u8>,
-    status: String,
+/// A tenant's new sale and the `sale.ingested` event to send if it is created.
+pub struct TenantSale<'a> {
+    pub tenant: TenantId,
+    pub new: &'a NewSale<'a>,
+    pub event: OutboxMessage,
 }
 
-/// Inserts the sales that are new for this tenant (one multi-row statement,
-/// `ON CONFLICT DO NOTHING`) and returns, in input order, whether each was
-/// created or already there. External ids must be distinct (see `intake::plan`).
+/// The row the database holds for a (tenant, external id) after the insert.
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct HeldSale {
+    /// Inserted by this statement (else it was there before).
+    pub created: bool,
+    pub id: SaleId,
+    pub tenant_id: TenantId,
+    pub external_id: String,
+    pub status: String,
+    pub payload_hash: Vec<u8>,
+}
+
+impl HeldSale {
+    /// What it means for the new sale `new_id` that asked for this row: it
+    /// created it, or (an earlier request's, or an earlier item's of the same
+    /// statement) it was there already.
+    pub fn stored_for(&self, new_id: SaleId) -> Stored {
+        if self.created && self.id == new_id {
+            Stored::Created {
+                id: self.id,
+                status: self.status.clone(),
+            }
+        } else {
+            Stored::Existing {
+                id: self.id,
+                status: self.status.clone(),
+                payload_hash: self.payload_hash.clone(),
+            }
+        }
+    }
+}
+
+/// In ONE statement (so one round trip, committed as a whole): inserts the
+/// sales that are new for their tenant (`ON CONFLICT DO NOTHING`), the first
+/// status-history row and the outbox event of each one created. Returns the
+/// row held for every (tenant, external id) asked about. Items must be
+/// distinct per tenant within one tenant's batch (see `intake::plan`); the
+/// same (tenant, external id) twice — a tenant listed twice in a group —
+/// creates once, as if the two were sequential.
 pub async fn insert_new(
     conn: &mut PgConnection,
-    tenant: TenantId,
-    sales: &[NewSale<'_>],
-) -> sqlx::Result<Vec<Stored>> {
+    sales: &[TenantSale<'_>],
+) -> sqlx::Result<HashMap<(TenantId, String), HeldSale>> {
     if sales.is_empty() {
-        return Ok(Vec::new());
+        return Ok(HashMap::new());
     }
-    // Rows in external-id order, so concurrent batches take the unique-index
-    // locks in the same order and cannot deadlock each other.
-    let mut order: Vec<&NewSale> = sales.iter().collect();
-    order.sort_by(|a, b| a.sale.external_id.cmp(&b.sale.external_id));
+    // Rows in (tenant, external id) order, so concurrent statements take the
+    // unique-index locks in the same order and cannot deadlock each other.
+    let mut order: Vec<&TenantSale> = sales.iter().collect();
+    order.sort_by(|a, b| {
+        (a.tenant, &a.new.sale.external_id).cmp(&(b.tenant, &b.new.sale.external_id))
+    });
     let n = order.len();
-    let (mut ids, mut external_ids, mut hashes, mut docs) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut statuses, mut currencies, mut gross, mut occurred, mut dates) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::<NaiveDate>::with_capacity(n),
-    );
+    let mut tenants = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
+    let mut external_ids = Vec::with_capacity(n);
+    let mut hashes = Vec::with_capacity(n);
+    let mut docs = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut currencies = Vec::with_capacity(n);
+    let mut gross = Vec::with_capacity(n);
+    let mut occurred = Vec::with_capacity(n);
+    let mut dates = Vec::<NaiveDate>::with_capacity(n);
     for s in &order {
-        ids.push(s.id);
-        external_ids.push(s.sale.external_id.clone());
-        hashes.push(s.hash.to_vec());
-        docs.push(serde_json::to_value(s.sale).unwrap_or_default());
-        statuses.push(s.sale.status.clone());
-        currencies.push(s.sale.currency.code().to_string());
-        gross.push(s.sale.totals.gross);
-        occurred.push(s.sale.occurred_at);
-        dates.push(s.sale.business_date);
+        let sale = s.new.sale;
+        tenants.push(s.tenant);
+        ids.push(s.new.id);
+        external_ids.push(sale.external_id.as_str());
+        hashes.push(s.new.hash.to_vec());
+        docs.push(serde_json::to_value(sale).unwrap_or_default());
+        statuses.push(sale.status.as_str());
+        currencies.push(sale.currency.code());
+        gross.push(sale.totals.gross);
+        occurred.push(sale.occurred_at);
+        dates.push(sale.business_date);
     }
-    let inserted: Vec<(SaleId, String)> = sqlx::query_as(
-        "INSERT INTO sales (id, tenant_id, external_id, payload_hash, sale, status, currency,
-                            gross, occurred_at, business_date)
-         SELECT u.id, $1, u.external_id, u.payload_hash, u.sale, u.status, u.currency,
-                u.gross, u.occurred_at, u.business_date
-         FROM UNNEST($2::uuid[], $3::text[], $4::bytea[], $5::jsonb[], $6::text[], $7::text[],
-                     $8::int8[], $9::timestamptz[], $10::date[])
-              AS u(id, external_id, payload_hash, sale, status, currency, gross, occurred_at, business_date)
-         ON CONFLICT (tenant_id, external_id) DO NOTHING
-         RETURNING id, external_id",
+    let events = OutboxColumns::new(order.iter().map(|s| &s.event));
+    // The existing rows come from the statement's snapshot; a row another
+    // transaction committed meanwhile (the conflict saw it, the snapshot
+    // cannot) is looked up afterwards. An item repeated within the statement
+    // finds the row its first occurrence created (same key).
+    let rows: Vec<HeldSale> = sqlx::query_as(
+        "WITH input AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::jsonb[],
+                                  $6::text[], $7::text[], $8::int8[], $9::timestamptz[],
+                                  $10::date[]) WITH ORDINALITY
+                  AS u(tenant_id, id, external_id, payload_hash, sale, status, currency, gross,
+                       occurred_at, business_date, n)),
+         created AS (
+             INSERT INTO sales (id, tenant_id, external_id, payload_hash, sale, status, currency,
+                                gross, occurred_at, business_date)
+             SELECT id, tenant_id, external_id, payload_hash, sale, status, currency, gross,
+                    occurred_at, business_date
+             FROM input ORDER BY n
+             ON CONFLICT (tenant_id, external_id) DO NOTHING
+             RETURNING id, tenant_id, external_id, status, payload_hash),
+         history AS (
+             INSERT INTO sale_status_history (sale_id, status, origin, dedupe_key)
+             SELECT id, status, 'source', 'source:initial' FROM created
+             ON CONFLICT (sale_id, dedupe_key) DO NOTHING),
+         events AS (
+             INSERT INTO outbox (message_id, routing_key, message_type, headers, body)
+             SELECT e.message_id, e.routing_key, e.message_type, e.headers, e.body
+             FROM UNNEST($2::uuid[], $11::uuid[], $12::text[], $13::text[], $14::jsonb[],
+                         $15::bytea[]) WITH ORDINALITY
+                  AS e(sale_id, message_id, routing_key, message_type, headers, body, n)
+             WHERE e.sale_id IN (SELECT id FROM created)
+             ORDER BY e.n)
+         SELECT true AS created, id, tenant_id, external_id, status, payload_hash FROM created
+         UNION ALL
+         SELECT false, s.id, s.tenant_id, s.external_id, s.status, s.payload_hash
+         FROM input u JOIN sales s ON s.tenant_id = u.tenant_id AND s.external_id = u.external_id",
     )
-    .bind(tenant)
+    .bind(&tenants)
     .bind(&ids)
     .bind(&external_ids)
     .bind(&hashes)
@@ -86,74 +150,38 @@ pub async fn insert_new(
     .bind(&gross)
     .bind(&occurred)
     .bind(&dates)
+    .bind(events.message_ids)
+    .bind(events.routing_keys)
+    .bind(events.message_types)
+    .bind(events.headers)
+    .bind(events.bodies)
     .fetch_all(&mut *conn)
     .await?;
-    let created: HashMap<String, SaleId> = inserted.into_iter().map(|(id, e)| (e, id)).collect();
-
-    let missing: Vec<&str> = sales
-        .iter()
-        .map(|s| s.sale.external_id.as_str())
-        .filter(|e| !created.contains_key(*e))
+    let mut held: HashMap<(TenantId, String), HeldSale> = rows
+        .into_iter()
+        .map(|r| ((r.tenant_id, r.external_id.clone()), r))
         .collect();
-    let mut existing: HashMap<String, ExistingRow> = HashMap::new();
+
+    let missing: Vec<(TenantId, &str)> = order
+        .iter()
+        .map(|s| (s.tenant, s.new.sale.external_id.as_str()))
+        .filter(|(t, e)| !held.contains_key(&(*t, (*e).to_string())))
+        .collect();
     if !missing.is_empty() {
-        let rows: Vec<ExistingRow> = sqlx::query_as(
-            "SELECT id, external_id, payload_hash, status FROM sales
-             WHERE tenant_id = $1 AND external_id = ANY($2)",
+        let found: Vec<HeldSale> = sqlx::query_as(
+            "SELECT false AS created, s.id, s.tenant_id, s.external_id, s.status, s.payload_hash
+             FROM UNNEST($1::uuid[], $2::text[]) AS m(tenant_id, external_id)
+             JOIN sales s ON s.tenant_id = m.tenant_id AND s.external_id = m.external_id",
         )
-        .bind(tenant)
-        .bind(&missing)
+        .bind(missing.iter().map(|m| m.0).collect::<Vec<_>>())
+        .bind(missing.iter().map(|m| m.1).collect::<Vec<_>>())
         .fetch_all(&mut *conn)
         .await?;
-        existing = rows
-            .into_iter()
-            .map(|r| (r.external_id.clone(), r))
-            .collect();
+        for r in found {
+            held.insert((r.tenant_id, r.external_id.clone()), r);
+        }
     }
-
-    sales
-        .iter()
-        .map(|s| {
-            let e = &s.sale.external_id;
-            if let Some(id) = created.get(e) {
-                return Ok(Stored::Created {
-                    id: *id,
-                    status: s.sale.status.clone(),
-                });
-            }
-            // Absent from both only if a conflicting insert vanished between
-            // the two statements; the caller's transaction is retried.
-            let row = existing.remove(e).ok_or(sqlx::Error::RowNotFound)?;
-            Ok(Stored::Existing {
-                id: row.id,
-                status: row.status,
-                payload_hash: row.payload_hash,
-            })
-        })
-        .collect()
-}
-
-/// The first status-history row of newly created sales.
-pub async fn insert_initial_history(
-    conn: &mut PgConnection,
-    created: &[(SaleId, String)],
-) -> sqlx::Result<()> {
-    if created.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<SaleId> = created.iter().map(|c| c.0).collect();
-    let statuses: Vec<&str> = created.iter().map(|c| c.1.as_str()).collect();
-    sqlx::query(
-        "INSERT INTO sale_status_history (sale_id, status, origin, dedupe_key)
-         SELECT u.id, u.status, 'source', 'source:initial'
-         FROM UNNEST($1::uuid[], $2::text[]) AS u(id, status)
-         ON CONFLICT (sale_id, dedupe_key) DO NOTHING",
-    )
-    .bind(&ids)
-    .bind(&statuses)
-    .execute(conn)
-    .await?;
-    Ok(())
+    Ok(held)
 }
 
 /// A sale locked for a status change or a manual forward.
