@@ -125,8 +125,11 @@ pub async fn record(
              last_error   = COALESCE(u.last_error, d.last_error),
              dead_reason  = COALESCE(u.dead_reason, d.dead_reason),
              delivered_at = COALESCE(u.delivered_at, d.delivered_at),
-             -- a delivered sale is the status-poller's to watch from now on
+             -- a delivered sale is the status-poller's to watch from now on, if
+             -- its target can be asked (else it never enters the poller's queue)
              poll_after   = CASE WHEN u.state = 'delivered' AND d.purpose = 'forward'
+                                      AND EXISTS (SELECT 1 FROM integrations i
+                                                  WHERE i.id = d.integration_id AND i.pollable)
                                  THEN now() ELSE d.poll_after END,
              updated_at   = now()
          FROM UNNEST($9::uuid[], $10::text[], $11::int4[], $12::text[], $13::text[], $14::timestamptz[])

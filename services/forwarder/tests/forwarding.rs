@@ -230,6 +230,28 @@ async fn a_200_with_a_garbage_body_is_delivered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_delivered_to_an_integration_that_does_not_poll_is_not_watched() {
+    with_env(|env| async move {
+        sqlx::query("UPDATE integrations SET poll_status = false")
+            .execute(&env.pool)
+            .await
+            .unwrap();
+        let forwarder = env.start_forwarder();
+        let cmd = env.delivery("ok", Purpose::Forward).await;
+        let id = cmd.payload.delivery_id;
+        env.publish(&[&cmd]).await;
+
+        let row = env.wait_for_state(id, "delivered", PATIENCE).await;
+        assert!(
+            !row.poll_scheduled,
+            "nobody can be asked about it: it never enters the status-poller's queue"
+        );
+        forwarder.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_webhooks_are_signed_with_the_tenants_secret() {
     with_env(|env| async move {
         let forwarder = env.start_forwarder();

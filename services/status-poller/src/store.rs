@@ -35,23 +35,21 @@ struct ClaimRow {
 ///
 /// A delivery is due when it was forwarded and delivered, its target status
 /// isn't final and its `poll_after` has passed (the forwarder sets it on
-/// delivery; NULL means "not watched"). A due delivery whose integration
-/// polls status (live, `poll_status`, and a target that can be asked:
-/// salesync, or webhook with a status URL) gets `poll_after` one `interval`
+/// delivery, only if the integration is `pollable`; NULL means "not
+/// watched"). A due delivery whose integration is still pollable (live,
+/// `poll_status`, and a target that can be asked: salesync, or webhook with a
+/// status URL; see migration 0003) gets `poll_after` one `interval`
 /// ahead: it is asked about now and again one interval later whatever
 /// happens to this tick (a failing target is simply polled again, a crashed
-/// poller loses nothing). Any other due delivery is retired (`poll_after`
-/// NULL): otherwise every delivery to a non-polling integration would stay
-/// due forever and each tick would scan past all of them. (Turning polling
+/// poller loses nothing). A due delivery whose integration stopped being
+/// pollable is retired (`poll_after` NULL): otherwise it would stay due
+/// forever and each tick would scan past it. (Turning polling
 /// on later re-arms an integration's deliveries by setting `poll_after`.)
 pub async fn claim_due(pool: &PgPool, interval: Duration, limit: i64) -> sqlx::Result<Claim> {
     let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
     let rows: Vec<ClaimRow> = sqlx::query_as(
         "WITH due AS (
-             SELECT d.id,
-                    (i.poll_status AND i.deleted_at IS NULL
-                     AND (i.target_kind = 'salesync' OR coalesce(btrim(i.status_url), '') <> ''))
-                    AS pollable
+             SELECT d.id, i.pollable
              FROM deliveries d
              JOIN integrations i ON i.id = d.integration_id
              WHERE d.purpose = 'forward' AND d.state = 'delivered'

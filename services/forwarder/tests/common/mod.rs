@@ -338,8 +338,9 @@ impl TestEnv {
         .await
         .unwrap();
         sqlx::query(
-            "INSERT INTO integrations (id, tenant_id, name, target_kind, target_url, credentials_enc, signing_secrets_enc)
-             VALUES ($1, $2, 'books', 'webhook', $3, $4, $5)",
+            "INSERT INTO integrations (id, tenant_id, name, target_kind, target_url, credentials_enc,
+                                       signing_secrets_enc, poll_status, status_url)
+             VALUES ($1, $2, 'books', 'webhook', $3, $4, $5, true, $6)",
         )
         .bind(integration_id)
         .bind(tenant_id)
@@ -348,6 +349,7 @@ impl TestEnv {
             bearer_token: Some(BEARER.into()),
         }))
         .bind(secret_box.encrypt_json(&vec![integration_secret]))
+        .bind(target.url("sale-status"))
         .execute(&pool)
         .await
         .unwrap();
