@@ -9,11 +9,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::amqp::publisher::{OutgoingMessage, Publisher};
+use crate::amqp::publisher::{Confirms, OutgoingMessage, Publisher};
 use crate::amqp::{connect_with_retry, reconnect_backoff, topology};
 use crate::messages::{Envelope, Payload};
 use crate::metrics::Metrics;
@@ -163,52 +166,91 @@ impl Relay {
 
     /// Publishes until the broker link breaks (`false`) or shutdown (`true`,
     /// after a last flush so nothing committed waits for the next start).
+    ///
+    /// Passes overlap: once a pass has sent its messages, the next one may
+    /// take and send newer rows while the first awaits its confirms and
+    /// commits (up to [`PASSES_IN_FLIGHT`]), so a row committed meanwhile
+    /// does not wait out the broker's fsync of the rows before it. Each pass
+    /// is its own transaction and `SKIP LOCKED` keeps their rows apart; the
+    /// sends are made one pass after the other, so rows reach the broker in
+    /// the order the passes took them.
     async fn publish_until_broken(
         &self,
         publisher: &Publisher,
         shutdown: &CancellationToken,
     ) -> bool {
         let mut db_backoff = reconnect_backoff();
+        let mut confirming = FuturesUnordered::new();
+        // Rows may be pending: look before waiting (at start, after a wake,
+        // after a full pass, after a failed one).
+        let mut look = true;
         loop {
             if shutdown.is_cancelled() {
-                let _ = self.drain(publisher).await;
+                if settle_all(&mut confirming).await {
+                    let _ = self.drain(publisher).await;
+                }
                 return true;
             }
-            match self.pass(publisher).await {
-                Ok(n) if n as i64 >= self.batch_size => continue,
-                Ok(_) => {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => {}
-                        _ = self.wake.notified() => {}
-                        _ = tokio::time::sleep(IDLE_POLL) => {}
+            if look && confirming.len() < PASSES_IN_FLIGHT {
+                match self.take_and_send(publisher).await {
+                    Ok(Some(sent)) => {
+                        look = sent.count as i64 >= self.batch_size;
+                        confirming.push(sent.settle(self.metrics.clone()));
+                        continue;
+                    }
+                    Ok(None) => look = false,
+                    Err(PassError::Broker(e)) => {
+                        tracing::warn!(error = %e, "outbox relay: publish failed; will reconnect");
+                        settle_all(&mut confirming).await;
+                        return false;
+                    }
+                    Err(PassError::Db(e)) => {
+                        let wait = db_backoff.next().unwrap_or(Duration::from_secs(1));
+                        tracing::warn!(error = %e, retry_in = ?wait, "outbox relay: database error");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => {}
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                        continue;
                     }
                 }
-                Err(PassError::Broker(e)) => {
-                    tracing::warn!(error = %e, "outbox relay: publish failed; will reconnect");
-                    return false;
-                }
-                Err(PassError::Db(e)) => {
-                    let wait = db_backoff.next().unwrap_or(Duration::from_secs(1));
-                    tracing::warn!(error = %e, retry_in = ?wait, "outbox relay: database error");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => {}
-                        _ = tokio::time::sleep(wait) => {}
+            }
+            tokio::select! {
+                Some(settled) = confirming.next() => match settled {
+                    Ok(()) => db_backoff = reconnect_backoff(),
+                    Err(PassError::Broker(e)) => {
+                        tracing::warn!(error = %e, "outbox relay: publish failed; will reconnect");
+                        settle_all(&mut confirming).await;
+                        return false;
                     }
-                }
+                    Err(PassError::Db(e)) => {
+                        // The commit failed: the rows are pending again.
+                        tracing::warn!(error = %e, "outbox relay: database error");
+                        look = true;
+                    }
+                },
+                _ = self.wake.notified() => look = true,
+                _ = tokio::time::sleep(IDLE_POLL), if confirming.is_empty() => look = true,
+                _ = shutdown.cancelled() => {}
             }
         }
     }
 
     async fn drain(&self, publisher: &Publisher) -> Result<(), PassError> {
-        while self.pass(publisher).await? as i64 >= self.batch_size {}
+        while let Some(sent) = self.take_and_send(publisher).await? {
+            let full = sent.count as i64 >= self.batch_size;
+            sent.settle(self.metrics.clone()).await?;
+            if !full {
+                break;
+            }
+        }
         Ok(())
     }
 
-    /// One batch: take pending rows (deleted, but only once this transaction
-    /// commits), publish them, await all confirms, commit. A failed publish
-    /// rolls back and the rows are pending again; other relays skip the rows
-    /// a pass holds.
-    async fn pass(&self, publisher: &Publisher) -> Result<usize, PassError> {
+    /// The first half of a pass: take pending rows (deleted, but only once
+    /// this transaction commits) and send them. `None` if there were none.
+    /// Other relays skip the rows a pass holds.
+    async fn take_and_send(&self, publisher: &Publisher) -> Result<Option<Sent>, PassError> {
         // The deletion need not wait for its WAL flush: if a crash loses it,
         // the rows come back and are published again, which consumers dedupe
         // anyway (as after a crash between confirm and commit). The state
@@ -228,7 +270,7 @@ impl Relay {
         self.metrics.outbox_pending(rows.len() as i64);
         if rows.is_empty() {
             tx.commit().await?;
-            return Ok(0);
+            return Ok(None);
         }
         // RETURNING has no order; publish in the order the rows were written.
         rows.sort_unstable_by_key(|r| r.id);
@@ -244,16 +286,62 @@ impl Relay {
                 )
             })
             .collect();
-        publisher
-            .publish_all(&messages)
+        let confirms = publisher
+            .send_all(&messages)
             .await
             .map_err(|e| PassError::Broker(e.to_string()))?;
-        tx.commit().await?;
-        for m in &messages {
-            self.metrics.published(&m.routing_key, 1);
-        }
-        Ok(messages.len())
+        Ok(Some(Sent {
+            tx,
+            confirms,
+            count: messages.len(),
+            routing_keys: messages.into_iter().map(|m| m.routing_key).collect(),
+        }))
     }
+}
+
+/// Most passes whose confirms are awaited at once.
+const PASSES_IN_FLIGHT: usize = 2;
+
+/// A pass whose messages are sent: its transaction still holds their rows.
+struct Sent {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    confirms: Confirms,
+    count: usize,
+    routing_keys: Vec<String>,
+}
+
+impl Sent {
+    /// The second half of a pass: await every confirm, then commit the
+    /// deletion. A failed publish drops the transaction, which rolls back:
+    /// the rows are pending again.
+    fn settle(self, metrics: Metrics) -> BoxFuture<'static, Result<(), PassError>> {
+        Box::pin(async move {
+            self.confirms
+                .confirmed()
+                .await
+                .map_err(|e| PassError::Broker(e.to_string()))?;
+            self.tx.commit().await?;
+            for key in &self.routing_keys {
+                metrics.published(key, 1);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Waits for every pass in flight to commit or roll back; `false` if any
+/// failed on the broker.
+async fn settle_all(
+    confirming: &mut FuturesUnordered<BoxFuture<'static, Result<(), PassError>>>,
+) -> bool {
+    let mut ok = true;
+    while let Some(settled) = confirming.next().await {
+        if let Err(e) = settled {
+            tracing::warn!(error = %e, "outbox relay: a pass in flight failed");
+            ok = ok && !matches!(e, PassError::Broker(_));
+        }
+    }
+    ok
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,15 +1,19 @@
 //! The outbox relay against a real broker and database: a pass whose publish
 //! fails mid-way (the exchange vanished under it) gives its rows back, and the
 //! relay publishes them once the topology is back — every message arrives,
-//! none is left in the outbox, none is published twice.
+//! none is left in the outbox, none is published twice; and overlapping
+//! passes keep the order the rows were written in.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, ExchangeDeleteOptions};
-use lapin::types::FieldTable;
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
 use salesync_core::amqp::{self, topology};
 use salesync_core::messages::EXCHANGE;
 use salesync_core::metrics::Metrics;
@@ -20,9 +24,13 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 fn message(n: usize) -> OutboxMessage {
+    routed(n, "sale.ingested")
+}
+
+fn routed(n: usize, routing_key: &str) -> OutboxMessage {
     OutboxMessage {
         message_id: uuid::Uuid::now_v7(),
-        routing_key: "sale.ingested".into(),
+        routing_key: routing_key.into(),
         message_type: "test.relay".into(),
         headers: BTreeMap::new(),
         body: format!("{{\"n\":{n}}}").into_bytes(),
@@ -41,73 +49,113 @@ async fn pending(db: &TestDb) -> i64 {
         .expect("count")
 }
 
-#[tokio::test]
-async fn a_failed_publish_gives_the_rows_back_and_nothing_is_lost_or_doubled() {
-    let db = TestDb::create().await.expect("database");
-    let vhost = TestVhost::create().await.expect("vhost");
-    let wake = Arc::new(Notify::new());
-    let readiness = Readiness::default();
-    let shutdown = CancellationToken::new();
-    let relay = Relay {
-        pool: db.pool().clone(),
-        amqp_url: vhost.amqp_url().to_string(),
-        connection_name: "relay-test".into(),
-        wake: wake.clone(),
-        batch_size: 100,
-        metrics: Metrics::new("relay-test"),
-        ready: readiness.part("outbox relay"),
-    };
-    let task = tokio::spawn(relay.run(shutdown.clone()));
+/// A running relay on its own database and vhost, and a consumer of the
+/// queue its messages land in.
+struct Running {
+    db: TestDb,
+    vhost: TestVhost,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    conn: lapin::Connection,
+    ch: lapin::Channel,
+    consumer: lapin::Consumer,
+}
 
-    let conn = amqp::connect(vhost.amqp_url(), "relay-test-watch")
-        .await
-        .expect("connect");
-    let ch = conn.create_channel().await.expect("channel");
-    topology::declare(&ch).await.expect("topology");
-    let mut consumer = ch
-        .basic_consume(
-            topology::Q_SALE_EVENTS.into(),
-            "relay-test".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
+impl Running {
+    async fn start(batch_size: i64) -> Self {
+        let db = TestDb::create().await.expect("database");
+        let vhost = TestVhost::create().await.expect("vhost");
+        let wake = Arc::new(Notify::new());
+        let readiness = Readiness::default();
+        let shutdown = CancellationToken::new();
+        let relay = Relay {
+            pool: db.pool().clone(),
+            amqp_url: vhost.amqp_url().to_string(),
+            connection_name: "relay-test".into(),
+            wake: wake.clone(),
+            batch_size,
+            metrics: Metrics::new("relay-test"),
+            ready: readiness.part("outbox relay"),
+        };
+        let task = tokio::spawn(relay.run(shutdown.clone()));
+        let conn = amqp::connect(vhost.amqp_url(), "relay-test-watch")
+            .await
+            .expect("connect");
+        let ch = conn.create_channel().await.expect("channel");
+        topology::declare(&ch).await.expect("topology");
+        let consumer = ch
+            .basic_consume(
+                topology::Q_SALE_EVENTS.into(),
+                "relay-test".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        Self {
+            db,
+            vhost,
+            wake,
+            shutdown,
+            task,
+            conn,
+            ch,
+            consumer,
+        }
+    }
 
-    // First batch goes through normally.
-    let first: Vec<OutboxMessage> = (0..50).map(message).collect();
-    enqueue(&db, &first).await;
-    wake.notify_one();
-
-    // Then the exchange disappears: the next pass's publish fails (404 closes
-    // its channel), its transaction rolls back and the rows stay pending.
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    let take = |seen: &mut BTreeMap<String, usize>, d: lapin::message::Delivery| {
-        let id = d
-            .properties
+    /// The next delivery's message id, or a panic after `wait`.
+    async fn next_id(&mut self, wait: Duration, what: &str) -> String {
+        let d = tokio::time::timeout(wait, self.consumer.next())
+            .await
+            .unwrap_or_else(|_| panic!("{what}"))
+            .expect("stream open")
+            .expect("delivery");
+        d.properties
             .message_id()
             .as_ref()
             .map(|s| s.to_string())
-            .unwrap_or_default();
-        *seen.entry(id).or_default() += 1;
-    };
-    while seen.len() < first.len() {
-        let d = tokio::time::timeout(Duration::from_secs(20), consumer.next())
-            .await
-            .expect("first batch arrives")
-            .expect("stream open")
-            .expect("delivery");
-        take(&mut seen, d);
+            .unwrap_or_default()
     }
-    ch.exchange_delete(EXCHANGE.into(), ExchangeDeleteOptions::default())
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("relay stops");
+        let _ = self.conn.close(200, "bye".into()).await;
+        self.vhost.cleanup().await.expect("vhost cleanup");
+        self.db.cleanup().await.expect("db cleanup");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_publish_gives_the_rows_back_and_nothing_is_lost_or_doubled() {
+    let mut r = Running::start(100).await;
+    // First batch goes through normally.
+    let first: Vec<OutboxMessage> = (0..50).map(message).collect();
+    enqueue(&r.db, &first).await;
+    r.wake.notify_one();
+
+    // Then the exchange disappears: the next passes' publishes fail (404
+    // closes the channel), their transactions roll back and the rows stay
+    // pending.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    while seen.len() < first.len() {
+        let id = r
+            .next_id(Duration::from_secs(20), "first batch arrives")
+            .await;
+        *seen.entry(id).or_default() += 1;
+    }
+    r.ch.exchange_delete(EXCHANGE.into(), ExchangeDeleteOptions::default())
         .await
         .expect("delete exchange");
+    // Two batches' worth: two passes in flight when the publish fails.
     let second: Vec<OutboxMessage> = (50..250).map(message).collect();
-    enqueue(&db, &second).await;
-    wake.notify_one();
+    enqueue(&r.db, &second).await;
+    r.wake.notify_one();
 
     // The relay reconnects, declares the topology again (exchange and
     // bindings) and publishes what was given back.
@@ -115,23 +163,20 @@ async fn a_failed_publish_gives_the_rows_back_and_nothing_is_lost_or_doubled() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while seen.len() < all.len() {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let d = tokio::time::timeout(left, consumer.next())
-            .await
-            .unwrap_or_else(|_| panic!("only {} of {} messages arrived", seen.len(), all.len()))
-            .expect("stream open")
-            .expect("delivery");
-        take(&mut seen, d);
+        let what = format!("only {} of {} messages arrived", seen.len(), all.len());
+        let id = r.next_id(left, &what).await;
+        *seen.entry(id).or_default() += 1;
     }
     // Nothing more trickles in, and the outbox is empty.
-    let extra = tokio::time::timeout(Duration::from_millis(500), consumer.next()).await;
+    let extra = tokio::time::timeout(Duration::from_millis(500), r.consumer.next()).await;
     assert!(extra.is_err(), "an extra message arrived: {extra:?}");
     for _ in 0..50 {
-        if pending(&db).await == 0 {
+        if pending(&r.db).await == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(pending(&db).await, 0, "rows left in the outbox");
+    assert_eq!(pending(&r.db).await, 0, "rows left in the outbox");
     for m in &all {
         assert_eq!(
             seen.get(&m.message_id.to_string()),
@@ -140,10 +185,120 @@ async fn a_failed_publish_gives_the_rows_back_and_nothing_is_lost_or_doubled() {
             m.message_id
         );
     }
+    r.stop().await;
+}
 
-    shutdown.cancel();
-    task.await.expect("relay stops");
-    let _ = conn.close(200, "bye".into()).await;
-    vhost.cleanup().await.expect("vhost cleanup");
-    db.cleanup().await.expect("db cleanup");
+/// Passes overlap (the next one sends while the previous awaits its
+/// confirms); rows written one transaction after another still arrive each
+/// exactly once and in the order they were written.
+#[tokio::test]
+async fn overlapping_passes_keep_the_written_order() {
+    let mut r = Running::start(20).await;
+    let all: Vec<OutboxMessage> = (0..1000).map(message).collect();
+    for chunk in all.chunks(25) {
+        enqueue(&r.db, chunk).await;
+        r.wake.notify_one();
+    }
+    let mut arrived = Vec::with_capacity(all.len());
+    while arrived.len() < all.len() {
+        let what = format!("only {} of {} messages arrived", arrived.len(), all.len());
+        arrived.push(r.next_id(Duration::from_secs(30), &what).await);
+    }
+    let written: Vec<String> = all.iter().map(|m| m.message_id.to_string()).collect();
+    assert_eq!(arrived, written, "every row once, in the written order");
+    let extra = tokio::time::timeout(Duration::from_millis(500), r.consumer.next()).await;
+    assert!(extra.is_err(), "an extra message arrived: {extra:?}");
+    r.stop().await;
+}
+
+/// The broker takes the messages but refuses them (nack: the only queue they
+/// route to is full and rejects publishes). The sends succeeded, so only the
+/// confirms can tell: the relay must not delete the rows until the broker
+/// confirmed them, and publishes them once the broker accepts them.
+#[tokio::test]
+async fn rows_stay_pending_until_the_broker_confirms_them() {
+    let r = Running::start(50).await;
+    const KEY: &str = "test.refused";
+    const QUEUE: &str = "relay-test-refusing";
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
+    args.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    let declare = |args: FieldTable| {
+        let ch = r.ch.clone();
+        async move {
+            ch.queue_declare(QUEUE.into(), QueueDeclareOptions::default(), args)
+                .await
+                .expect("declare queue");
+            ch.queue_bind(
+                QUEUE.into(),
+                EXCHANGE.into(),
+                KEY.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind queue");
+        }
+    };
+    declare(args).await;
+
+    let refused: Vec<OutboxMessage> = (0..120).map(|n| routed(n, KEY)).collect();
+    enqueue(&r.db, &refused).await;
+    r.wake.notify_one();
+    // The relay keeps trying (nack → roll back → reconnect → again); the rows
+    // must all still be there meanwhile.
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            pending(&r.db).await,
+            120,
+            "rows deleted although the broker refused them"
+        );
+    }
+
+    // The broker accepts again: a plain queue under the same binding.
+    r.ch.queue_delete(QUEUE.into(), QueueDeleteOptions::default())
+        .await
+        .expect("delete queue");
+    declare(FieldTable::default()).await;
+    let mut consumer =
+        r.ch.basic_consume(
+            QUEUE.into(),
+            "relay-test-refused".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    while seen.len() < refused.len() {
+        let d = tokio::time::timeout(Duration::from_secs(30), consumer.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {} arrived", seen.len(), refused.len()))
+            .expect("stream open")
+            .expect("delivery");
+        let id = d.properties.message_id().as_ref().map(|s| s.to_string());
+        *seen.entry(id.unwrap_or_default()).or_default() += 1;
+    }
+    for m in &refused {
+        assert_eq!(
+            seen.get(&m.message_id.to_string()),
+            Some(&1),
+            "published once when accepted"
+        );
+    }
+    for _ in 0..50 {
+        if pending(&r.db).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(pending(&r.db).await, 0, "rows left in the outbox");
+    r.stop().await;
 }

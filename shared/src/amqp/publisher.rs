@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Channel, Connection};
+use lapin::{BasicProperties, Channel, Connection, PublisherConfirm};
 
 use super::map_to_headers;
 use crate::messages::EXCHANGE;
@@ -78,6 +78,13 @@ impl Publisher {
     /// confirmed all of them. Any nack or unroutable message fails the batch;
     /// the caller retries it whole (consumers dedupe by message id).
     pub async fn publish_all(&self, messages: &[OutgoingMessage]) -> Result<(), PublishError> {
+        self.send_all(messages).await?.confirmed().await
+    }
+
+    /// Sends every message persistently without waiting for the broker: the
+    /// returned [`Confirms`] resolve once it has them all. Messages sent
+    /// later on this publisher reach the queues after these.
+    pub async fn send_all(&self, messages: &[OutgoingMessage]) -> Result<Confirms, PublishError> {
         let mut pending = Vec::with_capacity(messages.len());
         for m in messages {
             let mut props = BasicProperties::default()
@@ -102,16 +109,29 @@ impl Publisher {
                     props,
                 )
                 .await?;
-            pending.push((m, confirm));
+            pending.push((m.message_id.clone(), confirm));
         }
-        for (m, confirm) in pending {
+        Ok(Confirms { pending })
+    }
+}
+
+/// The broker's answers to messages sent with [`Publisher::send_all`].
+pub struct Confirms {
+    pending: Vec<(String, PublisherConfirm)>,
+}
+
+impl Confirms {
+    /// Resolves once every message is confirmed; any nack or unroutable
+    /// message fails the whole batch.
+    pub async fn confirmed(self) -> Result<(), PublishError> {
+        for (message_id, confirm) in self.pending {
             let confirmation = confirm.await?;
             if confirmation.is_nack() {
-                return Err(PublishError::Nacked(m.message_id.clone()));
+                return Err(PublishError::Nacked(message_id));
             }
             if let Some(returned) = confirmation.take_message() {
                 return Err(PublishError::Unroutable(
-                    m.message_id.clone(),
+                    message_id,
                     returned.reply_text.to_string(),
                 ));
             }
