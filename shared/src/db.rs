@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +31,17 @@ pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Res
         PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            // A connection's buffers grow to the largest statement it ever
+            // sent or result it read (a batch of 256 deliveries with their
+            // bodies is ~1 MiB) and sqlx never shrinks them on its own: over
+            // hours every pooled connection would keep its high-water mark.
+            // Shrink them back to 8 KiB whenever a connection is returned.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    conn.shrink_buffers();
+                    Ok(true)
+                })
+            })
             .connect_with(options.clone())
             .await
     })
