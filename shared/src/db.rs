@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use sqlx::{Connection, PgPool};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::ops::ReadyFlag;
