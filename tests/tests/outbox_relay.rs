@@ -49,6 +49,21 @@ async fn pending(db: &TestDb) -> i64 {
         .expect("count")
 }
 
+/// Consumes `queue` without acks (the tests only count what arrives).
+async fn consume(ch: &lapin::Channel, queue: &str, tag: &str) -> lapin::Consumer {
+    ch.basic_consume(
+        queue.into(),
+        tag.into(),
+        BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("consume")
+}
+
 /// A running relay on its own database and vhost, and a consumer of the
 /// queue its messages land in.
 struct Running {
@@ -84,18 +99,7 @@ impl Running {
             .expect("connect");
         let ch = conn.create_channel().await.expect("channel");
         topology::declare(&ch).await.expect("topology");
-        let consumer = ch
-            .basic_consume(
-                topology::Q_SALE_EVENTS.into(),
-                "relay-test".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume");
+        let consumer = consume(&ch, topology::Q_SALE_EVENTS, "relay-test").await;
         Self {
             db,
             vhost,
@@ -264,18 +268,7 @@ async fn rows_stay_pending_until_the_broker_confirms_them() {
         .await
         .expect("delete queue");
     declare(FieldTable::default()).await;
-    let mut consumer =
-        r.ch.basic_consume(
-            QUEUE.into(),
-            "relay-test-refused".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
+    let mut consumer = consume(&r.ch, QUEUE, "relay-test-refused").await;
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     while seen.len() < refused.len() {
         let d = tokio::time::timeout(Duration::from_secs(30), consumer.next())
