@@ -5,7 +5,11 @@
 //! tenant's new sales, their first history rows and one `sale.ingested` event
 //! each are written in ONE statement. Nothing is answered before it
 //! committed; if it fails, nothing of it is written and the caller answers
-//! every item with the same error.
+//! every item with the same error. One case answers an error after the
+//! write: the rare follow-up lookup (a row another transaction committed
+//! meanwhile) failing. The sales are then stored although the caller says
+//! 503; a retry with the same payload is answered `duplicate` with the stored
+//! id, as after any lost answer.
 
 use std::collections::HashMap;
 
