@@ -128,6 +128,11 @@ pub struct BenchArgs {
     #[arg(long, env = "BENCH_WRITE")]
     pub write: Option<std::path::PathBuf>,
 
+    /// Write every sale's hop timestamps to `<this>-<phase label>.csv`
+    /// (diagnostics: when the slow sales happen, and in which hop).
+    #[arg(long, env = "BENCH_DUMP_HOPS")]
+    pub dump_hops: Option<std::path::PathBuf>,
+
     /// Keep the services' log directories after the run.
     #[arg(long, env = "BENCH_KEEP_LOGS")]
     pub keep_logs: bool,

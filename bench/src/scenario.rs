@@ -186,6 +186,18 @@ pub async fn run(
             progress.step(&format!("per-hop latency unavailable: {e}"));
             Vec::new()
         });
+    if let Some(prefix) = &args.dump_hops {
+        let slug: String = scenario
+            .label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let path = std::path::PathBuf::from(format!("{}-{slug}.csv", prefix.display()));
+        match stages::dump_csv(stack.db.pool(), &path).await {
+            Ok(n) => progress.step(&format!("{n} sales' hops written to {}", path.display())),
+            Err(e) => progress.step(&format!("hop dump failed: {e}")),
+        }
+    }
     if !drained {
         progress.step(&format!(
             "{} sales had not arrived after {:?}; forwarder log tail:\n{}",

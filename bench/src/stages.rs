@@ -66,3 +66,28 @@ pub async fn measure(pool: &PgPool, warmup: Duration) -> sqlx::Result<Vec<StageL
     }
     Ok(out)
 }
+
+/// Every sale's hop timestamps (milliseconds since the epoch: stored,
+/// decided, sent; then the HTTP duration) as CSV, for looking at *when* slow
+/// sales happen rather than how many there are.
+pub async fn dump_csv(pool: &PgPool, path: &std::path::Path) -> anyhow::Result<usize> {
+    let rows: Vec<(f64, Option<f64>, f64, i32)> = sqlx::query_as(
+        "SELECT extract(epoch FROM s.created_at)::float8 * 1000,
+                (SELECT extract(epoch FROM min(c.created_at))::float8 * 1000
+                 FROM sale_decisions c WHERE c.sale_id = s.id),
+                extract(epoch FROM a.started_at)::float8 * 1000, a.duration_ms
+         FROM sales s
+         JOIN deliveries d ON d.sale_id = s.id
+         JOIN delivery_attempts a ON a.delivery_id = d.id AND a.attempt = 1
+         ORDER BY s.created_at",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut csv = String::from("stored_ms,decided_ms,sent_ms,http_ms\n");
+    for (stored, decided, sent, http) in &rows {
+        let decided = decided.map_or(String::new(), |d| format!("{d:.3}"));
+        csv.push_str(&format!("{stored:.3},{decided},{sent:.3},{http}\n"));
+    }
+    std::fs::write(path, csv)?;
+    Ok(rows.len())
+}

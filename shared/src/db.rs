@@ -13,24 +13,59 @@ use crate::ops::ReadyFlag;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Connects (retrying for up to about a minute) and migrates.
+/// How PostgreSQL plans the pool's prepared statements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plans {
+    /// PostgreSQL's own choice per statement: custom plans (planned on every
+    /// execution, with the parameters' values) until a generic plan looks no
+    /// dearer. Right for queries with optional filters (`$1 IS NULL OR …`),
+    /// which only a custom plan can turn into index conditions.
+    Chosen,
+    /// Always the cached generic plan. For hot paths whose statements take
+    /// arrays (`= ANY($1)`, `UNNEST`): PostgreSQL costs a custom plan for the
+    /// actual array length and a generic one for a guess of ten elements, so
+    /// with small batches it never switches and plans every execution (a
+    /// third of the forwarder's statement time at 100 sales/s, measured).
+    Generic,
+}
+
+/// Connects (retrying for up to about a minute) and migrates, with
+/// PostgreSQL's own plan choice.
 pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    connect_and_migrate_with(url, max_connections, Plans::Chosen).await
+}
+
+/// Connects (retrying for up to about a minute) and migrates.
+pub async fn connect_and_migrate_with(
+    url: &str,
+    max_connections: u32,
+    plans: Plans,
+) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = url
         .parse()
         .map_err(|e| anyhow::anyhow!("DATABASE_URL {} is invalid: {e}", redact(url)))?;
     // Statements are prepared once per connection and run for the process's
-    // life; PostgreSQL switches a statement to a cached generic plan when that
-    // looks no dearer than planning each execution. Every query here is meant
+    // life, so a generic plan, once used, stays. Every query here is meant
     // to be an index lookup, but a generic plan made while a table was nearly
     // empty (a fresh deployment) would keep scanning it whole as it grows.
-    // Ruling out sequential scans keeps the generic plans on the indexes, so
-    // the planning work is saved without that trap (where no index applies, a
-    // sequential scan is still used). See docs/benchmarks.md.
+    // Ruling out sequential scans keeps the generic plans on the indexes
+    // (where no index applies, a sequential scan is still used). See
+    // docs/benchmarks.md.
     let options = options.options([("enable_seqscan", "off")]);
+    let options = match plans {
+        Plans::Chosen => options,
+        Plans::Generic => options.options([("plan_cache_mode", "force_generic_plan")]),
+    };
     let pool = (|| async {
         PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            // sqlx pings a connection when it is returned and, by default,
+            // again when it is handed out: a round trip (and a wake-up of the
+            // server process) per statement for nothing, since a connection
+            // that breaks while idle fails its next statement, which every
+            // caller retries, and the ping on return then closes it.
+            .test_before_acquire(false)
             // A connection's buffers grow to the largest statement it ever
             // sent or result it read (a batch of 256 deliveries with their
             // bodies is ~1 MiB) and sqlx never shrinks them on its own: over

@@ -39,9 +39,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     ));
 
     let pool = tokio::select! {
-        pool = db::connect_and_migrate(
+        pool = db::connect_and_migrate_with(
             &config.common.database_url,
             config.common.database_max_connections,
+            db::Plans::Generic,
         ) => pool?,
         served = &mut ops_task => return Err(ops_failure(served)),
         _ = stop.cancelled() => return Ok(()),

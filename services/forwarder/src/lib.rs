@@ -56,9 +56,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let db_ready = readiness.part("database");
     let amqp_ready = readiness.part("amqp.consumer");
-    let pool = db::connect_and_migrate(
+    let pool = db::connect_and_migrate_with(
         &args.common.database_url,
         args.common.database_max_connections,
+        db::Plans::Generic,
     )
     .await?;
     db_ready.set(true);
