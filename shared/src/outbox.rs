@@ -4,6 +4,12 @@
 //! their deletion only after the broker confirmed. A broker outage therefore
 //! delays messages, never loses them; a crash between confirm and commit
 //! republishes, and consumers dedupe.
+//!
+//! The hot writers also hand the rows they just committed straight to their
+//! process's relay ([`Handoff`]), under a lease that keeps every relay's sweep
+//! off them: the relay publishes them at once, without reading them back, and
+//! then deletes them by id. Should that fail or the process die, the lease
+//! lapses and the rows are swept like any other.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,10 +19,11 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::amqp::publisher::{Confirms, OutgoingMessage, Publisher};
+use crate::amqp::publisher::{Confirms, OutgoingMessage, PublishError, Publisher};
 use crate::amqp::{connect_with_retry, reconnect_backoff, topology};
 use crate::messages::{Envelope, Payload};
 use crate::metrics::Metrics;
@@ -42,6 +49,17 @@ impl OutboxMessage {
             headers: telemetry::current_trace_headers(),
             body: envelope.to_bytes(),
         }
+    }
+
+    /// The message as the publisher sends it.
+    fn into_outgoing(self) -> OutgoingMessage {
+        OutgoingMessage::new(
+            &self.routing_key,
+            self.message_id.to_string(),
+            &self.message_type,
+            self.headers,
+            self.body,
+        )
     }
 }
 
@@ -98,6 +116,93 @@ pub async fn enqueue(conn: &mut PgConnection, messages: &[OutboxMessage]) -> sql
     Ok(())
 }
 
+/// How long a handed-off row is left to the relay it was handed to: long
+/// enough for a publish and its confirm, short enough that rows of a process
+/// that died are swept soon.
+pub const LEASE: Duration = Duration::from_secs(5);
+
+/// Handed-off batches waiting for the relay; a writer never waits for room.
+const HANDOFF_CAPACITY: usize = 1024;
+
+/// A message whose outbox row was just committed under a lease (the writer's
+/// statement set `leased_until = now() + LEASE`).
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub outbox_id: i64,
+    pub message: OutboxMessage,
+}
+
+struct HandedOff {
+    at: Instant,
+    rows: Vec<Committed>,
+}
+
+impl HandedOff {
+    /// Waited past half its lease (the broker link was down): left to the
+    /// sweep, which takes the rows once the lease ends, so that a late send
+    /// here does not race it.
+    fn is_stale(&self) -> bool {
+        self.at.elapsed() > LEASE / 2
+    }
+}
+
+/// The writers' side of the hand-off to their process's relay (see
+/// [`handoff`]). Cheap to clone.
+#[derive(Clone)]
+pub struct Handoff {
+    tx: mpsc::Sender<HandedOff>,
+}
+
+/// The relay's side of the hand-off.
+pub struct HandoffQueue {
+    rx: mpsc::Receiver<HandedOff>,
+}
+
+impl HandoffQueue {
+    /// The next batch handed off, if one is waiting (the relay receives
+    /// them itself; this is for a look from outside, e.g. a test).
+    pub fn try_recv(&mut self) -> Option<Vec<Committed>> {
+        self.rx.try_recv().ok().map(|b| b.rows)
+    }
+}
+
+/// A hand-off channel: writers keep the [`Handoff`], the relay the queue.
+pub fn handoff() -> (Handoff, HandoffQueue) {
+    let (tx, rx) = mpsc::channel(HANDOFF_CAPACITY);
+    (Handoff { tx }, HandoffQueue { rx })
+}
+
+impl Handoff {
+    /// The lease, in seconds, for writers to bind as
+    /// `now() + make_interval(secs => $n)` (the database's clock decides).
+    pub fn lease_secs() -> f64 {
+        LEASE.as_secs_f64()
+    }
+
+    /// Hands rows committed under a lease to the relay, in the order given.
+    /// Never waits: if the relay is behind or has no broker connection, the
+    /// rows stay leased until the lease ends and are swept then.
+    pub fn committed(&self, rows: Vec<Committed>) {
+        if rows.is_empty() {
+            return;
+        }
+        let n = rows.len();
+        match self.tx.try_send(HandedOff {
+            at: Instant::now(),
+            rows,
+        }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => tracing::warn!(
+                rows = n,
+                "outbox relay is behind; these rows are published when their lease ends"
+            ),
+            // No relay in this process (a test, a one-off command): the
+            // rows are swept once their lease ends.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
 /// Publishes the outbox. Run one per process that writes outbox rows; several
 /// replicas share the table safely (`FOR UPDATE SKIP LOCKED`).
 pub struct Relay {
@@ -106,6 +211,8 @@ pub struct Relay {
     pub connection_name: String,
     /// Woken by writers right after they commit, so latency is not a poll interval.
     pub wake: Arc<Notify>,
+    /// Rows the process's writers committed under a lease, to publish at once.
+    pub handoff: Option<HandoffQueue>,
     pub batch_size: i64,
     pub metrics: Metrics,
     pub ready: ReadyFlag,
@@ -126,7 +233,8 @@ struct Row {
 }
 
 impl Relay {
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut handoff = self.handoff.take();
         let mut reconnect = reconnect_backoff();
         loop {
             let Some(conn) =
@@ -144,7 +252,9 @@ impl Relay {
                 }
             };
             self.ready.set(true);
-            let stop = self.publish_until_broken(&publisher, &shutdown).await;
+            let stop = self
+                .publish_until_broken(&publisher, handoff.as_mut(), &shutdown)
+                .await;
             self.ready.set(false);
             let _ = conn.close(200, "bye".into()).await;
             if stop {
@@ -174,9 +284,15 @@ impl Relay {
     /// is its own transaction and `SKIP LOCKED` keeps their rows apart; the
     /// sends are made one pass after the other, so rows reach the broker in
     /// the order the passes took them.
+    ///
+    /// Handed-off rows are sent as they arrive, between passes (up to
+    /// [`HANDED_OFF_IN_FLIGHT`] batches awaiting confirms); a batch that
+    /// waited past half its lease (the broker link was down) is left to the
+    /// sweep, which may take it once the lease ends.
     async fn publish_until_broken(
         &self,
         publisher: &Publisher,
+        mut handoff: Option<&mut HandoffQueue>,
         shutdown: &CancellationToken,
     ) -> bool {
         let mut db_backoff = reconnect_backoff();
@@ -186,6 +302,17 @@ impl Relay {
         let mut look = true;
         loop {
             if shutdown.is_cancelled() {
+                // Rows handed off already are sent now rather than left to
+                // wait out their lease.
+                while let Some(batch) = handoff.as_mut().and_then(|q| q.rx.try_recv().ok()) {
+                    if batch.is_stale() {
+                        continue;
+                    }
+                    match self.send_handed_off(publisher, batch.rows).await {
+                        Ok(sent) => confirming.push(sent),
+                        Err(_) => break,
+                    }
+                }
                 if settle_all(&mut confirming).await {
                     let _ = self.drain(publisher).await;
                 }
@@ -216,6 +343,22 @@ impl Relay {
                 }
             }
             tokio::select! {
+                Some(batch) = next_handed_off(&mut handoff),
+                    if confirming.len() < HANDED_OFF_IN_FLIGHT =>
+                {
+                    if batch.is_stale() {
+                        tracing::debug!(rows = batch.rows.len(), "stale hand-off left to the sweep");
+                        continue;
+                    }
+                    match self.send_handed_off(publisher, batch.rows).await {
+                        Ok(sent) => confirming.push(sent),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "outbox relay: publish failed; will reconnect");
+                            settle_all(&mut confirming).await;
+                            return false;
+                        }
+                    }
+                }
                 Some(settled) = confirming.next() => match settled {
                     Ok(()) => db_backoff = reconnect_backoff(),
                     Err(PassError::Broker(e)) => {
@@ -247,6 +390,43 @@ impl Relay {
         Ok(())
     }
 
+    /// Sends rows a writer handed off; the returned future awaits their
+    /// confirms and then deletes them. A failed delete only means they are
+    /// published again once their lease ends (consumers dedupe).
+    async fn send_handed_off(
+        &self,
+        publisher: &Publisher,
+        rows: Vec<Committed>,
+    ) -> Result<BoxFuture<'static, Result<(), PassError>>, PublishError> {
+        let ids: Vec<i64> = rows.iter().map(|c| c.outbox_id).collect();
+        let messages: Vec<OutgoingMessage> = rows
+            .into_iter()
+            .map(|c| c.message.into_outgoing())
+            .collect();
+        let confirms = publisher.send_all(&messages).await?;
+        let routing_keys: Vec<String> = messages.into_iter().map(|m| m.routing_key).collect();
+        let pool = self.pool.clone();
+        let metrics = self.metrics.clone();
+        Ok(Box::pin(async move {
+            confirms
+                .confirmed()
+                .await
+                .map_err(|e| PassError::Broker(e.to_string()))?;
+            for key in &routing_keys {
+                metrics.published(key, 1);
+            }
+            if let Err(e) = sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+                .bind(&ids)
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(error = %e, rows = ids.len(),
+                    "outbox relay: published rows not deleted; they are published again when their lease ends");
+            }
+            Ok(())
+        }))
+    }
+
     /// The first half of a pass: take pending rows (deleted, but only once
     /// this transaction commits) and send them. `None` if there were none.
     /// Other relays skip the rows a pass holds.
@@ -261,7 +441,9 @@ impl Relay {
             .await?;
         let mut rows: Vec<Row> = sqlx::query_as(
             "DELETE FROM outbox WHERE id IN (
-                 SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+                 SELECT id FROM outbox
+                 WHERE leased_until IS NULL OR leased_until < now()
+                 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
              RETURNING id, message_id, routing_key, message_type, headers, body",
         )
         .bind(self.batch_size)
@@ -277,13 +459,14 @@ impl Relay {
         let messages: Vec<OutgoingMessage> = rows
             .into_iter()
             .map(|r| {
-                OutgoingMessage::new(
-                    &r.routing_key,
-                    r.message_id.to_string(),
-                    &r.message_type,
-                    serde_json::from_value(r.headers).unwrap_or_default(),
-                    r.body,
-                )
+                OutboxMessage {
+                    message_id: r.message_id,
+                    routing_key: r.routing_key,
+                    message_type: r.message_type,
+                    headers: serde_json::from_value(r.headers).unwrap_or_default(),
+                    body: r.body,
+                }
+                .into_outgoing()
             })
             .collect();
         let confirms = publisher
@@ -301,6 +484,19 @@ impl Relay {
 
 /// Most passes whose confirms are awaited at once.
 const PASSES_IN_FLIGHT: usize = 2;
+
+/// Most batches (passes and handed-off ones together) awaiting confirms
+/// before a handed-off batch waits: hand-offs carry the latency-critical
+/// rows, so they may overlap more than the sweep's passes.
+const HANDED_OFF_IN_FLIGHT: usize = 4;
+
+/// The next handed-off batch; never ready without a hand-off queue.
+async fn next_handed_off(queue: &mut Option<&mut HandoffQueue>) -> Option<HandedOff> {
+    match queue {
+        Some(q) => q.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// A pass whose messages are sent: its transaction still holds their rows.
 struct Sent {

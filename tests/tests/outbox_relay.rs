@@ -1,8 +1,10 @@
 //! The outbox relay against a real broker and database: a pass whose publish
 //! fails mid-way (the exchange vanished under it) gives its rows back, and the
 //! relay publishes them once the topology is back — every message arrives,
-//! none is left in the outbox, none is published twice; and overlapping
-//! passes keep the order the rows were written in.
+//! none is left in the outbox, none is published twice; overlapping passes
+//! keep the order the rows were written in; rows handed off by their writer
+//! are published at once and deleted, and leased rows whose hand-off never
+//! came (the writer died) are swept once the lease ends.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use salesync_core::amqp::{self, topology};
 use salesync_core::messages::EXCHANGE;
 use salesync_core::metrics::Metrics;
 use salesync_core::ops::Readiness;
-use salesync_core::outbox::{self, OutboxMessage, Relay};
+use salesync_core::outbox::{self, Committed, Handoff, OutboxMessage, Relay};
 use salesync_e2e::{TestDb, TestVhost};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +43,37 @@ async fn enqueue(db: &TestDb, messages: &[OutboxMessage]) {
     let mut tx = db.pool().begin().await.expect("begin");
     outbox::enqueue(&mut tx, messages).await.expect("enqueue");
     tx.commit().await.expect("commit");
+}
+
+/// Writes rows as a hot writer does, leased for `lease_secs`; returns them
+/// with their outbox ids, in written order.
+async fn write_leased(db: &TestDb, messages: &[OutboxMessage], lease_secs: f64) -> Vec<Committed> {
+    let c = outbox::OutboxColumns::new(messages.iter());
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO outbox (message_id, routing_key, message_type, headers, body, leased_until)
+         SELECT m.*, now() + make_interval(secs => $6)
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::bytea[]) AS m
+         RETURNING id",
+    )
+    .bind(c.message_ids)
+    .bind(c.routing_keys)
+    .bind(c.message_types)
+    .bind(c.headers)
+    .bind(c.bodies)
+    .bind(lease_secs)
+    .fetch_all(db.pool())
+    .await
+    .expect("insert leased rows");
+    let mut rows: Vec<Committed> = ids
+        .into_iter()
+        .zip(messages)
+        .map(|(outbox_id, m)| Committed {
+            outbox_id,
+            message: m.clone(),
+        })
+        .collect();
+    rows.sort_unstable_by_key(|c| c.outbox_id);
+    rows
 }
 
 async fn pending(db: &TestDb) -> i64 {
@@ -70,6 +103,8 @@ struct Running {
     db: TestDb,
     vhost: TestVhost,
     wake: Arc<Notify>,
+    handoff: Handoff,
+    readiness: Readiness,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     conn: lapin::Connection,
@@ -82,6 +117,7 @@ impl Running {
         let db = TestDb::create().await.expect("database");
         let vhost = TestVhost::create().await.expect("vhost");
         let wake = Arc::new(Notify::new());
+        let (handoff, handoff_queue) = outbox::handoff();
         let readiness = Readiness::default();
         let shutdown = CancellationToken::new();
         let relay = Relay {
@@ -89,6 +125,7 @@ impl Running {
             amqp_url: vhost.amqp_url().to_string(),
             connection_name: "relay-test".into(),
             wake: wake.clone(),
+            handoff: Some(handoff_queue),
             batch_size,
             metrics: Metrics::new("relay-test"),
             ready: readiness.part("outbox relay"),
@@ -104,11 +141,22 @@ impl Running {
             db,
             vhost,
             wake,
+            handoff,
+            readiness,
             shutdown,
             task,
             conn,
             ch,
             consumer,
+        }
+    }
+
+    /// Waits until the relay has its broker connection.
+    async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while !self.readiness.is_ready() {
+            assert!(tokio::time::Instant::now() < deadline, "relay never ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -293,5 +341,81 @@ async fn rows_stay_pending_until_the_broker_confirms_them() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(pending(&r.db).await, 0, "rows left in the outbox");
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn handed_off_rows_are_published_at_once_in_order_and_deleted() {
+    let mut r = Running::start(100).await;
+    r.wait_ready().await;
+    let messages: Vec<OutboxMessage> = (0..50).map(message).collect();
+    // A lease far longer than the test: only the hand-off can publish them.
+    let rows = write_leased(&r.db, &messages, 3600.0).await;
+    let want: Vec<String> = rows
+        .iter()
+        .map(|c| c.message.message_id.to_string())
+        .collect();
+    r.handoff.committed(rows[..20].to_vec());
+    r.handoff.committed(rows[20..].to_vec());
+    let mut got = Vec::new();
+    for _ in 0..want.len() {
+        got.push(
+            r.next_id(Duration::from_secs(10), "handed-off rows not published")
+                .await,
+        );
+    }
+    assert_eq!(got, want, "published in hand-off order, each once");
+    // Deleted once confirmed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while pending(&r.db).await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "handed-off rows not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Nothing is published a second time.
+    r.wake.notify_one();
+    let extra = tokio::time::timeout(Duration::from_millis(700), r.consumer.next()).await;
+    assert!(extra.is_err(), "a handed-off row was published twice");
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn leased_rows_never_handed_off_are_swept_once_the_lease_ends() {
+    let mut r = Running::start(100).await;
+    r.wait_ready().await;
+    // The writer committed these and died before handing them off.
+    let messages: Vec<OutboxMessage> = (0..10).map(message).collect();
+    let rows = write_leased(&r.db, &messages, 2.0).await;
+    let written = tokio::time::Instant::now();
+    r.wake.notify_one();
+    // The sweep leaves them alone while the lease lasts …
+    let early = tokio::time::timeout(Duration::from_millis(1200), r.consumer.next()).await;
+    assert!(
+        early.is_err(),
+        "a leased row was swept before its lease ended"
+    );
+    assert_eq!(pending(&r.db).await, 10);
+    // … and publishes each once after it (the idle poll looks again).
+    let mut got = Vec::new();
+    for _ in 0..rows.len() {
+        got.push(
+            r.next_id(Duration::from_secs(10), "leased rows not swept")
+                .await,
+        );
+    }
+    assert!(
+        written.elapsed() >= Duration::from_millis(1900),
+        "swept early"
+    );
+    let want: Vec<String> = rows
+        .iter()
+        .map(|c| c.message.message_id.to_string())
+        .collect();
+    assert_eq!(got, want);
+    let extra = tokio::time::timeout(Duration::from_millis(700), r.consumer.next()).await;
+    assert!(extra.is_err(), "a swept row was published twice");
+    assert_eq!(pending(&r.db).await, 0);
     r.stop().await;
 }

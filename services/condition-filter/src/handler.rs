@@ -8,8 +8,7 @@
 //! only together with the delivery it creates — so a redelivered or repeated
 //! event records nothing twice and sends nothing twice.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::HashMap;
 
 use lapin::message::Delivery;
 use salesync_core::amqp::consumer::{self, BatchHandler, Outcome};
@@ -18,10 +17,9 @@ use salesync_core::domain::ids::{DeliveryId, SaleId, TenantId};
 use salesync_core::integration_store;
 use salesync_core::messages::{Envelope, ForwardCommand, Purpose, ROUTING_FORWARD, SaleEvent};
 use salesync_core::metrics::Metrics;
-use salesync_core::outbox::OutboxMessage;
+use salesync_core::outbox::{Committed, Handoff, OutboxMessage};
 use salesync_core::telemetry;
 use sqlx::PgPool;
-use tokio::sync::Notify;
 use tracing::Span;
 
 use crate::plan::{self, MessagePlan, NewDelivery, PlannedOutcome};
@@ -29,8 +27,8 @@ use crate::store::{self, PlannedForward};
 
 pub struct FilterHandler {
     pub pool: PgPool,
-    /// Woken after each commit that wrote outbox rows.
-    pub wake: Arc<Notify>,
+    /// Takes the forward commands each commit wrote, to publish them at once.
+    pub handoff: Handoff,
     pub metrics: Metrics,
 }
 
@@ -99,9 +97,18 @@ impl FilterHandler {
         }
         let recorded = store::record(&mut conn, &forwards, &rows).await?;
         drop(conn);
-        if !recorded.created.is_empty() {
-            self.wake.notify_one();
-        }
+        let mut commands: Vec<Committed> = forwards
+            .into_iter()
+            .filter_map(|f| {
+                let outbox_id = *recorded.created.get(&f.delivery.id)?;
+                Some(Committed {
+                    outbox_id,
+                    message: f.command,
+                })
+            })
+            .collect();
+        commands.sort_unstable_by_key(|c| c.outbox_id);
+        self.handoff.committed(commands);
 
         // Count only what was recorded now: a redelivery decided nothing new.
         for (_, _, forwarded, reason) in &recorded.decisions {
@@ -173,7 +180,7 @@ fn outcome(
     plan: MessagePlan,
     env: &Result<Envelope<SaleEvent>, String>,
     span: &Span,
-    created: &HashSet<DeliveryId>,
+    created: &HashMap<DeliveryId, i64>,
 ) -> Outcome {
     let _entered = span.enter();
     match plan {
@@ -187,7 +194,7 @@ fn outcome(
             if let Ok(env) = env {
                 for d in &decisions {
                     match &d.outcome {
-                        PlannedOutcome::Forward(nd) if created.contains(&nd.id) => {
+                        PlannedOutcome::Forward(nd) if created.contains_key(&nd.id) => {
                             tracing::info!(integration_id = %d.integration_id, delivery_id = %nd.id, status = %env.payload.status, "forwarding");
                         }
                         PlannedOutcome::Forward(_) => {

@@ -49,12 +49,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     };
     db::watch_readiness(pool.clone(), db_ready, stop.clone());
 
-    let wake = Arc::new(Notify::new());
+    // Every outbox row condition-filter writes is handed off; the relay's
+    // sweep (woken by nobody, so on its idle poll) only picks up rows whose
+    // lease ended.
+    let (handoff, handoff_queue) = outbox::handoff();
     let relay = outbox::Relay {
         pool: pool.clone(),
         amqp_url: config.common.amqp_url.clone(),
         connection_name: format!("{SERVICE}-outbox"),
-        wake: wake.clone(),
+        wake: Arc::new(Notify::new()),
+        handoff: Some(handoff_queue),
         batch_size: config.outbox_batch,
         metrics: metrics.clone(),
         ready: outbox_ready,
@@ -63,7 +67,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let handler = Arc::new(FilterHandler {
         pool,
-        wake,
+        handoff,
         metrics: metrics.clone(),
     });
     let consumer_config = ConsumerConfig {

@@ -4,11 +4,11 @@
 //! round trips besides loading the tenants' integrations, and the write needs
 //! no explicit transaction: one statement commits all of it or nothing.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use salesync_core::domain::ids::{DeliveryId, IntegrationId, SaleId, TenantId};
 use salesync_core::messages::Purpose;
-use salesync_core::outbox::{OutboxColumns, OutboxMessage};
+use salesync_core::outbox::{Handoff, OutboxColumns, OutboxMessage};
 use sqlx::PgConnection;
 
 use crate::plan::{ALREADY_FORWARDED, DecisionRow, FORWARDED, Known, NewDelivery};
@@ -52,10 +52,11 @@ pub struct PlannedForward<'a> {
 /// What one batch's write recorded.
 #[derive(Debug, Default)]
 pub struct Recorded {
-    /// Deliveries created now; a planned one that already existed (by
-    /// `(tenant_id, dedupe_key)`) belongs to an earlier event, which also
-    /// sent its forward command.
-    pub created: HashSet<DeliveryId>,
+    /// Deliveries created now, each with the outbox row of its forward
+    /// command (committed under a lease, for the relay hand-off); a planned
+    /// one that already existed (by `(tenant_id, dedupe_key)`) belongs to an
+    /// earlier event, which also sent its forward command.
+    pub created: HashMap<DeliveryId, i64>,
     /// (event, integration, forwarded, reason) of each decision recorded now;
     /// one recorded before (a redelivered event) is left as it was.
     pub decisions: Vec<(uuid::Uuid, IntegrationId, bool, String)>,
@@ -69,10 +70,12 @@ struct RecordedRow {
     integration_id: Option<uuid::Uuid>,
     forwarded: Option<bool>,
     reason: Option<String>,
+    outbox_id: Option<i64>,
 }
 
 /// In ONE statement: inserts the deliveries that do not exist yet, a forward
-/// command (outbox) for each one created, and the decisions — a decision that
+/// command (outbox, leased for the relay hand-off) for each one created, and
+/// the decisions — a decision that
 /// planned a delivery reads "forwarded" only if the database created it, and
 /// "already forwarded" otherwise.
 pub async fn record(
@@ -106,13 +109,16 @@ pub async fn record(
                  ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
                  RETURNING id),
              commands AS (
-                 INSERT INTO outbox (message_id, routing_key, message_type, headers, body)
-                 SELECT m.message_id, m.routing_key, m.message_type, m.headers, m.body
+                 INSERT INTO outbox (message_id, routing_key, message_type, headers, body,
+                                     leased_until)
+                 SELECT m.message_id, m.routing_key, m.message_type, m.headers, m.body,
+                        now() + make_interval(secs => $24)
                  FROM UNNEST($1::uuid[], $10::uuid[], $11::text[], $12::text[], $13::jsonb[],
                              $14::bytea[]) WITH ORDINALITY
                       AS m(delivery_id, message_id, routing_key, message_type, headers, body, n)
                  WHERE m.delivery_id IN (SELECT id FROM created)
-                 ORDER BY m.n),
+                 ORDER BY m.n
+                 RETURNING id, message_id),
              decided AS (
                  INSERT INTO sale_decisions
                      (sale_id, integration_id, event_id, trigger, status, forwarded, reason)
@@ -127,11 +133,14 @@ pub async fn record(
                  LEFT JOIN created c ON c.id = x.delivery_id
                  ON CONFLICT (event_id, integration_id) DO NOTHING
                  RETURNING event_id, integration_id, forwarded, reason)
-             SELECT true AS is_delivery, id, NULL::uuid AS integration_id,
-                    NULL::bool AS forwarded, NULL::text AS reason
-             FROM created
+             SELECT true AS is_delivery, c.id, NULL::uuid AS integration_id,
+                    NULL::bool AS forwarded, NULL::text AS reason, cmd.id AS outbox_id
+             FROM created c
+             LEFT JOIN UNNEST($1::uuid[], $10::uuid[]) AS k(delivery_id, message_id)
+                    ON k.delivery_id = c.id
+             LEFT JOIN commands cmd ON cmd.message_id = k.message_id
              UNION ALL
-             SELECT false, event_id, integration_id, forwarded, reason FROM decided",
+             SELECT false, event_id, integration_id, forwarded, reason, NULL::int8 FROM decided",
     )
     .bind(deliveries.iter().map(|d| d.id).collect::<Vec<_>>())
     .bind(deliveries.iter().map(|d| d.tenant_id).collect::<Vec<_>>())
@@ -197,6 +206,7 @@ pub async fn record(
     )
     .bind(FORWARDED)
     .bind(ALREADY_FORWARDED)
+    .bind(Handoff::lease_secs())
     .fetch_all(conn)
     .await?;
     let mut recorded = Recorded::default();
@@ -204,7 +214,10 @@ pub async fn record(
         let id = r.id;
         match (r.is_delivery, r.integration_id, r.forwarded, r.reason) {
             (true, ..) => {
-                recorded.created.insert(DeliveryId::from(id));
+                let outbox_id = r
+                    .outbox_id
+                    .ok_or_else(|| sqlx::Error::Protocol("delivery without a command".into()))?;
+                recorded.created.insert(DeliveryId::from(id), outbox_id);
             }
             (false, Some(integration), Some(forwarded), Some(reason)) => {
                 recorded

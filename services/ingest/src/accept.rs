@@ -15,8 +15,8 @@ use std::collections::HashMap;
 
 use salesync_core::domain::{SaleId, SaleInput, TenantId};
 use salesync_core::messages::Trigger;
+use salesync_core::outbox::{Committed, Handoff, OutboxMessage};
 use sqlx::PgPool;
-use tokio::sync::Notify;
 
 use crate::error::ErrorBody;
 use crate::events::sale_event;
@@ -67,14 +67,14 @@ fn plan_tenant(t: &TenantItems) -> Planned<'_> {
 }
 
 /// Stores the valid, distinct sales of every tenant, with their first history
-/// rows and events, in one statement (`store::sales::insert_new`) and wakes
-/// the outbox relay if any was created. Returns, per tenant (same order as
+/// rows and events, in one statement (`store::sales::insert_new`) and hands
+/// the events of the sales created to the outbox relay. Returns, per tenant (same order as
 /// `tenants`), one outcome per item in input order. A tenant may appear more
 /// than once: the later entries' items become duplicates or conflicts of the
 /// earlier ones, as if sequential.
 pub async fn store_sales(
     pool: &PgPool,
-    wake: &Notify,
+    handoff: &Handoff,
     tenants: &[TenantItems],
 ) -> sqlx::Result<Vec<Vec<Outcome>>> {
     let planned: Vec<Planned> = tenants.iter().map(plan_tenant).collect();
@@ -94,7 +94,7 @@ pub async fn store_sales(
         let mut conn = pool.acquire().await?;
         store::sales::insert_new(&mut conn, &to_insert).await?
     };
-    let mut created = 0;
+    let mut created = Vec::new();
     let mut outcomes = Vec::with_capacity(planned.len());
     for p in &planned {
         let mut unique = Vec::with_capacity(p.new_sales.len());
@@ -105,16 +105,28 @@ pub async fn store_sales(
                 .get(&(p.tenant, new.sale.external_id.clone()))
                 .ok_or(sqlx::Error::RowNotFound)?;
             let stored = row.stored_for(new.id);
-            if matches!(stored, Stored::Created { .. }) {
-                created += 1;
+            if let (Stored::Created { .. }, Some(outbox_id)) = (&stored, row.outbox_id) {
+                created.push((outbox_id, new.id));
             }
             unique.push((stored, new.hash));
         }
         outcomes.push(intake::resolve(&p.plan, &unique));
     }
-    if created > 0 {
-        wake.notify_one();
-        tracing::debug!(created, "sales accepted");
+    if !created.is_empty() {
+        tracing::debug!(created = created.len(), "sales accepted");
+        let events: HashMap<SaleId, &OutboxMessage> =
+            to_insert.iter().map(|s| (s.new.id, &s.event)).collect();
+        let mut committed: Vec<Committed> = created
+            .into_iter()
+            .filter_map(|(outbox_id, sale)| {
+                events.get(&sale).map(|m| Committed {
+                    outbox_id,
+                    message: (*m).clone(),
+                })
+            })
+            .collect();
+        committed.sort_unstable_by_key(|c| c.outbox_id);
+        handoff.committed(committed);
     }
     Ok(outcomes)
 }

@@ -13,6 +13,7 @@ use salesync_core::crypto::SecretBox;
 use salesync_core::domain::TenantId;
 use salesync_core::metrics::Metrics;
 use salesync_core::ops::{self, Readiness};
+use salesync_core::outbox::Handoff;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tower_http::trace::TraceLayer;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub admin_token: Option<Arc<str>>,
     /// Wakes the outbox relay after a commit that wrote outbox rows.
     pub wake: Arc<Notify>,
+    /// Hands the events of newly stored sales straight to the outbox relay.
+    pub handoff: Handoff,
     pub metrics: Metrics,
     pub readiness: Readiness,
     pub max_body_bytes: usize,

@@ -14,11 +14,10 @@
 //! creates, the second is a duplicate or a conflict). A full channel makes
 //! handlers wait for room, so memory stays bounded.
 
-use std::sync::Arc;
-
 use salesync_core::domain::{SaleInput, TenantId};
+use salesync_core::outbox::Handoff;
 use sqlx::PgPool;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::accept::{TenantItems, store_sales};
@@ -42,10 +41,10 @@ pub struct SaleCommitter {
 impl SaleCommitter {
     /// Spawns the committer on the current tokio runtime. `max_group` is the
     /// most sales per transaction, and also the channel's capacity.
-    pub fn start(pool: PgPool, wake: Arc<Notify>, max_group: usize) -> Self {
+    pub fn start(pool: PgPool, handoff: Handoff, max_group: usize) -> Self {
         let max_group = max_group.max(1);
         let (queue, rx) = mpsc::channel(max_group);
-        tokio::spawn(run(pool, wake, rx, max_group));
+        tokio::spawn(run(pool, handoff, rx, max_group));
         Self { queue }
     }
 
@@ -67,18 +66,18 @@ impl SaleCommitter {
     }
 }
 
-async fn run(pool: PgPool, wake: Arc<Notify>, mut rx: mpsc::Receiver<Pending>, max_group: usize) {
+async fn run(pool: PgPool, handoff: Handoff, mut rx: mpsc::Receiver<Pending>, max_group: usize) {
     let mut group = Vec::with_capacity(max_group);
     // `recv_many` waits only while nothing is queued, then takes what is there.
     while rx.recv_many(&mut group, max_group).await > 0 {
         let size = group.len();
-        commit_group(&pool, &wake, std::mem::take(&mut group))
+        commit_group(&pool, &handoff, std::mem::take(&mut group))
             .instrument(tracing::debug_span!("group_commit", sales = size))
             .await;
     }
 }
 
-async fn commit_group(pool: &PgPool, wake: &Notify, group: Vec<Pending>) {
+async fn commit_group(pool: &PgPool, handoff: &Handoff, group: Vec<Pending>) {
     let tenants: Vec<TenantId> = group.iter().map(|p| p.tenant).collect();
     let by_tenant = group_by_tenant(&tenants);
     let mut sales: Vec<Option<SaleInput>> = Vec::with_capacity(group.len());
@@ -98,7 +97,7 @@ async fn commit_group(pool: &PgPool, wake: &Notify, group: Vec<Pending>) {
                 .collect(),
         })
         .collect();
-    match store_sales(pool, wake, &batches).await {
+    match store_sales(pool, handoff, &batches).await {
         Ok(outcomes) => {
             let answers = scatter(&by_tenant, outcomes, replies.len());
             for (reply, answer) in replies.into_iter().zip(answers) {

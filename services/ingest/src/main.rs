@@ -56,6 +56,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let metrics = Metrics::new("ingest");
     let readiness = Readiness::default();
     let wake = Arc::new(Notify::new());
+    let (handoff, handoff_queue) = outbox::handoff();
 
     db::watch_readiness(pool.clone(), readiness.part("database"), shutdown.clone());
     let relay = outbox::Relay {
@@ -63,6 +64,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         amqp_url: cli.common.amqp_url.clone(),
         connection_name: "ingest-outbox".into(),
         wake: wake.clone(),
+        handoff: Some(handoff_queue),
         batch_size: cli.serve.outbox_batch,
         metrics: metrics.clone(),
         ready: readiness.part("amqp.outbox"),
@@ -87,7 +89,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
 
     let committer = SaleCommitter::start(
         pool.clone(),
-        wake.clone(),
+        handoff.clone(),
         usize::try_from(cli.serve.group_commit_max).unwrap_or(500),
     );
     let token_cache = Arc::new(TokenCache::new(
@@ -99,6 +101,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         secrets: Arc::new(encryption.encryption_keys),
         admin_token: cli.serve.admin_token.map(Arc::from),
         wake,
+        handoff,
         metrics,
         readiness,
         max_body_bytes: usize::try_from(cli.serve.max_body_bytes).unwrap_or(usize::MAX),

@@ -654,6 +654,7 @@ async fn a_replayed_dead_letter_is_delivered_by_the_forwarder() {
             amqp_url: vhost.amqp_url.clone(),
             connection_name: "test-relay".into(),
             wake: wake.clone(),
+            handoff: None,
             batch_size: 100,
             metrics: Metrics::new("test"),
             ready: readiness.part("relay"),

@@ -66,6 +66,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         amqp_url: args.common.amqp_url.clone(),
         connection_name: format!("{SERVICE}-outbox"),
         wake: wake.clone(),
+        handoff: None,
         batch_size: args.outbox_batch,
         metrics: metrics.clone(),
         ready: outbox_ready,

@@ -126,7 +126,7 @@ pub async fn create_batch(
         tenant: caller.tenant_id,
         items,
     }];
-    let outcomes = store_sales(&state.pool, &state.wake, &tenant)
+    let outcomes = store_sales(&state.pool, &state.handoff, &tenant)
         .await?
         .pop()
         .ok_or(ApiError::Internal)?;

@@ -9,7 +9,7 @@ use salesync_core::domain::{DeliveryId, IntegrationId, SaleId, SaleInput, Tenant
 use serde::Serialize;
 use sqlx::PgConnection;
 
-use salesync_core::outbox::{OutboxColumns, OutboxMessage};
+use salesync_core::outbox::{Handoff, OutboxColumns, OutboxMessage};
 
 use crate::intake::Stored;
 
@@ -37,6 +37,9 @@ pub struct HeldSale {
     pub external_id: String,
     pub status: String,
     pub payload_hash: Vec<u8>,
+    /// The outbox row of its `sale.ingested` event, if this statement created
+    /// the sale (committed under a lease, for the relay hand-off).
+    pub outbox_id: Option<i64>,
 }
 
 impl HeldSale {
@@ -61,7 +64,8 @@ impl HeldSale {
 
 /// In ONE statement (so one round trip, committed as a whole): inserts the
 /// sales that are new for their tenant (`ON CONFLICT DO NOTHING`), the first
-/// status-history row and the outbox event of each one created. Returns the
+/// status-history row and the outbox event of each one created (leased for
+/// the relay hand-off, see `outbox::Handoff`). Returns the
 /// row held for every (tenant, external id) asked about. Items must be
 /// distinct per tenant within one tenant's batch (see `intake::plan`); the
 /// same (tenant, external id) twice — a tenant listed twice in a group —
@@ -128,16 +132,23 @@ pub async fn insert_new(
              SELECT id, status, 'source', 'source:initial' FROM created
              ON CONFLICT (sale_id, dedupe_key) DO NOTHING),
          events AS (
-             INSERT INTO outbox (message_id, routing_key, message_type, headers, body)
-             SELECT e.message_id, e.routing_key, e.message_type, e.headers, e.body
+             INSERT INTO outbox (message_id, routing_key, message_type, headers, body,
+                                 leased_until)
+             SELECT e.message_id, e.routing_key, e.message_type, e.headers, e.body,
+                    now() + make_interval(secs => $16)
              FROM UNNEST($2::uuid[], $11::uuid[], $12::text[], $13::text[], $14::jsonb[],
                          $15::bytea[]) WITH ORDINALITY
                   AS e(sale_id, message_id, routing_key, message_type, headers, body, n)
              WHERE e.sale_id IN (SELECT id FROM created)
-             ORDER BY e.n)
-         SELECT true AS created, id, tenant_id, external_id, status, payload_hash FROM created
+             ORDER BY e.n
+             RETURNING id, message_id)
+         SELECT true AS created, c.id, c.tenant_id, c.external_id, c.status, c.payload_hash,
+                ev.id AS outbox_id
+         FROM created c
+         LEFT JOIN UNNEST($2::uuid[], $11::uuid[]) AS m(sale_id, message_id) ON m.sale_id = c.id
+         LEFT JOIN events ev ON ev.message_id = m.message_id
          UNION ALL
-         SELECT false, s.id, s.tenant_id, s.external_id, s.status, s.payload_hash
+         SELECT false, s.id, s.tenant_id, s.external_id, s.status, s.payload_hash, NULL::int8
          FROM input u JOIN sales s ON s.tenant_id = u.tenant_id AND s.external_id = u.external_id",
     )
     .bind(&tenants)
@@ -155,6 +166,7 @@ pub async fn insert_new(
     .bind(events.message_types)
     .bind(events.headers)
     .bind(events.bodies)
+    .bind(Handoff::lease_secs())
     .fetch_all(&mut *conn)
     .await?;
     let mut held: HashMap<(TenantId, String), HeldSale> = rows
@@ -169,7 +181,8 @@ pub async fn insert_new(
         .collect();
     if !missing.is_empty() {
         let found: Vec<HeldSale> = sqlx::query_as(
-            "SELECT false AS created, s.id, s.tenant_id, s.external_id, s.status, s.payload_hash
+            "SELECT false AS created, s.id, s.tenant_id, s.external_id, s.status, s.payload_hash,
+                    NULL::int8 AS outbox_id
              FROM UNNEST($1::uuid[], $2::text[]) AS m(tenant_id, external_id)
              JOIN sales s ON s.tenant_id = m.tenant_id AND s.external_id = m.external_id",
         )

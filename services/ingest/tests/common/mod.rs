@@ -19,6 +19,7 @@ use ingest::token_cache::TokenCache;
 use salesync_core::crypto::SecretBox;
 use salesync_core::metrics::Metrics;
 use salesync_core::ops::Readiness;
+use salesync_core::outbox;
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -181,7 +182,10 @@ impl Drop for TestVhost {
 /// called inside a tokio runtime.
 pub fn state(pool: &PgPool) -> AppState {
     let wake = Arc::new(Notify::new());
-    let committer = SaleCommitter::start(pool.clone(), wake.clone(), 500);
+    // No relay runs here: handed-off rows stay in the outbox, where tests
+    // look for them.
+    let (handoff, _) = outbox::handoff();
+    let committer = SaleCommitter::start(pool.clone(), handoff.clone(), 500);
     AppState {
         pool: pool.clone(),
         secrets: Arc::new(
@@ -189,6 +193,7 @@ pub fn state(pool: &PgPool) -> AppState {
         ),
         admin_token: Some(Arc::from(ADMIN_TOKEN)),
         wake,
+        handoff,
         metrics: Metrics::new("ingest-test"),
         readiness: Readiness::default(),
         max_body_bytes: 8 * 1024 * 1024,

@@ -244,6 +244,7 @@ impl TestEnv {
             amqp_url: self.amqp_url.clone(),
             connection_name: "status-poller-test-outbox".into(),
             wake: poller.wake.clone(),
+            handoff: None,
             batch_size: 100,
             metrics: poller.metrics.clone(),
             ready: Readiness::default().part("amqp.outbox"),

@@ -1,0 +1,8 @@
+-- Rows a writer hands straight to its process's relay after committing them
+-- (the hot paths: new sales, forward commands) carry a lease: until it ends,
+-- no relay's sweep takes them, so the relay that was handed them publishes
+-- them without reading them back and then deletes them by id. If that
+-- process dies first, the lease lapses and any relay's sweep publishes them
+-- (consumers dedupe by message id, as after any crash between confirm and
+-- delete). Rows without a lease are the sweep's at once, as before.
+ALTER TABLE outbox ADD COLUMN leased_until timestamptz;
