@@ -57,26 +57,7 @@ pub async fn connect_and_migrate_with(
         Plans::Generic => options.options([("plan_cache_mode", "force_generic_plan")]),
     };
     let pool = (|| async {
-        PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            // sqlx pings a connection when it is returned and, by default,
-            // again when it is handed out: a round trip (and a wake-up of the
-            // server process) per statement for nothing, since a connection
-            // that breaks while idle fails its next statement, which every
-            // caller retries, and the ping on return then closes it.
-            .test_before_acquire(false)
-            // A connection's buffers grow to the largest statement it ever
-            // sent or result it read (a batch of 256 deliveries with their
-            // bodies is ~1 MiB) and sqlx never shrinks them on its own: over
-            // hours every pooled connection would keep its high-water mark.
-            // Shrink them back to 8 KiB whenever a connection is returned.
-            .after_release(|conn, _| {
-                Box::pin(async move {
-                    conn.shrink_buffers();
-                    Ok(true)
-                })
-            })
+        pool_options(max_connections)
             .connect_with(options.clone())
             .await
     })
@@ -94,6 +75,41 @@ pub async fn connect_and_migrate_with(
         .await
         .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
     Ok(pool)
+}
+
+/// The pool settings every pool shares.
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        // sqlx pings a connection when it is returned and, by default,
+        // again when it is handed out: a round trip (and a wake-up of the
+        // server process) per statement for nothing, since a connection
+        // that breaks while idle fails its next statement, which every
+        // caller retries, and the ping on return then closes it.
+        .test_before_acquire(false)
+        // A connection's buffers grow to the largest statement it ever
+        // sent or result it read (a batch of 256 deliveries with their
+        // bodies is ~1 MiB) and sqlx never shrinks them on its own: over
+        // hours every pooled connection would keep its high-water mark.
+        // Shrink them back to 8 KiB whenever a connection is returned.
+        .after_release(|conn, _| {
+            Box::pin(async move {
+                conn.shrink_buffers();
+                Ok(true)
+            })
+        })
+}
+
+/// A small pool on `pool`'s database whose commits do not wait for their WAL
+/// flush: for writes a crash may lose because they are redone anyway (the
+/// outbox relay's deletions: a row that comes back is published again, and
+/// consumers dedupe). Connects on first use.
+pub fn async_commit_pool(pool: &PgPool, max_connections: u32) -> PgPool {
+    let options = (*pool.connect_options())
+        .clone()
+        .options([("synchronous_commit", "off")]);
+    pool_options(max_connections).connect_lazy_with(options)
 }
 
 /// Pings the database every few seconds and reports the result as readiness.

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::amqp::publisher::{Confirms, OutgoingMessage, PublishError, Publisher};
 use crate::amqp::{connect_with_retry, reconnect_backoff, topology};
+use crate::db;
 use crate::messages::{Envelope, Payload};
 use crate::metrics::Metrics;
 use crate::ops::ReadyFlag;
@@ -235,6 +236,12 @@ struct Row {
 impl Relay {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut handoff = self.handoff.take();
+        // The relay only deletes rows, and a deletion lost in a crash means
+        // a message published again, which consumers dedupe anyway (as after
+        // a crash between confirm and commit): its commits need not wait for
+        // their WAL flush. The state changes that wrote the rows were
+        // committed durably by their writers.
+        self.pool = db::async_commit_pool(&self.pool, RELAY_CONNECTIONS);
         let mut reconnect = reconnect_backoff();
         loop {
             let Some(conn) =
@@ -431,14 +438,7 @@ impl Relay {
     /// this transaction commits) and send them. `None` if there were none.
     /// Other relays skip the rows a pass holds.
     async fn take_and_send(&self, publisher: &Publisher) -> Result<Option<Sent>, PassError> {
-        // The deletion need not wait for its WAL flush: if a crash loses it,
-        // the rows come back and are published again, which consumers dedupe
-        // anyway (as after a crash between confirm and commit). The state
-        // change that wrote the rows was committed durably by its writer.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN; SET LOCAL synchronous_commit TO OFF")
-            .await?;
+        let mut tx = self.pool.begin().await?;
         let mut rows: Vec<Row> = sqlx::query_as(
             "DELETE FROM outbox WHERE id IN (
                  SELECT id FROM outbox
@@ -484,6 +484,10 @@ impl Relay {
 
 /// Most passes whose confirms are awaited at once.
 const PASSES_IN_FLIGHT: usize = 2;
+
+/// The relay's own connections: one per pass in flight (each holds its
+/// transaction until confirmed), and some for deleting handed-off rows.
+const RELAY_CONNECTIONS: u32 = 3;
 
 /// Most batches (passes and handed-off ones together) awaiting confirms
 /// before a handed-off batch waits: hand-offs carry the latency-critical
