@@ -307,6 +307,9 @@ impl Relay {
         // Rows may be pending: look before waiting (at start, after a wake,
         // after a full pass, after a failed one).
         let mut look = true;
+        // At once (rows a crashed process left), then every lease.
+        let mut lapsed = tokio::time::interval(LEASE);
+        lapsed.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if shutdown.is_cancelled() {
                 // Rows handed off already are sent now rather than left to
@@ -365,6 +368,9 @@ impl Relay {
                             return false;
                         }
                     }
+                }
+                _ = lapsed.tick(), if confirming.len() < HANDED_OFF_IN_FLIGHT => {
+                    confirming.push(self.lapsed_pass(publisher));
                 }
                 Some(settled) = confirming.next() => match settled {
                     Ok(()) => db_backoff = reconnect_backoff(),
@@ -434,52 +440,105 @@ impl Relay {
         }))
     }
 
-    /// The first half of a pass: take pending rows (deleted, but only once
-    /// this transaction commits) and send them. `None` if there were none.
-    /// Other relays skip the rows a pass holds.
+    /// The first half of a pass over rows without a lease.
     async fn take_and_send(&self, publisher: &Publisher) -> Result<Option<Sent>, PassError> {
-        let mut tx = self.pool.begin().await?;
-        let mut rows: Vec<Row> = sqlx::query_as(
+        let sent = take_and_send(&self.pool, publisher, self.batch_size, Sweep::Unleased).await?;
+        self.metrics
+            .outbox_pending(sent.as_ref().map_or(0, |s| s.count) as i64);
+        Ok(sent)
+    }
+
+    /// A whole pass over rows whose lease lapsed, to run beside the others.
+    fn lapsed_pass(&self, publisher: &Publisher) -> BoxFuture<'static, Result<(), PassError>> {
+        let (pool, publisher) = (self.pool.clone(), publisher.clone());
+        let (batch_size, metrics) = (self.batch_size, self.metrics.clone());
+        Box::pin(async move {
+            match take_and_send(&pool, &publisher, batch_size, Sweep::Lapsed).await? {
+                Some(sent) => {
+                    tracing::info!(
+                        rows = sent.count,
+                        "outbox relay: publishing rows whose lease lapsed"
+                    );
+                    sent.settle(metrics).await
+                }
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+/// Which rows a pass takes.
+#[derive(Clone, Copy, Debug)]
+enum Sweep {
+    /// Rows written without a lease (`enqueue`): found through the partial
+    /// index that holds only them, so a pass costs the same however many
+    /// handed-off rows come and go.
+    Unleased,
+    /// Rows whose lease ended without their hand-off deleting them (the
+    /// writer or the relay died, the relay was disconnected or behind, a
+    /// delete failed). Walks the primary key past every leased row and the
+    /// dead entries the hand-offs leave, so it runs only every [`LEASE`], as
+    /// a pass of its own beside the hand-offs.
+    Lapsed,
+}
+
+/// The first half of a pass: take pending rows (deleted, but only once this
+/// transaction commits) and send them. `None` if there were none. Other
+/// relays skip the rows a pass holds.
+async fn take_and_send(
+    pool: &PgPool,
+    publisher: &Publisher,
+    batch_size: i64,
+    sweep: Sweep,
+) -> Result<Option<Sent>, PassError> {
+    let mut tx = pool.begin().await?;
+    let sql = match sweep {
+        Sweep::Unleased => {
             "DELETE FROM outbox WHERE id IN (
-                 SELECT id FROM outbox
-                 WHERE leased_until IS NULL OR leased_until < now()
+                 SELECT id FROM outbox WHERE leased_until IS NULL
                  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-             RETURNING id, message_id, routing_key, message_type, headers, body",
-        )
-        .bind(self.batch_size)
+             RETURNING id, message_id, routing_key, message_type, headers, body"
+        }
+        Sweep::Lapsed => {
+            "DELETE FROM outbox WHERE id IN (
+                 SELECT id FROM outbox WHERE leased_until < now()
+                 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING id, message_id, routing_key, message_type, headers, body"
+        }
+    };
+    let mut rows: Vec<Row> = sqlx::query_as(sql)
+        .bind(batch_size)
         .fetch_all(&mut *tx)
         .await?;
-        self.metrics.outbox_pending(rows.len() as i64);
-        if rows.is_empty() {
-            tx.commit().await?;
-            return Ok(None);
-        }
-        // RETURNING has no order; publish in the order the rows were written.
-        rows.sort_unstable_by_key(|r| r.id);
-        let messages: Vec<OutgoingMessage> = rows
-            .into_iter()
-            .map(|r| {
-                OutboxMessage {
-                    message_id: r.message_id,
-                    routing_key: r.routing_key,
-                    message_type: r.message_type,
-                    headers: serde_json::from_value(r.headers).unwrap_or_default(),
-                    body: r.body,
-                }
-                .into_outgoing()
-            })
-            .collect();
-        let confirms = publisher
-            .send_all(&messages)
-            .await
-            .map_err(|e| PassError::Broker(e.to_string()))?;
-        Ok(Some(Sent {
-            tx,
-            confirms,
-            count: messages.len(),
-            routing_keys: messages.into_iter().map(|m| m.routing_key).collect(),
-        }))
+    if rows.is_empty() {
+        tx.commit().await?;
+        return Ok(None);
     }
+    // RETURNING has no order; publish in the order the rows were written.
+    rows.sort_unstable_by_key(|r| r.id);
+    let messages: Vec<OutgoingMessage> = rows
+        .into_iter()
+        .map(|r| {
+            OutboxMessage {
+                message_id: r.message_id,
+                routing_key: r.routing_key,
+                message_type: r.message_type,
+                headers: serde_json::from_value(r.headers).unwrap_or_default(),
+                body: r.body,
+            }
+            .into_outgoing()
+        })
+        .collect();
+    let confirms = publisher
+        .send_all(&messages)
+        .await
+        .map_err(|e| PassError::Broker(e.to_string()))?;
+    Ok(Some(Sent {
+        tx,
+        confirms,
+        count: messages.len(),
+        routing_keys: messages.into_iter().map(|m| m.routing_key).collect(),
+    }))
 }
 
 /// Most passes whose confirms are awaited at once.
