@@ -207,6 +207,8 @@ impl Handoff {
 /// Publishes the outbox. Run one per process that writes outbox rows; several
 /// replicas share the table safely (`FOR UPDATE SKIP LOCKED`).
 pub struct Relay {
+    /// The database; the relay opens its own few connections to it (their
+    /// commits do not wait for the WAL flush, see `run`).
     pub pool: PgPool,
     pub amqp_url: String,
     pub connection_name: String,
