@@ -14,6 +14,9 @@ use salesync_e2e::ServiceKind;
 pub enum Phase {
     /// Raw RabbitMQ baseline with lapin on its own vhost.
     Raw,
+    /// The raw baseline paced at each `--rate`: one broker hop's latency and
+    /// the broker's CPU at the load the fixed-rate phases offer.
+    RawFixed,
     /// salesync at a fixed offered load, single-sale endpoint.
     Fixed,
     /// salesync at saturation, batch endpoint, several clients.
@@ -101,7 +104,7 @@ pub struct BenchArgs {
         env = "BENCH_PHASES",
         value_enum,
         value_delimiter = ',',
-        default_value = "raw,fixed,saturation,replicas"
+        default_value = "raw,raw-fixed,fixed,saturation,replicas"
     )]
     pub phases: Vec<Phase>,
 
@@ -243,7 +246,13 @@ mod tests {
         assert_eq!(a.rate, vec![1000]);
         assert_eq!(
             a.phases,
-            vec![Phase::Raw, Phase::Fixed, Phase::Saturation, Phase::Replicas]
+            vec![
+                Phase::Raw,
+                Phase::RawFixed,
+                Phase::Fixed,
+                Phase::Saturation,
+                Phase::Replicas
+            ]
         );
     }
 

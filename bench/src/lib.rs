@@ -2,7 +2,8 @@
 //! in one run (issue 4). Phases, each on fresh resources:
 //!
 //! 1. `raw_broker`: lapin alone, persistent messages through a durable quorum
-//!    queue with pipelined confirms and one manual-ack consumer;
+//!    queue with pipelined confirms and one manual-ack consumer — as fast as
+//!    it goes, then paced at each fixed rate (one hop's latency floor);
 //! 2. `scenario` (fixed): the four release binaries (via the e2e harness),
 //!    single-sale POSTs at a fixed open-loop rate to ingest → condition-filter
 //!    → forwarder → `target::CountingTarget`;
@@ -123,7 +124,12 @@ fn settings_line(args: &BenchArgs) -> String {
     )
 }
 
-async fn raw_phase(args: &BenchArgs, progress: &Progress) -> anyhow::Result<RawResult> {
+/// The raw baseline, as fast as it goes (`rate` None) or paced.
+async fn raw_phase(
+    args: &BenchArgs,
+    progress: &Progress,
+    rate: Option<u32>,
+) -> anyhow::Result<RawResult> {
     let timeline = Arc::new(Timeline::new());
     let plan = LoadPlan {
         warmup: args.warmup,
@@ -132,6 +138,7 @@ async fn raw_phase(args: &BenchArgs, progress: &Progress) -> anyhow::Result<RawR
     };
     let settings = RawSettings {
         plan,
+        rate,
         confirm_window: args.raw_confirm_window,
         prefetch: args.raw_prefetch,
         message_bytes: args.raw_message_bytes,
@@ -156,9 +163,16 @@ async fn raw_phase(args: &BenchArgs, progress: &Progress) -> anyhow::Result<RawR
         },
         stats: stats::summarize(&timeline.snapshot(), window),
         description: format!(
-            "lapin, {} B persistent, quorum queue, confirms window {}, 1 consumer prefetch {}",
-            args.raw_message_bytes, args.raw_confirm_window, args.raw_prefetch
+            "lapin, {} B persistent, quorum queue, confirms window {}, 1 consumer prefetch {}{}",
+            args.raw_message_bytes,
+            args.raw_confirm_window,
+            args.raw_prefetch,
+            rate.map_or(String::new(), |r| format!(
+                ", paced at {} msg/s",
+                report::thousands(f64::from(r))
+            ))
         ),
+        rate,
     })
 }
 
@@ -169,7 +183,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let mut raw = None;
     if args.runs(Phase::Raw) {
         progress.step("raw broker baseline (lapin, quorum queue, pipelined confirms)");
-        raw = Some(raw_phase(args, &progress).await?);
+        raw = Some(raw_phase(args, &progress, None).await?);
+    }
+    let mut raw_fixed = Vec::new();
+    if args.runs(Phase::RawFixed) {
+        for rate in &args.rate {
+            progress.step(&format!("raw broker paced at {rate} msg/s (one hop)"));
+            raw_fixed.push(raw_phase(args, &progress, Some(*rate)).await?);
+        }
     }
     let mut results = Vec::new();
     for (_, scenario) in scenarios(args) {
@@ -181,6 +202,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         meta,
         settings: settings_line(args),
         raw,
+        raw_fixed,
         scenarios: results,
     })
 }

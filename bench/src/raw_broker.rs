@@ -20,7 +20,7 @@ use lapin::{BasicProperties, Channel, Connection};
 use salesync_e2e::TestVhost;
 use tokio_util::sync::CancellationToken;
 
-use crate::load::{LoadOutcome, LoadPlan, measured_window};
+use crate::load::{LoadOutcome, LoadPlan, due, measured_window};
 use crate::timeline::Timeline;
 
 /// Bytes at the start of each body that carry its sequence number.
@@ -31,6 +31,9 @@ const QUEUE: &str = "bench.raw";
 #[derive(Clone, Copy, Debug)]
 pub struct RawSettings {
     pub plan: LoadPlan,
+    /// Publish at this many messages per second (open loop); `None`: as
+    /// fast as the confirm window allows.
+    pub rate: Option<u32>,
     pub confirm_window: usize,
     pub prefetch: u16,
     pub message_bytes: usize,
@@ -124,7 +127,8 @@ async fn close(conn: &Connection) {
     let _ = conn.close(200, "benchmark done".into()).await;
 }
 
-/// Publishes as fast as confirms allow until the phase ends.
+/// Publishes until the phase ends: at `settings.rate`, or as fast as
+/// confirms allow.
 async fn publish(
     channel: &Channel,
     settings: &RawSettings,
@@ -138,7 +142,15 @@ async fn publish(
     let mut window: VecDeque<(usize, PublisherConfirm)> =
         VecDeque::with_capacity(settings.confirm_window);
     let mut next: u64 = 0;
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while Instant::now() < end && next < cap {
+        if let Some(rate) = settings.rate
+            && next >= due(rate, started.elapsed())
+        {
+            ticker.tick().await;
+            continue;
+        }
         if timeline.in_flight() >= settings.max_in_flight {
             tokio::time::sleep(Duration::from_millis(1)).await;
             continue;

@@ -27,6 +27,8 @@ pub struct RawResult {
     pub usage: Vec<ServiceUsage>,
     /// Share of the machine's CPU busy while it ran, 0..=1.
     pub machine_busy: f64,
+    /// The paced rate, msg/s; `None` for the as-fast-as-it-goes baseline.
+    pub rate: Option<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -35,6 +37,8 @@ pub struct Report {
     /// How the phases were loaded, one line.
     pub settings: String,
     pub raw: Option<RawResult>,
+    /// The raw baseline paced at each fixed rate.
+    pub raw_fixed: Vec<RawResult>,
     pub scenarios: Vec<ScenarioResult>,
 }
 
@@ -43,7 +47,8 @@ impl Report {
     pub fn losses(&self) -> Vec<(String, u64)> {
         self.raw
             .iter()
-            .map(|r| ("raw broker".to_string(), r.stats.missing))
+            .chain(&self.raw_fixed)
+            .map(|r| (format!("raw broker: {}", r.description), r.stats.missing))
             .chain(
                 self.scenarios
                     .iter()
@@ -149,16 +154,17 @@ pub fn render(r: &Report) -> String {
             thousands(st.delivered_trend.1)
         )
     };
-    if let Some(raw) = &r.raw {
+    for raw in r.raw.iter().chain(&r.raw_fixed) {
         let st = &raw.stats;
         let _ = writeln!(
             s,
-            "| raw broker: {} | {} | {} | **{}** | {} | 100 % | {} | – | {} | {} | {:.0} % |",
+            "| raw broker: {} | {} | {} | **{}** | {} | {} | {} | – | {} | {} | {:.0} % |",
             raw.description,
             thousands(st.offered_per_sec),
             thousands(st.accepted_per_sec),
             thousands(st.delivered_per_sec),
             trend(st),
+            ratio(st.delivered_per_sec, raw_rate),
             latency_cells(st.latency),
             thousands(st.sent as f64),
             thousands(st.delivered as f64),
@@ -249,9 +255,20 @@ fn render_targets(s: &mut String, r: &Report, raw_rate: Option<f64>) {
         .filter(|x| matches!(x.load, Load::Fixed { .. }))
     {
         if let Some(l) = sc.stats.latency {
+            let Load::Fixed { rate } = sc.load else {
+                continue;
+            };
+            let floor = r
+                .raw_fixed
+                .iter()
+                .find(|raw| raw.rate == Some(rate))
+                .and_then(|raw| raw.stats.latency)
+                .map_or(String::new(), |raw| {
+                    format!(" (one raw broker hop at that rate: {} ms)", ms(raw.p99_us))
+                });
             let _ = writeln!(
                 s,
-                "| p99 ingest→delivery ≤ 30 ms at {} | {} ms | {} |",
+                "| p99 ingest→delivery ≤ 30 ms at {} | {} ms{floor} | {} |",
                 load_label(sc.load),
                 ms(l.p99_us),
                 yes_no(l.p99_us <= 30_000)
@@ -390,16 +407,24 @@ fn render_usage(s: &mut String, r: &Report) {
         "| phase | process | replicas | CPU s | CPU s / 1,000 sales | idle RSS MiB | RSS after warm-up → ⅓ → ⅔ → end of window → after drain MiB | peak RSS MiB |"
     );
     let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|");
+    let raw_labels: Vec<String> = r
+        .raw
+        .iter()
+        .chain(&r.raw_fixed)
+        .map(|raw| match raw.rate {
+            None => "raw broker (per 1,000 messages)".to_string(),
+            Some(rate) => format!(
+                "raw broker at {} msg/s (per 1,000 messages)",
+                thousands(f64::from(rate))
+            ),
+        })
+        .collect();
     let phases = r
         .raw
         .iter()
-        .map(|raw| {
-            (
-                "raw broker (per 1,000 messages)",
-                &raw.usage,
-                raw.stats.sent,
-            )
-        })
+        .chain(&r.raw_fixed)
+        .zip(&raw_labels)
+        .map(|(raw, label)| (label.as_str(), &raw.usage, raw.stats.sent))
         .chain(
             r.scenarios
                 .iter()
@@ -570,7 +595,15 @@ mod tests {
                 description: "quorum".into(),
                 usage: Vec::new(),
                 machine_busy: 1.0,
+                rate: None,
             }),
+            raw_fixed: vec![RawResult {
+                stats: stats(1_000.0, 3_000),
+                description: "quorum, paced at 1,000 msg/s".into(),
+                usage: Vec::new(),
+                machine_busy: 0.2,
+                rate: Some(1000),
+            }],
             scenarios: vec![
                 scenario("fixed", Load::Fixed { rate: 1000 }, 1000.0, 12_000),
                 scenario("saturation", Load::Saturate, 6_000.0, 900_000),
@@ -582,7 +615,8 @@ mod tests {
         for want in [
             "| salesync: saturation | 6,000 | 6,000 | **6,000** | 6,000 → 6,000 | 60 % |",
             "| delivered ≥ 50 % of the raw broker | 6,000 of 10,000 /s = 60 % | yes |",
-            "| p99 ingest→delivery ≤ 30 ms at 1,000 sales/s offered | 12.0 ms | yes |",
+            "| p99 ingest→delivery ≤ 30 ms at 1,000 sales/s offered | 12.0 ms (one raw broker hop at that rate: 3.0 ms) | yes |",
+            "| raw broker: quorum, paced at 1,000 msg/s | 1,000 | 1,000 | **1,000** | 1,000 → 1,000 | 10 % |",
             "| idle RSS ≤ 30 MiB per service | largest 20.0 MiB (ingest) | yes |",
             "| more replicas do not lower throughput | 6,000 → 5,000 /s | **no** |",
             "| fixed | ingest | 1 | 2.0 | 2.000 | 20.0 | 28.0 → 30.0 → 30.0 → 31.0 → 25.0 | 40.0 |",
@@ -623,6 +657,7 @@ mod tests {
                     },
                     settings: String::new(),
                     raw: None,
+                    raw_fixed: Vec::new(),
                     scenarios: vec![sc.clone()],
                 },
             );

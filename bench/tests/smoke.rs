@@ -32,11 +32,15 @@ async fn benchmark_smoke_run_delivers_everything_it_sent() {
     let result = salesync_bench::run(&args).await.expect("benchmark run");
 
     let raw = result.raw.as_ref().expect("raw phase ran");
-    assert!(raw.stats.sent > 0, "raw baseline sent nothing");
-    assert_eq!(
-        raw.stats.delivered, raw.stats.sent,
-        "raw baseline lost messages"
-    );
+    assert_eq!(result.raw_fixed.len(), 1, "one paced raw phase per rate");
+    for raw in std::iter::once(raw).chain(&result.raw_fixed) {
+        assert!(raw.stats.sent > 0, "{}: sent nothing", raw.description);
+        assert_eq!(
+            raw.stats.delivered, raw.stats.sent,
+            "{}: lost messages",
+            raw.description
+        );
+    }
 
     assert_eq!(result.scenarios.len(), 3, "fixed, saturation, replicas");
     for sc in &result.scenarios {
