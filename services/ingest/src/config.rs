@@ -191,6 +191,16 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub group_commit_max: u32,
 
+    /// Shortest time between the starts of two group commits. A sale that
+    /// arrives after a quiet spell is committed at once; under load the
+    /// sales of this interval share one transaction, and everything
+    /// downstream (outbox relay, broker, condition-filter, forwarder) works
+    /// in correspondingly larger batches. `0s`: commit whenever the last
+    /// commit is done. At most 1s.
+    #[arg(long, env = "GROUP_COMMIT_INTERVAL", default_value = "10ms",
+          value_parser = parse_group_commit_interval)]
+    pub group_commit_interval: Duration,
+
     /// How long an authenticated API token is trusted without asking the
     /// database again; a revoked token stops working within this time. `0s`
     /// turns the cache off. At most 5m.
@@ -212,6 +222,20 @@ fn parse_auth_cache_ttl(s: &str) -> Result<Duration, String> {
         return Err(format!(
             "must be at most {}s, so a revoked token stops working soon",
             MAX_AUTH_CACHE_TTL.as_secs()
+        ));
+    }
+    Ok(d)
+}
+
+/// Longest accepted `GROUP_COMMIT_INTERVAL`: each sale may wait this long.
+pub const MAX_GROUP_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
+fn parse_group_commit_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > MAX_GROUP_COMMIT_INTERVAL {
+        return Err(format!(
+            "must be at most {}s: every single-sale request may wait this long",
+            MAX_GROUP_COMMIT_INTERVAL.as_secs()
         ));
     }
     Ok(d)
@@ -271,6 +295,7 @@ mod tests {
         assert_eq!(cli.serve.rate_limit_per_sec, 2000);
         assert_eq!(cli.serve.rate_limit_burst, 4000);
         assert_eq!(cli.serve.group_commit_max, 500);
+        assert_eq!(cli.serve.group_commit_interval, Duration::from_millis(10));
         assert_eq!(cli.serve.auth_cache_ttl, Duration::from_secs(30));
         assert_eq!(cli.serve.auth_cache_max, 10_000);
         if std::env::var_os("SALESYNC_ENCRYPTION_KEYS").is_none() {

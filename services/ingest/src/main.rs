@@ -9,7 +9,7 @@ use clap::Parser;
 use ingest::app::{AppState, app};
 use ingest::cli as commands;
 use ingest::config::{Cli, Command};
-use ingest::group_commit::SaleCommitter;
+use ingest::group_commit::{GroupPolicy, SaleCommitter};
 use ingest::rate_limit::RateLimiter;
 use ingest::status_consumer::StatusConsumer;
 use ingest::token_cache::TokenCache;
@@ -90,7 +90,10 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let committer = SaleCommitter::start(
         pool.clone(),
         handoff.clone(),
-        usize::try_from(cli.serve.group_commit_max).unwrap_or(500),
+        GroupPolicy {
+            max: usize::try_from(cli.serve.group_commit_max).unwrap_or(500),
+            interval: cli.serve.group_commit_interval,
+        },
     );
     let token_cache = Arc::new(TokenCache::new(
         cli.serve.auth_cache_ttl,

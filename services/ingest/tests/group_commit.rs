@@ -6,13 +6,19 @@
 mod common;
 
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
 use common::{TestDb, call, count, state, tenant};
 use ingest::app;
+use ingest::group_commit::{GroupPolicy, SaleCommitter};
+use ingest::intake::Outcome;
+use salesync_core::domain::TenantId;
 use salesync_core::domain::sample_sale;
+use salesync_core::outbox;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::Barrier;
@@ -267,4 +273,55 @@ async fn database_gone_mid_way_answers_503_and_writes_nothing_half() {
         .count();
     eprintln!("{created} created, {} unavailable", sent.len() - created);
     check.close().await;
+}
+
+/// With an interval, sales that arrive while the last transaction is too
+/// recent wait for it and share the next one; a sale after a quiet spell is
+/// committed alone. Each committed group is one hand-off to the relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sales_within_the_interval_share_one_transaction() {
+    let db = TestDb::new().await;
+    let app = app(state(&db.pool));
+    let (id, _) = tenant(&app, "Shop", false).await;
+    let tenant_id = TenantId::from_str(&id).expect("tenant id");
+    let (handoff, mut queue) = outbox::handoff();
+    let committer = SaleCommitter::start(
+        db.pool.clone(),
+        handoff,
+        GroupPolicy {
+            max: 500,
+            // Long enough that the five below surely queue up inside it.
+            interval: Duration::from_secs(1),
+        },
+    );
+
+    let first = committer
+        .submit(tenant_id, sample_sale("first"))
+        .await
+        .expect("first sale");
+    assert!(matches!(first, Outcome::Created { .. }), "{first:?}");
+    let barrier = Arc::new(Barrier::new(5));
+    let tasks: Vec<_> = (0..5)
+        .map(|i| {
+            let (committer, barrier) = (committer.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                committer
+                    .submit(tenant_id, sample_sale(&format!("next-{i}")))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let outcome = t.await.expect("task").expect("stored");
+        assert!(matches!(outcome, Outcome::Created { .. }), "{outcome:?}");
+    }
+
+    let mut groups = Vec::new();
+    while let Some(rows) = queue.try_recv() {
+        groups.push(rows.len());
+    }
+    assert_eq!(groups, vec![1, 5], "sales per committed group");
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM sales").await, 6);
+    assert_complete(&db.pool).await;
 }

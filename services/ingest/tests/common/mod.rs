@@ -13,7 +13,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ingest::app::AppState;
-use ingest::group_commit::SaleCommitter;
+use ingest::group_commit::{GroupPolicy, SaleCommitter};
 use ingest::rate_limit::RateLimiter;
 use ingest::token_cache::TokenCache;
 use salesync_core::crypto::SecretBox;
@@ -185,7 +185,14 @@ pub fn state(pool: &PgPool) -> AppState {
     // No relay runs here: handed-off rows stay in the outbox, where tests
     // look for them.
     let (handoff, _) = outbox::handoff();
-    let committer = SaleCommitter::start(pool.clone(), handoff.clone(), 500);
+    let committer = SaleCommitter::start(
+        pool.clone(),
+        handoff.clone(),
+        GroupPolicy {
+            max: 500,
+            interval: Duration::ZERO,
+        },
+    );
     AppState {
         pool: pool.clone(),
         secrets: Arc::new(
