@@ -74,6 +74,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// Parses a duration of at most `max`; `why` completes the refusal, e.g.
+/// "so a revoked token stops working soon".
+pub fn parse_duration_at_most(s: &str, max: Duration, why: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > max {
+        return Err(format!("'{}': must be at most {max:?}, {why}", s.trim()));
+    }
+    Ok(d)
+}
+
 /// Parses a comma-separated list of durations, e.g. `1s,5s,30s,2m`.
 pub fn parse_duration_list(s: &str) -> Result<Vec<Duration>, String> {
     let list = s
@@ -96,6 +106,11 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("5 weeks").is_err());
+        let max = Duration::from_secs(1);
+        assert_eq!(parse_duration_at_most("1s", max, "x"), Ok(max));
+        let err = parse_duration_at_most("2s", max, "because").unwrap_err();
+        assert!(err.contains("at most 1s, because"), "{err}");
+        assert!(parse_duration_at_most("nope", max, "x").is_err());
         assert_eq!(
             parse_duration_list("1s,2s").unwrap(),
             vec![Duration::from_secs(1), Duration::from_secs(2)]

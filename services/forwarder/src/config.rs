@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use clap::Parser;
-use salesync_core::config::{CommonArgs, OpsArgs, parse_duration, parse_duration_list};
+use salesync_core::config::{
+    CommonArgs, OpsArgs, parse_duration, parse_duration_at_most, parse_duration_list,
+};
 use salesync_core::crypto::EncryptionArgs;
 
 #[derive(Parser, Debug, Clone)]
@@ -93,12 +95,11 @@ fn parse_nonzero_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_commit_linger(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    // Every ack waits this long when idle: a typo like "2s" would hurt.
-    if d > Duration::from_secs(1) {
-        return Err(format!("'{s}': at most 1s"));
-    }
-    Ok(d)
+    parse_duration_at_most(
+        s,
+        Duration::from_secs(1),
+        "as every ack waits this long when idle",
+    )
 }
 
 fn parse_retry_delays(s: &str) -> Result<RetryDelays, String> {

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use salesync_core::config::{CommonArgs, parse_duration};
+use salesync_core::config::{CommonArgs, parse_duration_at_most};
 use salesync_core::crypto::EncryptionArgs;
 use salesync_core::domain::{DeliveryId, TenantId};
 
@@ -217,28 +217,22 @@ pub struct ServeArgs {
 pub const MAX_AUTH_CACHE_TTL: Duration = Duration::from_secs(300);
 
 fn parse_auth_cache_ttl(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d > MAX_AUTH_CACHE_TTL {
-        return Err(format!(
-            "must be at most {}s, so a revoked token stops working soon",
-            MAX_AUTH_CACHE_TTL.as_secs()
-        ));
-    }
-    Ok(d)
+    parse_duration_at_most(
+        s,
+        MAX_AUTH_CACHE_TTL,
+        "so a revoked token stops working soon",
+    )
 }
 
 /// Longest accepted `GROUP_COMMIT_INTERVAL`: each sale may wait this long.
 pub const MAX_GROUP_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 fn parse_group_commit_interval(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d > MAX_GROUP_COMMIT_INTERVAL {
-        return Err(format!(
-            "must be at most {}s: every single-sale request may wait this long",
-            MAX_GROUP_COMMIT_INTERVAL.as_secs()
-        ));
-    }
-    Ok(d)
+    parse_duration_at_most(
+        s,
+        MAX_GROUP_COMMIT_INTERVAL,
+        "as every single-sale request may wait this long",
+    )
 }
 
 fn parse_admin_token(s: &str) -> Result<String, String> {
