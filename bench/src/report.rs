@@ -31,6 +31,19 @@ pub struct RawResult {
     pub rate: Option<u32>,
 }
 
+impl RawResult {
+    /// Its rows' label in the CPU and memory table.
+    fn usage_label(&self) -> String {
+        match self.rate {
+            None => "raw broker (per 1,000 messages)".into(),
+            Some(rate) => format!(
+                "raw broker at {} msg/s (per 1,000 messages)",
+                thousands(f64::from(rate))
+            ),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Report {
     pub meta: Meta,
@@ -407,28 +420,15 @@ fn render_usage(s: &mut String, r: &Report) {
         "| phase | process | replicas | CPU s | CPU s / 1,000 sales | idle RSS MiB | RSS after warm-up → ⅓ → ⅔ → end of window → after drain MiB | peak RSS MiB |"
     );
     let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|");
-    let raw_labels: Vec<String> = r
-        .raw
-        .iter()
-        .chain(&r.raw_fixed)
-        .map(|raw| match raw.rate {
-            None => "raw broker (per 1,000 messages)".to_string(),
-            Some(rate) => format!(
-                "raw broker at {} msg/s (per 1,000 messages)",
-                thousands(f64::from(rate))
-            ),
-        })
-        .collect();
     let phases = r
         .raw
         .iter()
         .chain(&r.raw_fixed)
-        .zip(&raw_labels)
-        .map(|(raw, label)| (label.as_str(), &raw.usage, raw.stats.sent))
+        .map(|raw| (raw.usage_label(), &raw.usage, raw.stats.sent))
         .chain(
             r.scenarios
                 .iter()
-                .map(|sc| (sc.label.as_str(), &sc.usage, sc.stats.sent)),
+                .map(|sc| (sc.label.clone(), &sc.usage, sc.stats.sent)),
         );
     for (label, usage, sent) in phases {
         for u in usage {
