@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use tokio_util::sync::CancellationToken;
 
 use crate::ops::ReadyFlag;
@@ -99,6 +100,56 @@ fn pool_options(max_connections: u32) -> PgPoolOptions {
                 Ok(true)
             })
         })
+}
+
+/// One pooled connection kept by a loop that talks to the database every few
+/// milliseconds (a consumer's batches, ingest's group commits).
+///
+/// sqlx tests every connection given back to its pool with a round trip
+/// (`Sync` → `ReadyForQuery`), and nothing turns that off: one more wake-up
+/// of the server process and of ours per statement, which on a busy machine
+/// queues behind everything else. Holding the connection pays it once. After
+/// an error the connection goes back to the pool (whose test then closes it
+/// if it broke) and the next call takes another, so a restarted database or
+/// a dropped connection costs one failed call, as with the pool. The
+/// connection goes back when the holder is dropped or, once the pool is
+/// closed, at its next call.
+pub struct HeldConnection {
+    pool: PgPool,
+    conn: Option<PoolConnection<Postgres>>,
+}
+
+impl HeldConnection {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool, conn: None }
+    }
+
+    /// Runs `work` on the held connection, taking one from the pool first if
+    /// none is held.
+    pub async fn run<T, E>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<sqlx::Error>,
+    {
+        if self.pool.is_closed() {
+            // Given back, the pool closes it (and `PgPool::close`, which
+            // waits for every connection, can finish); acquiring then fails.
+            self.conn = None;
+        }
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            none => none.insert(self.pool.acquire().await?),
+        };
+        let result = work(&mut **conn).await;
+        match &result {
+            // As the pool does on every return (see `pool_options`).
+            Ok(_) => conn.shrink_buffers(),
+            Err(_) => self.conn = None,
+        }
+        result
+    }
 }
 
 /// A small pool on `pool`'s database whose commits do not wait for their WAL

@@ -244,10 +244,23 @@ impl Relay {
         // their WAL flush. The state changes that wrote the rows were
         // committed durably by their writers.
         self.pool = db::async_commit_pool(&self.pool, RELAY_CONNECTIONS);
+        let (deleter, deleting) = Deleter::spawn(self.pool.clone());
+        self.relay(handoff.as_mut(), &deleter, &shutdown).await;
+        // Every batch has settled; let the deletions it queued finish.
+        drop(deleter);
+        let _ = deleting.await;
+    }
+
+    async fn relay(
+        &self,
+        mut handoff: Option<&mut HandoffQueue>,
+        deleter: &Deleter,
+        shutdown: &CancellationToken,
+    ) {
         let mut reconnect = reconnect_backoff();
         loop {
             let Some(conn) =
-                connect_with_retry(&self.amqp_url, &self.connection_name, &shutdown).await
+                connect_with_retry(&self.amqp_url, &self.connection_name, shutdown).await
             else {
                 return;
             };
@@ -262,7 +275,7 @@ impl Relay {
             };
             self.ready.set(true);
             let stop = self
-                .publish_until_broken(&publisher, handoff.as_mut(), &shutdown)
+                .publish_until_broken(&publisher, handoff.as_deref_mut(), deleter, shutdown)
                 .await;
             self.ready.set(false);
             let _ = conn.close(200, "bye".into()).await;
@@ -302,6 +315,7 @@ impl Relay {
         &self,
         publisher: &Publisher,
         mut handoff: Option<&mut HandoffQueue>,
+        deleter: &Deleter,
         shutdown: &CancellationToken,
     ) -> bool {
         let mut db_backoff = reconnect_backoff();
@@ -320,7 +334,7 @@ impl Relay {
                     if batch.is_stale() {
                         continue;
                     }
-                    match self.send_handed_off(publisher, batch.rows).await {
+                    match self.send_handed_off(publisher, batch.rows, deleter).await {
                         Ok(sent) => confirming.push(sent),
                         Err(_) => break,
                     }
@@ -362,7 +376,7 @@ impl Relay {
                         tracing::debug!(rows = batch.rows.len(), "stale hand-off left to the sweep");
                         continue;
                     }
-                    match self.send_handed_off(publisher, batch.rows).await {
+                    match self.send_handed_off(publisher, batch.rows, deleter).await {
                         Ok(sent) => confirming.push(sent),
                         Err(e) => {
                             tracing::warn!(error = %e, "outbox relay: publish failed; will reconnect");
@@ -406,12 +420,12 @@ impl Relay {
     }
 
     /// Sends rows a writer handed off; the returned future awaits their
-    /// confirms and then deletes them. A failed delete only means they are
-    /// published again once their lease ends (consumers dedupe).
+    /// confirms and then queues their deletion.
     async fn send_handed_off(
         &self,
         publisher: &Publisher,
         rows: Vec<Committed>,
+        deleter: &Deleter,
     ) -> Result<BoxFuture<'static, Result<(), PassError>>, PublishError> {
         let ids: Vec<i64> = rows.iter().map(|c| c.outbox_id).collect();
         let messages: Vec<OutgoingMessage> = rows
@@ -420,8 +434,7 @@ impl Relay {
             .collect();
         let confirms = publisher.send_all(&messages).await?;
         let routing_keys: Vec<String> = messages.into_iter().map(|m| m.routing_key).collect();
-        let pool = self.pool.clone();
-        let metrics = self.metrics.clone();
+        let (deleter, metrics) = (deleter.clone(), self.metrics.clone());
         Ok(Box::pin(async move {
             confirms
                 .confirmed()
@@ -430,14 +443,7 @@ impl Relay {
             for key in &routing_keys {
                 metrics.published(key, 1);
             }
-            if let Err(e) = sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
-                .bind(&ids)
-                .execute(&pool)
-                .await
-            {
-                tracing::warn!(error = %e, rows = ids.len(),
-                    "outbox relay: published rows not deleted; they are published again when their lease ends");
-            }
+            deleter.delete(ids).await;
             Ok(())
         }))
     }
@@ -466,6 +472,55 @@ impl Relay {
                 None => Ok(()),
             }
         })
+    }
+}
+
+/// Deletes published handed-off rows: one task on one held connection, every
+/// batch of ids waiting taken in one statement. A pooled connection per
+/// delete would cost a round trip more each (sqlx tests connections given
+/// back); under load the deletions of several batches also share a commit.
+/// A failed delete only means the rows are published again once their lease
+/// ends (consumers dedupe).
+#[derive(Clone)]
+struct Deleter(mpsc::Sender<Vec<i64>>);
+
+impl Deleter {
+    /// Starts the task; it ends once every `Deleter` is dropped and what
+    /// they queued is deleted.
+    fn spawn(pool: PgPool) -> (Self, tokio::task::JoinHandle<()>) {
+        // Bounded: a slow database holds back the confirmed batches, and
+        // through them the relay's next sends.
+        let (tx, rx) = mpsc::channel(HANDED_OFF_IN_FLIGHT);
+        (Self(tx), tokio::spawn(delete_published(pool, rx)))
+    }
+
+    async fn delete(&self, ids: Vec<i64>) {
+        if self.0.send(ids).await.is_err() {
+            tracing::warn!(
+                "outbox relay: deleter stopped; rows are published again when their lease ends"
+            );
+        }
+    }
+}
+
+async fn delete_published(pool: PgPool, mut queued: mpsc::Receiver<Vec<i64>>) {
+    let mut db = db::HeldConnection::new(pool);
+    while let Some(mut ids) = queued.recv().await {
+        while let Ok(more) = queued.try_recv() {
+            ids.extend(more);
+        }
+        let deleted = db
+            .run(async |conn| {
+                sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+                    .bind(&ids)
+                    .execute(conn)
+                    .await
+            })
+            .await;
+        if let Err(e) = deleted {
+            tracing::warn!(error = %e, rows = ids.len(),
+                "outbox relay: published rows not deleted; they are published again when their lease ends");
+        }
     }
 }
 
@@ -547,8 +602,9 @@ async fn take_and_send(
 const PASSES_IN_FLIGHT: usize = 2;
 
 /// The relay's own connections: one per pass in flight (each holds its
-/// transaction until confirmed), and some for deleting handed-off rows.
-const RELAY_CONNECTIONS: u32 = 3;
+/// transaction until confirmed: [`PASSES_IN_FLIGHT`] and the lapsed-lease
+/// sweep), and the one the deleter of handed-off rows holds.
+const RELAY_CONNECTIONS: u32 = PASSES_IN_FLIGHT as u32 + 2;
 
 /// Most batches (passes and handed-off ones together) awaiting confirms
 /// before a handed-off batch waits: hand-offs carry the latency-critical

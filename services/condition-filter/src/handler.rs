@@ -13,20 +13,22 @@ use std::collections::HashMap;
 use lapin::message::Delivery;
 use salesync_core::amqp::consumer::{self, BatchHandler, Outcome};
 use salesync_core::amqp::publisher::Publisher;
+use salesync_core::db::HeldConnection;
 use salesync_core::domain::ids::{DeliveryId, SaleId, TenantId};
 use salesync_core::integration_store;
 use salesync_core::messages::{Envelope, ForwardCommand, Purpose, ROUTING_FORWARD, SaleEvent};
 use salesync_core::metrics::Metrics;
 use salesync_core::outbox::{Committed, Handoff, OutboxMessage};
 use salesync_core::telemetry;
-use sqlx::PgPool;
+use tokio::sync::Mutex;
 use tracing::Span;
 
 use crate::plan::{self, MessagePlan, NewDelivery, PlannedOutcome};
 use crate::store::{self, PlannedForward};
 
 pub struct FilterHandler {
-    pub pool: PgPool,
+    /// Batches are handled one at a time, each on this connection.
+    pub db: Mutex<HeldConnection>,
     /// Takes the forward commands each commit wrote, to publish them at once.
     pub handoff: Handoff,
     pub metrics: Metrics,
@@ -62,14 +64,19 @@ impl FilterHandler {
         // No explicit transaction: the reads only steer planning (the write
         // below settles every race through its unique keys), and the write is
         // one statement.
-        let mut conn = self.pool.acquire().await?;
-        let integrations = if tenants.is_empty() {
-            Vec::new()
-        } else {
-            integration_store::load_for_tenants(&mut *conn, &tenants).await?
-        };
+        let mut db = self.db.lock().await;
         let event_ids: Vec<uuid::Uuid> = envelopes.iter().map(|e| *e.id.as_uuid()).collect();
-        let known = store::known(&mut conn, &sale_ids, &event_ids).await?;
+        let (integrations, known) = db
+            .run(async |conn| -> sqlx::Result<_> {
+                let integrations = if tenants.is_empty() {
+                    Vec::new()
+                } else {
+                    integration_store::load_for_tenants(&mut *conn, &tenants).await?
+                };
+                let known = store::known(conn, &sale_ids, &event_ids).await?;
+                Ok((integrations, known))
+            })
+            .await?;
         let inputs: Vec<Result<&Envelope<SaleEvent>, String>> = decoded
             .iter()
             .map(|d| d.as_ref().map_err(Clone::clone))
@@ -95,8 +102,10 @@ impl FilterHandler {
             }
             rows.extend(plan::decision_rows(env, decisions));
         }
-        let recorded = store::record(&mut conn, &forwards, &rows).await?;
-        drop(conn);
+        let recorded = db
+            .run(async |conn| store::record(conn, &forwards, &rows).await)
+            .await?;
+        drop(db);
         let mut commands: Vec<Committed> = forwards
             .into_iter()
             .filter_map(|f| {

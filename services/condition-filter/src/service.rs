@@ -11,7 +11,7 @@ use salesync_core::amqp::topology;
 use salesync_core::metrics::Metrics;
 use salesync_core::ops::{self, Readiness};
 use salesync_core::{db, outbox};
-use tokio::sync::Notify;
+use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -66,7 +66,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let relay_task = tokio::spawn(relay.run(relay_stop.clone()));
 
     let handler = Arc::new(FilterHandler {
-        pool,
+        db: Mutex::new(db::HeldConnection::new(pool)),
         handoff,
         metrics: metrics.clone(),
     });

@@ -15,10 +15,12 @@ use lapin::message::Delivery;
 use salesync_core::amqp::consumer::{Outcome, PipelineHandler};
 use salesync_core::amqp::publisher::{OutgoingMessage, Publisher};
 use salesync_core::crypto::SecretBox;
+use salesync_core::db::HeldConnection;
 use salesync_core::integration::TargetCredentials;
 use salesync_core::integration_store::{IntegrationSecrets, decrypt_secrets};
 use salesync_core::metrics::Metrics;
 use sqlx::PgPool;
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -40,7 +42,8 @@ pub struct RetryPolicy {
 }
 
 pub struct ForwardHandler {
-    pool: PgPool,
+    /// Records each group's attempts (groups are committed one at a time).
+    db: Mutex<HeldConnection>,
     rows: RowLoader,
     claims: Claims,
     targets: Arc<Targets>,
@@ -73,7 +76,7 @@ impl ForwardHandler {
     ) -> Self {
         Self {
             rows: RowLoader::spawn(pool.clone()),
-            pool,
+            db: Mutex::new(HeldConnection::new(pool)),
             claims: Claims::default(),
             targets,
             deliverer,
@@ -118,7 +121,10 @@ impl PipelineHandler for ForwardHandler {
                 .await
                 .map_err(|e| anyhow::anyhow!("publishing retries: {e}"))?;
         }
-        store::record(&self.pool, &attempts, &updates)
+        self.db
+            .lock()
+            .await
+            .run(async |conn| store::record(conn, &attempts, &updates).await)
             .await
             .map_err(|e| anyhow::anyhow!("recording attempts: {e}"))?;
         effects::observe(&self.metrics, group);

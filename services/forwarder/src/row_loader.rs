@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use salesync_core::db::HeldConnection;
 use salesync_core::domain::ids::{DeliveryId, TenantId};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
@@ -28,7 +29,7 @@ impl RowLoader {
     /// Starts the loading task; it ends when the last `RowLoader` is dropped.
     pub fn spawn(pool: PgPool) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(serve(pool, rx));
+        tokio::spawn(serve(HeldConnection::new(pool), rx));
         Self { requests: tx }
     }
 
@@ -50,7 +51,7 @@ impl RowLoader {
     }
 }
 
-async fn serve(pool: PgPool, mut rx: mpsc::UnboundedReceiver<(Key, Reply)>) {
+async fn serve(mut db: HeldConnection, mut rx: mpsc::UnboundedReceiver<(Key, Reply)>) {
     while let Some(first) = rx.recv().await {
         let mut waiting = vec![first];
         while waiting.len() < MAX_KEYS {
@@ -60,7 +61,10 @@ async fn serve(pool: PgPool, mut rx: mpsc::UnboundedReceiver<(Key, Reply)>) {
             }
         }
         let keys: Vec<Key> = waiting.iter().map(|(k, _)| *k).collect();
-        match store::load_deliveries(&pool, &keys).await {
+        match db
+            .run(async |conn| store::load_deliveries(conn, &keys).await)
+            .await
+        {
             Ok(rows) => {
                 let by_key: HashMap<Key, DeliveryRow> =
                     rows.into_iter().map(|r| ((r.id, r.tenant_id), r)).collect();

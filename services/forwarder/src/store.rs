@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use salesync_core::domain::ids::{DeliveryId, IntegrationId, TenantId};
-use sqlx::PgPool;
+use sqlx::PgConnection;
 
 use crate::triage::DeliveryFacts;
 
@@ -50,7 +50,7 @@ impl DeliveryRow {
 /// The integration is joined for `forward`, the tenant's webhook secret for
 /// `status_webhook`.
 pub async fn load_deliveries(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     keys: &[(DeliveryId, TenantId)],
 ) -> sqlx::Result<Vec<DeliveryRow>> {
     let ids: Vec<DeliveryId> = keys.iter().map(|k| k.0).collect();
@@ -77,7 +77,7 @@ pub async fn load_deliveries(
     )
     .bind(ids)
     .bind(tenants)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
 }
 
@@ -112,7 +112,7 @@ pub struct DeliveryUpdate {
 /// already `delivered` or `dead` is never moved (a late duplicate cannot undo
 /// a success); its attempt is still logged, since the request did happen.
 pub async fn record(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     attempts: &[AttemptRecord],
     updates: &[DeliveryUpdate],
 ) -> sqlx::Result<()> {
@@ -178,7 +178,7 @@ pub async fn record(
             .collect::<Vec<_>>(),
     )
     .bind(updates.iter().map(|u| u.delivered_at).collect::<Vec<_>>())
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }

@@ -13,10 +13,10 @@
 
 use std::collections::HashMap;
 
+use salesync_core::db::HeldConnection;
 use salesync_core::domain::{SaleId, SaleInput, TenantId};
 use salesync_core::messages::Trigger;
 use salesync_core::outbox::{Committed, Handoff, OutboxMessage};
-use sqlx::PgPool;
 
 use crate::error::ErrorBody;
 use crate::events::sale_event;
@@ -71,9 +71,10 @@ fn plan_tenant(t: &TenantItems) -> Planned<'_> {
 /// the events of the sales created to the outbox relay. Returns, per tenant (same order as
 /// `tenants`), one outcome per item in input order. A tenant may appear more
 /// than once: the later entries' items become duplicates or conflicts of the
-/// earlier ones, as if sequential.
+/// earlier ones, as if sequential. Takes a connection from `db` only if
+/// there is something to insert.
 pub async fn store_sales(
-    pool: &PgPool,
+    db: &mut HeldConnection,
     handoff: &Handoff,
     tenants: &[TenantItems],
 ) -> sqlx::Result<Vec<Vec<Outcome>>> {
@@ -91,8 +92,8 @@ pub async fn store_sales(
     let held = if to_insert.is_empty() {
         HashMap::new()
     } else {
-        let mut conn = pool.acquire().await?;
-        store::sales::insert_new(&mut conn, &to_insert).await?
+        db.run(async |conn| store::sales::insert_new(conn, &to_insert).await)
+            .await?
     };
     let mut created = Vec::new();
     let mut outcomes = Vec::with_capacity(planned.len());

@@ -20,6 +20,7 @@
 
 use std::time::Duration;
 
+use salesync_core::db::HeldConnection;
 use salesync_core::domain::{SaleInput, TenantId};
 use salesync_core::outbox::Handoff;
 use sqlx::PgPool;
@@ -85,6 +86,7 @@ impl SaleCommitter {
 }
 
 async fn run(pool: PgPool, handoff: Handoff, mut rx: mpsc::Receiver<Pending>, policy: GroupPolicy) {
+    let mut db = HeldConnection::new(pool);
     let mut group = Vec::with_capacity(policy.max);
     let mut last_start = None;
     // `recv_many` waits only while nothing is queued, then takes what is there.
@@ -101,7 +103,7 @@ async fn run(pool: PgPool, handoff: Handoff, mut rx: mpsc::Receiver<Pending>, po
         }
         last_start = Some(Instant::now());
         let size = group.len();
-        commit_group(&pool, &handoff, std::mem::take(&mut group))
+        commit_group(&mut db, &handoff, std::mem::take(&mut group))
             .instrument(tracing::debug_span!("group_commit", sales = size))
             .await;
     }
@@ -115,7 +117,7 @@ pub fn wait_before(last_start: Option<Instant>, now: Instant, interval: Duration
     })
 }
 
-async fn commit_group(pool: &PgPool, handoff: &Handoff, group: Vec<Pending>) {
+async fn commit_group(db: &mut HeldConnection, handoff: &Handoff, group: Vec<Pending>) {
     let tenants: Vec<TenantId> = group.iter().map(|p| p.tenant).collect();
     let by_tenant = group_by_tenant(&tenants);
     let mut sales: Vec<Option<SaleInput>> = Vec::with_capacity(group.len());
@@ -135,7 +137,7 @@ async fn commit_group(pool: &PgPool, handoff: &Handoff, group: Vec<Pending>) {
                 .collect(),
         })
         .collect();
-    match store_sales(pool, handoff, &batches).await {
+    match store_sales(db, handoff, &batches).await {
         Ok(outcomes) => {
             let answers = scatter(&by_tenant, outcomes, replies.len());
             for (reply, answer) in replies.into_iter().zip(answers) {

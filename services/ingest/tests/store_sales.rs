@@ -15,6 +15,7 @@ use common::{TestDb, count, state, tenant};
 use ingest::accept::{TenantItems, store_sales};
 use ingest::app;
 use ingest::intake::Outcome;
+use salesync_core::db::HeldConnection;
 use salesync_core::domain::{SaleInput, TenantId, sample_sale};
 use salesync_core::outbox::{self, HandoffQueue};
 use tokio::sync::Barrier;
@@ -99,7 +100,7 @@ async fn a_tenant_listed_twice_in_one_call_is_judged_as_if_sequential() {
     let t = new_tenant(&db, "Shop").await;
     let (handoff, mut queue) = outbox::handoff();
     let out = store_sales(
-        &db.pool,
+        &mut HeldConnection::new(db.pool.clone()),
         &handoff,
         &[
             items(t, vec![sale("a", "completed"), sale("b", "completed")]),
@@ -146,7 +147,7 @@ async fn concurrent_calls_storing_the_same_sales_create_each_once() {
                 .collect();
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
-                store_sales(&pool, &handoff, &[items(t, batch)]).await
+                store_sales(&mut HeldConnection::new(pool), &handoff, &[items(t, batch)]).await
             }));
         }
         let mut created = 0;

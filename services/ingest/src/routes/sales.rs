@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use salesync_core::db::HeldConnection;
 use salesync_core::domain::{IntegrationId, SaleId, SaleInput, validate_sale};
 use salesync_core::messages::Trigger;
 use salesync_core::outbox;
@@ -126,7 +127,8 @@ pub async fn create_batch(
         tenant: caller.tenant_id,
         items,
     }];
-    let outcomes = store_sales(&state.pool, &state.handoff, &tenant)
+    let mut db = HeldConnection::new(state.pool.clone());
+    let outcomes = store_sales(&mut db, &state.handoff, &tenant)
         .await?
         .pop()
         .ok_or(ApiError::Internal)?;
