@@ -144,7 +144,10 @@ impl Purpose {
     }
 }
 
-/// condition-filter / ingest → forwarder: one delivery, body already in the target's shape.
+/// condition-filter / ingest → forwarder: send one delivery. The body to send
+/// is stored with the delivery (already in the target's shape), so the
+/// command only names it: a sale crosses the broker and the outbox once in
+/// full, not twice.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct ForwardCommand {
     pub delivery_id: DeliveryId,
@@ -154,7 +157,11 @@ pub struct ForwardCommand {
     /// Sent as `Idempotency-Key` and `webhook-id` on every attempt.
     pub target_ref: String,
     pub accepted_at: DateTime<Utc>,
-    pub body: serde_json::Value,
+    /// Only in commands from producers older than the body-less contract;
+    /// the forwarder uses it when the delivery row has no body (rows made
+    /// before bodies were stored). New producers leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
 }
 
 impl Payload for ForwardCommand {

@@ -58,7 +58,8 @@ fn forward_command() -> Vec<u8> {
             target_url: "https://books.example/in".into(),
             target_ref: "ref-1".into(),
             accepted_at: Utc::now(),
-            body: json!({"type": "sale.forwarded", "data": {"n": [1, 2, {"x": null}]}}),
+            // A command from an older producer, which carried the body.
+            body: Some(json!({"type": "sale.forwarded", "data": {"n": [1, 2, {"x": null}]}})),
         },
     )
     .to_bytes()

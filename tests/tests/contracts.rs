@@ -33,7 +33,8 @@ fn event(trigger: Trigger) -> Value {
     serde_json::to_value(e).expect("serialize")
 }
 
-fn forward(purpose: Purpose, integration: Option<IntegrationId>) -> Value {
+/// A forward command; `body` only as older producers sent it.
+fn forward(purpose: Purpose, integration: Option<IntegrationId>, body: Option<Value>) -> Value {
     let e = Envelope::new(
         TenantId::new(),
         SaleId::new(),
@@ -44,7 +45,7 @@ fn forward(purpose: Purpose, integration: Option<IntegrationId>) -> Value {
             target_url: "https://acc.example/hook".into(),
             target_ref: DeliveryId::new().to_string(),
             accepted_at: Utc::now(),
-            body: json!({"type": "sale.forwarded", "data": {}}),
+            body,
         },
     );
     serde_json::to_value(e).expect("serialize")
@@ -73,8 +74,13 @@ fn samples() -> Vec<Value> {
         event(Trigger::Manual {
             integration_id: IntegrationId::new(),
         }),
-        forward(Purpose::Forward, Some(IntegrationId::new())),
-        forward(Purpose::StatusWebhook, None),
+        forward(Purpose::Forward, Some(IntegrationId::new()), None),
+        forward(Purpose::StatusWebhook, None, None),
+        forward(
+            Purpose::Forward,
+            Some(IntegrationId::new()),
+            Some(json!({"type": "sale.forwarded", "data": {}})),
+        ),
         status(Some("completed")),
         status(None),
     ]
@@ -136,9 +142,12 @@ fn contracts_broken_envelopes_are_refused() {
         schemas.validate(&v).is_err(),
         "the sale is checked against sale-input"
     );
-    let mut v = forward(Purpose::Forward, None);
+    let mut v = forward(Purpose::Forward, None, None);
     v["payload"]["purpose"] = json!("other");
     assert!(schemas.validate(&v).is_err());
+    let mut v = forward(Purpose::Forward, None, None);
+    v["payload"]["body"] = json!("not an object");
+    assert!(schemas.validate(&v).is_err(), "a carried body is an object");
     let mut v = status(None);
     v["type"] = json!("sale.event");
     assert!(
@@ -205,7 +214,12 @@ fn contracts_schema_fields_match_serde() {
         ("sale.event", event(Trigger::Created)),
         (
             "sale.forward",
-            forward(Purpose::Forward, Some(IntegrationId::new())),
+            // With the optional body, so every property is present.
+            forward(
+                Purpose::Forward,
+                Some(IntegrationId::new()),
+                Some(json!({"type": "sale.forwarded"})),
+            ),
         ),
         ("sale.status", status(Some("completed"))),
     ];

@@ -167,7 +167,8 @@ fn forward_message(env: &Envelope<SaleEvent>, nd: &NewDelivery) -> OutboxMessage
         target_url: nd.request.url.clone(),
         target_ref: nd.id.to_string(),
         accepted_at: env.payload.accepted_at,
-        body: nd.request.body.clone(),
+        // The body is stored with the delivery; the forwarder reads it there.
+        body: None,
     };
     let envelope = Envelope::new(env.tenant_id, env.sale_id, command);
     OutboxMessage::from_envelope(ROUTING_FORWARD, &envelope)

@@ -293,7 +293,7 @@ mod tests {
                 target_url: "http://127.0.0.1:1/".into(),
                 target_ref: delivery_id.to_string(),
                 accepted_at: Utc::now(),
-                body: serde_json::json!({}),
+                body: None,
             },
         );
         envelope.attempt = attempt;

@@ -217,7 +217,7 @@ impl ForwardHandler {
         ))
     }
 
-    /// Decrypts the secrets and serialises the body of a message to send;
+    /// Decrypts the secrets and serialises the body to send;
     /// `Err` is a reason to dead-letter it.
     fn job(&self, msg: &Message, row: &DeliveryRow) -> Result<Job, String> {
         let undecryptable =
@@ -244,8 +244,14 @@ impl ForwardHandler {
                     .map_err(undecryptable)?;
             ("forward", secrets)
         };
-        let body = serde_json::to_vec(&msg.envelope.payload.body)
-            .map_err(|e| format!("unserialisable body: {e}"))?;
+        // Commands from older producers carry the body; current ones leave it
+        // to the row (the one copy of it, also what a replay re-sends).
+        let body = row
+            .body
+            .as_ref()
+            .or(msg.envelope.payload.body.as_ref())
+            .ok_or("no body stored with the delivery")?;
+        let body = serde_json::to_vec(body).map_err(|e| format!("unserialisable body: {e}"))?;
         Ok(Job {
             purpose,
             body,

@@ -1,6 +1,6 @@
 //! The forwarder's SQL, one statement per step for many messages at once:
-//! load the deliveries of every waiting message with their (encrypted)
-//! secrets (`row_loader`), then record a group commit's attempts and the
+//! load the deliveries of every waiting message with their bodies and
+//! (encrypted) secrets (`row_loader`), then record a group commit's attempts and the
 //! deliveries' new states in one statement.
 
 use chrono::{DateTime, Utc};
@@ -13,7 +13,8 @@ use crate::triage::DeliveryFacts;
 /// the rest of a big body is noise).
 const EXCERPT_CHARS: usize = 2000;
 
-/// One delivery and the encrypted secrets its request is signed with.
+/// One delivery, the body to send and the encrypted secrets its request is
+/// signed with.
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct DeliveryRow {
     pub id: DeliveryId,
@@ -28,6 +29,9 @@ pub struct DeliveryRow {
     pub signing_secrets_enc: Option<Vec<u8>>,
     pub webhook_secret_enc: Option<Vec<u8>>,
     pub dead_reason: Option<String>,
+    /// What to send; `None` for deliveries made before bodies were stored
+    /// (their commands carry the body instead).
+    pub body: Option<serde_json::Value>,
 }
 
 impl DeliveryRow {
@@ -59,7 +63,8 @@ pub async fn load_deliveries(
         "SELECT d.id, d.tenant_id, d.purpose, d.state, d.attempts, d.integration_id,
                 i.id IS NOT NULL AS integration_found,
                 i.deleted_at IS NOT NULL AS integration_deleted,
-                i.credentials_enc, i.signing_secrets_enc, t.webhook_secret_enc, d.dead_reason
+                i.credentials_enc, i.signing_secrets_enc, t.webhook_secret_enc, d.dead_reason,
+                d.body
          FROM deliveries d
          JOIN (SELECT DISTINCT * FROM UNNEST($1::uuid[], $2::uuid[])) AS k(id, tenant_id)
               ON d.id = k.id AND d.tenant_id = k.tenant_id

@@ -229,6 +229,67 @@ async fn a_200_with_a_garbage_body_is_delivered() {
     .await;
 }
 
+/// The body sent is the one stored with the delivery; a command from an older
+/// producer that carries one is still served, its body used only for a row
+/// that has none; with neither, the delivery is dead without a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_body_sent_is_the_one_stored_with_the_delivery() {
+    with_env(|env| async move {
+        let forwarder = env.start_forwarder();
+        let url = env.target.url("ok");
+        let stored = serde_json::json!({"from": "row", "n": [1, 2], "ü": null});
+        let carried = serde_json::json!({"from": "message"});
+        let current = env
+            .delivery_with(&url, Purpose::Forward, Some(stored.clone()), None)
+            .await;
+        let legacy_row = env
+            .delivery_with(&url, Purpose::Forward, None, Some(carried.clone()))
+            .await;
+        let both = env
+            .delivery_with(
+                &url,
+                Purpose::Forward,
+                Some(stored.clone()),
+                Some(carried.clone()),
+            )
+            .await;
+        let neither = env.delivery_with(&url, Purpose::Forward, None, None).await;
+        env.publish(&[&current, &legacy_row, &both, &neither]).await;
+
+        for (cmd, want) in [
+            (&current, &stored),
+            (&legacy_row, &carried),
+            (&both, &stored),
+        ] {
+            env.wait_for_state(cmd.payload.delivery_id, "delivered", PATIENCE)
+                .await;
+            let seen = env.target.seen_for(&cmd.payload.target_ref);
+            assert_eq!(seen.len(), 1);
+            assert_well_formed(&seen);
+            assert_eq!(
+                seen[0].body,
+                serde_json::to_vec(want).unwrap(),
+                "sent byte for byte as serialised"
+            );
+        }
+        let id = neither.payload.delivery_id;
+        let row = env.wait_for_state(id, "dead", PATIENCE).await;
+        assert_eq!(row.attempts, 0);
+        assert_eq!(
+            row.dead_reason.as_deref(),
+            Some("no body stored with the delivery")
+        );
+        let h = env.dead_letter_of(&id.to_string()).await;
+        assert_eq!(
+            h.get("x-dead-reason").map(String::as_str),
+            Some("no body stored with the delivery")
+        );
+        assert!(env.target.seen_for(&neither.payload.target_ref).is_empty());
+        forwarder.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sale_delivered_to_an_integration_that_does_not_poll_is_not_watched() {
     with_env(|env| async move {

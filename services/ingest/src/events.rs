@@ -74,10 +74,10 @@ pub fn status_webhook_body(n: &StatusNotice, timestamp: DateTime<Utc>) -> serde_
     })
 }
 
-/// The forwarder command that delivers one status webhook. `delivery_id`'s
-/// string form is the `target_ref` (Idempotency-Key / webhook-id). `now`
-/// stamps the body: pass the instant whose `status_webhook_body` was stored
-/// with the delivery, so a replay re-sends exactly this body.
+/// The forwarder command that delivers one status webhook, whose body
+/// (`status_webhook_body`) is stored with the delivery. `delivery_id`'s
+/// string form is the `target_ref` (Idempotency-Key / webhook-id); `now` is
+/// when the change was accepted (for end-to-end latency).
 pub fn status_webhook_command(
     tenant_id: TenantId,
     delivery_id: DeliveryId,
@@ -95,7 +95,7 @@ pub fn status_webhook_command(
             target_url: target_url.to_string(),
             target_ref: delivery_id.to_string(),
             accepted_at: now,
-            body: status_webhook_body(notice, now),
+            body: None,
         },
     );
     OutboxMessage::from_envelope(ROUTING_FORWARD, &envelope)
@@ -193,7 +193,10 @@ mod tests {
         assert_eq!(env.payload.purpose, Purpose::StatusWebhook);
         assert_eq!(env.payload.integration_id, None);
         assert_eq!(env.payload.target_ref, delivery.to_string());
-        assert_eq!(env.payload.body["data"]["status"], "paid");
-        assert_eq!(env.payload.body, status_webhook_body(&n, now));
+        assert_eq!(env.payload.accepted_at, now);
+        assert_eq!(
+            env.payload.body, None,
+            "the body is stored with the delivery"
+        );
     }
 }

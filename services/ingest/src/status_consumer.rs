@@ -113,7 +113,7 @@ impl BatchHandler for StatusConsumer {
         let urls = store::status::webhook_urls(&mut tx, &tenants).await?;
         let mut deliveries = Vec::new();
         let mut pending = Vec::new();
-        // One instant for the stored body and the command, so they are equal.
+        // One instant stamps the stored bodies and the commands' acceptance.
         let now = chrono::Utc::now();
         for a in &plan.applied {
             let (Some(url), Some(history_id)) = (

@@ -56,6 +56,8 @@ pub struct Seen {
     pub authorization: Option<String>,
     pub traceparent: Option<String>,
     pub signature_ok: bool,
+    /// The request body exactly as received.
+    pub body: Bytes,
     pub at: Instant,
 }
 
@@ -182,6 +184,7 @@ async fn target_handler(
             authorization: h("authorization"),
             traceparent: h("traceparent"),
             signature_ok,
+            body: body.clone(),
             at: Instant::now(),
         });
         earlier
@@ -465,18 +468,40 @@ impl TestEnv {
         self.delivery_to(&self.target.url(route), purpose).await
     }
 
-    /// Inserts a delivery of `purpose` to any URL and returns its command envelope.
+    /// Inserts a delivery of `purpose` to any URL, its body stored with it as
+    /// producers do, and returns its command envelope.
     pub async fn delivery_to(
         &self,
         target_url: &str,
         purpose: Purpose,
     ) -> Envelope<ForwardCommand> {
+        self.delivery_with(target_url, purpose, Some(self.body()), None)
+            .await
+    }
+
+    /// A body to send, recognisable per environment.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "sale.forwarded",
+            "data": {"sale_id": self.sale_id, "note": "ünïcode"}
+        })
+    }
+
+    /// Inserts a delivery whose row holds `stored` and whose command carries
+    /// `carried` (as producers before the body-less contract sent it).
+    pub async fn delivery_with(
+        &self,
+        target_url: &str,
+        purpose: Purpose,
+        stored: Option<serde_json::Value>,
+        carried: Option<serde_json::Value>,
+    ) -> Envelope<ForwardCommand> {
         let target_url = target_url.to_string();
         let delivery_id = DeliveryId::new();
         let integration_id = (purpose == Purpose::Forward).then_some(self.integration_id);
         sqlx::query(
-            "INSERT INTO deliveries (id, tenant_id, sale_id, integration_id, purpose, dedupe_key, target_url, target_ref)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO deliveries (id, tenant_id, sale_id, integration_id, purpose, dedupe_key, target_url, target_ref, body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(delivery_id)
         .bind(self.tenant_id)
@@ -486,6 +511,7 @@ impl TestEnv {
         .bind(delivery_id.to_string())
         .bind(&target_url)
         .bind(delivery_id.to_string())
+        .bind(stored)
         .execute(&self.pool)
         .await
         .unwrap();
@@ -499,10 +525,7 @@ impl TestEnv {
                 target_url,
                 target_ref: delivery_id.to_string(),
                 accepted_at: chrono::Utc::now(),
-                body: serde_json::json!({
-                    "type": "sale.forwarded",
-                    "data": {"sale_id": self.sale_id, "note": "ünïcode"}
-                }),
+                body: carried,
             },
         )
     }
