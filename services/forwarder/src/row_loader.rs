@@ -60,22 +60,38 @@ async fn serve(mut db: HeldConnection, mut rx: mpsc::UnboundedReceiver<(Key, Rep
                 Err(_) => break,
             }
         }
-        let keys: Vec<Key> = waiting.iter().map(|(k, _)| *k).collect();
+        // Askers by key: a row (with its body) is moved to its one asker,
+        // copied only if the same delivery was asked for twice.
+        let mut askers: HashMap<Key, Vec<Reply>> = HashMap::new();
+        for (key, reply) in waiting {
+            askers.entry(key).or_default().push(reply);
+        }
+        let keys: Vec<Key> = askers.keys().copied().collect();
+        // An asker may have gone (shutdown): its send fails, nothing to do.
         match db
             .run(async |conn| store::load_deliveries(conn, &keys).await)
             .await
         {
             Ok(rows) => {
-                let by_key: HashMap<Key, DeliveryRow> =
-                    rows.into_iter().map(|r| ((r.id, r.tenant_id), r)).collect();
-                for (key, reply) in waiting {
-                    // The asker may have gone (shutdown); nothing to do then.
-                    let _ = reply.send(Ok(by_key.get(&key).cloned()));
+                for row in rows {
+                    let Some(mut replies) = askers.remove(&(row.id, row.tenant_id)) else {
+                        continue;
+                    };
+                    let last = replies.pop();
+                    for reply in replies {
+                        let _ = reply.send(Ok(Some(row.clone())));
+                    }
+                    if let Some(reply) = last {
+                        let _ = reply.send(Ok(Some(row)));
+                    }
+                }
+                for reply in askers.into_values().flatten() {
+                    let _ = reply.send(Ok(None));
                 }
             }
             Err(e) => {
                 let e = e.to_string();
-                for (_, reply) in waiting {
+                for reply in askers.into_values().flatten() {
                     let _ = reply.send(Err(e.clone()));
                 }
             }

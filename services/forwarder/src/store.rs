@@ -1,7 +1,7 @@
 //! The forwarder's SQL, one statement per step for many messages at once:
 //! load the deliveries of every waiting message with their bodies and
-//! (encrypted) secrets (`row_loader`), then record a group commit's attempts and the
-//! deliveries' new states in one statement.
+//! (encrypted) secrets (`row_loader`), then record a group commit's
+//! attempts and the deliveries' new states in one statement.
 
 use chrono::{DateTime, Utc};
 use salesync_core::domain::ids::{DeliveryId, IntegrationId, TenantId};

@@ -436,3 +436,31 @@ async fn a_retry_copy_back_before_its_predecessor_is_acked_is_still_sent() {
     })
     .await;
 }
+
+/// The row loader answers every asker of a batch: a delivery asked for twice
+/// reaches both (one moved, one copied), an unknown one and one asked for
+/// under another tenant come back as `None`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_row_loader_answers_every_asker_of_a_batch() {
+    with_env(|env| async move {
+        let loader = forwarder::row_loader::RowLoader::spawn(env.pool.clone());
+        let cmd = env.delivery("ok", Purpose::Forward).await;
+        let id = cmd.payload.delivery_id;
+        let other_tenant = salesync_core::domain::ids::TenantId::new();
+        // Sent together, so the loader finds them waiting as one batch.
+        let (a, b, unknown, foreign) = tokio::join!(
+            loader.load(id, env.tenant_id),
+            loader.load(id, env.tenant_id),
+            loader.load(DeliveryId::new(), env.tenant_id),
+            loader.load(id, other_tenant),
+        );
+        for row in [a.unwrap(), b.unwrap()] {
+            let row = row.expect("the delivery, to both askers");
+            assert_eq!((row.id, row.tenant_id), (id, env.tenant_id));
+            assert_eq!(row.body, Some(env.body()));
+        }
+        assert!(unknown.unwrap().is_none());
+        assert!(foreign.unwrap().is_none(), "never across tenants");
+    })
+    .await;
+}
