@@ -29,6 +29,19 @@ impl TestDb {
     /// Creates and migrates `sstest_<random>` on the server of `base` (e.g.
     /// a `PrivatePostgres`).
     pub async fn create_on(base: &str) -> anyhow::Result<Self> {
+        Self::create_with(base, None).await
+    }
+
+    /// Creates `sstest_<random>` on the server of `DATABASE_URL` migrated
+    /// only up to migration `version`: a database as an older release left
+    /// it, to test what the later migrations do to its rows
+    /// (`salesync_core::db::MIGRATOR.run(db.pool())` applies them).
+    pub async fn create_up_to(version: i64) -> anyhow::Result<Self> {
+        let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
+        Self::create_with(&base, Some(version)).await
+    }
+
+    async fn create_with(base: &str, up_to: Option<i64>) -> anyhow::Result<Self> {
         // Connect to the maintenance database to create ours: the configured
         // one (e.g. `salesync`) may not exist yet, `postgres` always does.
         let admin_url = with_database(base, "postgres");
@@ -44,7 +57,11 @@ impl TestDb {
             .await?;
         admin.close().await;
         let url = with_database(base, &name);
-        let pool = match salesync_core::db::connect_and_migrate(&url, 4).await {
+        let pool = match up_to {
+            None => salesync_core::db::connect_and_migrate(&url, 4).await,
+            Some(version) => migrate_up_to(&url, version).await,
+        };
+        let pool = match pool {
             Ok(p) => p,
             Err(e) => {
                 let _ = drop_database(&admin_url, &name).await;
@@ -118,6 +135,22 @@ impl Drop for TestDb {
             eprintln!("salesync-e2e: could not drop database {}: {e}", self.name);
         }
     }
+}
+
+async fn migrate_up_to(url: &str, version: i64) -> anyhow::Result<PgPool> {
+    let pool = PgPoolOptions::new().max_connections(4).connect(url).await?;
+    let all = &salesync_core::db::MIGRATOR;
+    let older = sqlx::migrate::Migrator {
+        migrations: all
+            .iter()
+            .filter(|m| m.version <= version)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    older.run(&pool).await?;
+    Ok(pool)
 }
 
 async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {

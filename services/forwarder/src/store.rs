@@ -144,6 +144,9 @@ pub async fn record(
                                       AND EXISTS (SELECT 1 FROM integrations i
                                                   WHERE i.id = d.integration_id AND i.pollable)
                                  THEN now() ELSE d.poll_after END,
+             -- set exactly while dead (a CHECK holds it): the dead-letter
+             -- list's key, so that the common update touches no indexed column
+             dead_at      = CASE WHEN u.state = 'dead' THEN now() END,
              updated_at   = now()
          FROM UNNEST($9::uuid[], $10::text[], $11::int4[], $12::text[], $13::text[], $14::timestamptz[])
               AS u(id, state, attempt, last_error, dead_reason, delivered_at)

@@ -464,3 +464,72 @@ async fn the_row_loader_answers_every_asker_of_a_batch() {
     })
     .await;
 }
+
+/// The forwarder's state changes (delivered, retrying) are HOT updates: no
+/// column an index uses changes, so the new row version adds no index entry
+/// (migration 0005). Counted in one transaction by
+/// `pg_stat_xact_user_tables`, which sees only that transaction's own work.
+/// (A delivery the status-poller will watch gets `poll_after`, which is
+/// indexed; the integration here does not poll.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_state_change_touches_no_index() {
+    use forwarder::store::{AttemptRecord, DeliveryUpdate, record};
+    with_env(|env| async move {
+        sqlx::query("UPDATE integrations SET poll_status = false")
+            .execute(&env.pool)
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(
+                env.delivery("ok", Purpose::Forward)
+                    .await
+                    .payload
+                    .delivery_id,
+            );
+        }
+        let now = chrono::Utc::now();
+        let attempt = |id, outcome| AttemptRecord {
+            delivery_id: id,
+            attempt: 1,
+            started_at: now,
+            duration_ms: 3,
+            status_code: Some(200),
+            error: None,
+            outcome,
+            response_excerpt: None,
+        };
+        let update = |id, state, delivered_at| DeliveryUpdate {
+            delivery_id: id,
+            state,
+            attempt: Some(1),
+            last_error: None,
+            dead_reason: None,
+            delivered_at,
+        };
+        let mut tx = env.pool.begin().await.unwrap();
+        record(
+            &mut tx,
+            &[attempt(ids[0], "delivered"), attempt(ids[1], "retry")],
+            &[
+                update(ids[0], "delivered", Some(now)),
+                update(ids[1], "retrying", None),
+            ],
+        )
+        .await
+        .unwrap();
+        let (updated, hot): (i64, i64) = sqlx::query_as(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables
+             WHERE relname = 'deliveries'",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!((updated, hot), (2, 2), "both updates HOT");
+        assert_eq!(env.delivery_row(ids[0]).await.state, "delivered");
+        assert_eq!(env.delivery_row(ids[1]).await.state, "retrying");
+        assert_eq!(env.delivery_row(ids[2]).await.state, "pending");
+    })
+    .await;
+}

@@ -52,8 +52,9 @@ pub async fn claim_due(pool: &PgPool, interval: Duration, limit: i64) -> sqlx::R
              SELECT d.id, i.pollable
              FROM deliveries d
              JOIN integrations i ON i.id = d.integration_id
-             WHERE d.purpose = 'forward' AND d.state = 'delivered'
-               AND NOT d.target_status_final AND d.poll_after <= now()
+             -- poll_after is set only on delivered forwards whose status is
+             -- not final (a CHECK holds it; migration 0005)
+             WHERE d.poll_after <= now()
              ORDER BY d.poll_after
              LIMIT $1
              FOR UPDATE OF d SKIP LOCKED)
@@ -131,7 +132,10 @@ pub async fn apply_changes(pool: &PgPool, changes: &[Change]) -> sqlx::Result<us
     let mut tx = pool.begin().await?;
     let written: Vec<uuid::Uuid> = sqlx::query_scalar(
         "UPDATE deliveries d
-         SET target_status = u.status, target_status_final = u.final, updated_at = now()
+         SET target_status = u.status, target_status_final = u.final,
+             -- a final status ends the watch (a CHECK holds it)
+             poll_after = CASE WHEN u.final THEN NULL ELSE d.poll_after END,
+             updated_at = now()
          FROM UNNEST($1::uuid[], $2::text[], $3::bool[], $4::text[]) AS u(id, status, final, previous)
          WHERE d.id = u.id
            AND NOT d.target_status_final

@@ -2,9 +2,12 @@
 //! their attempt log and the actions taken on them; locked for a replay or a
 //! discard; reset, marked and recorded. `tenant` is `Some` for the API (every
 //! query is then scoped by it) and `None` only for the operator's CLI.
-//! A dead letter's `dead_at` is the delivery's `updated_at`: the forwarder
-//! sets it when the delivery dies, and nothing touches a dead row after that
-//! (a discard sets `discarded_at` only).
+//! A dead letter's `dead_at` is the delivery's own column (migration 0005):
+//! set by the forwarder when the delivery dies, cleared by a replay, and
+//! non-NULL exactly while `state = 'dead'` (a CHECK holds that). The list and
+//! the bulk selection filter on `dead_at IS NOT NULL` rather than on `state`
+//! so PostgreSQL can use the partial index `deliveries_dead`, which keys on
+//! it.
 
 use chrono::{DateTime, Utc};
 use salesync_core::domain::{DeliveryId, IntegrationId, SaleId, TenantId, TokenId};
@@ -40,7 +43,7 @@ pub struct DeadLetterRow {
 
 const ROW_COLUMNS: &str = "d.id, d.tenant_id, d.sale_id, s.external_id AS sale_external_id,
     d.integration_id, d.purpose, d.target_url, d.dead_reason AS reason, d.attempts, d.last_error,
-    d.updated_at AS dead_at, d.discarded_at,
+    d.dead_at, d.discarded_at,
     (SELECT a.reason FROM dead_letter_actions a
       WHERE a.delivery_id = d.id AND a.action = 'discard' ORDER BY a.id DESC LIMIT 1) AS discard_reason,
     d.body IS NOT NULL AS replayable";
@@ -56,14 +59,14 @@ pub async fn list(
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ROW_COLUMNS}
          FROM deliveries d JOIN sales s ON s.id = d.sale_id
-         WHERE d.state = 'dead'
+         WHERE d.dead_at IS NOT NULL
            AND ($1::uuid IS NULL OR d.tenant_id = $1)
            AND ($2::uuid IS NULL OR d.integration_id = $2)
-           AND ($3::timestamptz IS NULL OR d.updated_at >= $3)
-           AND ($4::timestamptz IS NULL OR d.updated_at < $4)
+           AND ($3::timestamptz IS NULL OR d.dead_at >= $3)
+           AND ($4::timestamptz IS NULL OR d.dead_at < $4)
            AND ($5 OR d.discarded_at IS NULL)
-           AND ($6::timestamptz IS NULL OR (d.updated_at, d.id) < ($6, $7::uuid))
-         ORDER BY d.updated_at DESC, d.id DESC
+           AND ($6::timestamptz IS NULL OR (d.dead_at, d.id) < ($6, $7::uuid))
+         ORDER BY d.dead_at DESC, d.id DESC
          LIMIT $8"
     )))
     .bind(tenant)
@@ -194,12 +197,12 @@ pub async fn matching_ids(
 ) -> sqlx::Result<Vec<DeliveryId>> {
     sqlx::query_scalar(
         "SELECT d.id FROM deliveries d
-         WHERE d.state = 'dead' AND d.discarded_at IS NULL
+         WHERE d.dead_at IS NOT NULL AND d.discarded_at IS NULL
            AND ($1::uuid IS NULL OR d.tenant_id = $1)
            AND ($2::uuid IS NULL OR d.integration_id = $2)
-           AND ($3::timestamptz IS NULL OR d.updated_at >= $3)
-           AND ($4::timestamptz IS NULL OR d.updated_at < $4)
-         ORDER BY d.updated_at, d.id",
+           AND ($3::timestamptz IS NULL OR d.dead_at >= $3)
+           AND ($4::timestamptz IS NULL OR d.dead_at < $4)
+         ORDER BY d.dead_at, d.id",
     )
     .bind(tenant)
     .bind(f.integration_id)
@@ -237,7 +240,7 @@ pub async fn lock_still_dead(
 pub async fn reset_for_replay(conn: &mut PgConnection, ids: &[DeliveryId]) -> sqlx::Result<u64> {
     let done = sqlx::query(
         "UPDATE deliveries SET state = 'pending', attempts = 0, dead_reason = NULL,
-                discarded_at = NULL, updated_at = now()
+                dead_at = NULL, discarded_at = NULL, updated_at = now()
          WHERE id = ANY($1) AND state = 'dead'",
     )
     .bind(ids)

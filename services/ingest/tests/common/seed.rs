@@ -47,9 +47,10 @@ pub async fn dead_delivery(pool: &PgPool, d: Dead) -> DeliveryId {
     sqlx::query(
         "INSERT INTO deliveries (id, tenant_id, sale_id, integration_id, purpose, dedupe_key,
                                  target_url, target_ref, state, attempts, last_error, dead_reason,
-                                 body, updated_at, delivered_at)
+                                 body, updated_at, delivered_at, dead_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $1::text, $8, 2, $9, $10, $11, $12,
-                 CASE WHEN $8 = 'delivered' THEN now() END)",
+                 CASE WHEN $8 = 'delivered' THEN now() END,
+                 CASE WHEN $8 = 'dead' THEN $12 END)",
     )
     .bind(id)
     .bind(d.tenant)
