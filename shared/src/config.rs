@@ -39,6 +39,13 @@ pub struct CommonArgs {
     /// Seconds to finish in-flight work after SIGTERM/SIGINT before exiting.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+
+    /// How long a client of this service's HTTP servers may take to send a
+    /// request's headers, and how long a keep-alive connection may sit idle
+    /// between requests, before the connection is closed (`250ms`, `30s`, …).
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value = "30s",
+          value_parser = parse_positive_duration)]
+    pub http_idle_timeout: Duration,
 }
 
 impl CommonArgs {
@@ -53,6 +60,14 @@ pub struct OpsArgs {
     /// Address for /healthz, /readyz and /metrics.
     #[arg(long, env = "OPS_LISTEN", default_value = "127.0.0.1:9090")]
     pub ops_listen: SocketAddr,
+}
+
+/// A duration as [`parse_duration`] reads it, longer than zero.
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("'{s}' must be longer than zero")),
+        d => Ok(d),
+    }
 }
 
 /// Parses a duration written as `250ms`, `5s`, `2m` or `1h`.
@@ -116,5 +131,7 @@ mod tests {
             vec![Duration::from_secs(1), Duration::from_secs(2)]
         );
         assert!(parse_duration_list("0s").is_err());
+        assert_eq!(parse_positive_duration("30s"), Ok(Duration::from_secs(30)));
+        assert!(parse_positive_duration("0ms").is_err());
     }
 }

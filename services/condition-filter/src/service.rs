@@ -35,6 +35,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut ops_task = tokio::spawn(ops::serve(
         config.ops.ops_listen,
         ops::router(readiness, metrics.clone()),
+        config.common.http_idle_timeout,
         stop.clone(),
     ));
 

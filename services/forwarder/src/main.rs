@@ -43,6 +43,7 @@ async fn main() -> ExitCode {
     let mut ops_server = tokio::spawn(ops::serve(
         args.ops.ops_listen,
         ops::router(readiness.clone(), metrics.clone()),
+        args.common.http_idle_timeout,
         shutdown.clone(),
     ));
     let mut worker = tokio::spawn(forwarder::run(args, readiness, metrics, shutdown.clone()));

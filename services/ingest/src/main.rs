@@ -119,6 +119,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let server = tokio::spawn(ops::serve(
         cli.serve.api_listen,
         app(state),
+        cli.common.http_idle_timeout,
         shutdown.clone(),
     ));
 

@@ -50,6 +50,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let ops_task = tokio::spawn(ops::serve(
         args.ops.ops_listen,
         ops::router(readiness.clone(), metrics.clone()),
+        args.common.http_idle_timeout,
         shutdown.clone(),
     ));
 
