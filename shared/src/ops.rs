@@ -212,16 +212,29 @@ mod tests {
     async fn start(stop: &CancellationToken) -> (SocketAddr, tokio::task::JoinHandle<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = Router::new().route("/healthz", get(|| async { "ok" }));
+        let app = Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(IDLE / 2).await;
+                    "ok"
+                }),
+            );
         let task = tokio::spawn(serve_on(listener, app, IDLE, stop.clone()));
         (addr, task)
     }
 
-    /// Sends one keep-alive request and reads its whole response.
+    /// Sends one keep-alive request to `/healthz` and reads its whole response.
     async fn ask(conn: &mut TcpStream) -> String {
         conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
             .await
             .unwrap();
+        read_response(conn).await
+    }
+
+    /// Reads a response whose body is `ok`.
+    async fn read_response(conn: &mut TcpStream) -> String {
         let mut got = Vec::new();
         let mut buf = [0u8; 1024];
         while !got.ends_with(b"ok") {
@@ -285,5 +298,22 @@ mod tests {
             .unwrap();
         closed_after(&mut conn).await;
         assert!(TcpStream::connect(addr).await.is_err(), "stopped listening");
+    }
+
+    /// A request being handled when shutdown starts still gets its answer
+    /// (a sale being stored is not cut off), then its connection closes.
+    #[tokio::test]
+    async fn shutdown_lets_a_request_in_progress_finish() {
+        let stop = CancellationToken::new();
+        let (addr, task) = start(&stop).await;
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(IDLE / 6).await;
+        stop.cancel();
+        assert!(read_response(&mut conn).await.starts_with("HTTP/1.1 200"));
+        closed_after(&mut conn).await;
+        task.await.unwrap();
     }
 }

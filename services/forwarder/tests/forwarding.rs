@@ -293,10 +293,7 @@ async fn the_body_sent_is_the_one_stored_with_the_delivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sale_delivered_to_an_integration_that_does_not_poll_is_not_watched() {
     with_env(|env| async move {
-        sqlx::query("UPDATE integrations SET poll_status = false")
-            .execute(&env.pool)
-            .await
-            .unwrap();
+        env.stop_polling().await;
         let forwarder = env.start_forwarder();
         let cmd = env.delivery("ok", Purpose::Forward).await;
         let id = cmd.payload.delivery_id;
@@ -475,10 +472,7 @@ async fn the_row_loader_answers_every_asker_of_a_batch() {
 async fn a_delivery_state_change_touches_no_index() {
     use forwarder::store::{AttemptRecord, DeliveryUpdate, record};
     with_env(|env| async move {
-        sqlx::query("UPDATE integrations SET poll_status = false")
-            .execute(&env.pool)
-            .await
-            .unwrap();
+        env.stop_polling().await;
         let mut ids = Vec::new();
         for _ in 0..3 {
             ids.push(

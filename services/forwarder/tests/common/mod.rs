@@ -463,6 +463,15 @@ impl TestEnv {
         }
     }
 
+    /// Turns status polling off for the environment's integration (its
+    /// delivered sales are then never watched by the status-poller).
+    pub async fn stop_polling(&self) {
+        sqlx::query("UPDATE integrations SET poll_status = false")
+            .execute(&self.pool)
+            .await
+            .unwrap();
+    }
+
     /// Inserts a delivery of `purpose` to `route` and returns its command envelope.
     pub async fn delivery(&self, route: &str, purpose: Purpose) -> Envelope<ForwardCommand> {
         self.delivery_to(&self.target.url(route), purpose).await
