@@ -6,6 +6,7 @@
 //! the batch route for its extra sales.)
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub readiness: Readiness,
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive (`BODY_READ_TIMEOUT`).
+    pub body_read_timeout: Duration,
     /// Per-tenant token buckets (`RATE_LIMIT_PER_SEC` / `RATE_LIMIT_BURST`).
     pub rate_limits: Arc<RateLimiter>,
     /// RabbitMQ, for the operator's look into the raw dead-letter queue.

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use salesync_core::config::{CommonArgs, parse_duration_at_most};
+use salesync_core::config::{CommonArgs, parse_duration_at_most, parse_positive_duration};
 use salesync_core::crypto::EncryptionArgs;
 use salesync_core::domain::{DeliveryId, TenantId};
 
@@ -164,6 +164,14 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
     pub max_body_bytes: u64,
 
+    /// Longest time a request's body may take to arrive, counted from when
+    /// its handler starts reading it (then 408 and the connection is
+    /// closed): a client trickling a body cannot hold a connection and its
+    /// buffer for good. The header has its own limit, `HTTP_IDLE_TIMEOUT`.
+    #[arg(long, env = "BODY_READ_TIMEOUT", default_value = "60s",
+          value_parser = parse_positive_duration)]
+    pub body_read_timeout: Duration,
+
     /// Outbox rows published per relay pass.
     #[arg(long, env = "OUTBOX_BATCH", default_value_t = 500,
           value_parser = clap::value_parser!(i64).range(1..=10_000))]
@@ -284,6 +292,7 @@ mod tests {
         assert!(cli.encryption.is_some());
         assert_eq!(cli.serve.api_listen.port(), 9000);
         assert_eq!(cli.serve.max_body_bytes, 8 * 1024 * 1024);
+        assert_eq!(cli.serve.body_read_timeout, Duration::from_secs(60));
         assert_eq!(cli.serve.outbox_batch, 500);
         assert_eq!(cli.serve.status_prefetch, 200);
         assert_eq!(cli.serve.rate_limit_per_sec, 2000);
@@ -374,6 +383,8 @@ mod tests {
             &["ingest", "--auth-cache-ttl", "30"],
             &["ingest", "--auth-cache-ttl", "6m"],
             &["ingest", "--auth-cache-max", "0"],
+            &["ingest", "--body-read-timeout", "0s"],
+            &["ingest", "--body-read-timeout", "soon"],
             &["ingest", "dlq", "replay"],
             &["ingest", "dlq", "replay", "not-a-uuid"],
             &[

@@ -5,7 +5,7 @@
 //! 503: the details go to the log, never to the caller (no SQL leaks).
 
 use axum::Json;
-use axum::http::header::RETRY_AFTER;
+use axum::http::header::{CONNECTION, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use salesync_core::domain::FieldError;
@@ -37,6 +37,9 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The body did not arrive in time (`BODY_READ_TIMEOUT`).
+    #[error("the request body did not arrive within {} ms", .waited.as_millis())]
+    BodyTimeout { waited: std::time::Duration },
     /// The tenant is over its rate limit; answered with `Retry-After`.
     #[error("rate limit exceeded; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -75,6 +78,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::SaleConflict { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -93,6 +97,7 @@ impl ApiError {
             ApiError::SaleConflict { .. } => "sale_conflict",
             ApiError::Conflict { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::BodyTimeout { .. } => "request_timeout",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Validation(_) => "validation_failed",
             ApiError::Unavailable => "unavailable",
@@ -130,10 +135,20 @@ impl From<sqlx::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), Json(Envelope { error: self.body() })).into_response();
-        if let ApiError::RateLimited { retry_after_secs } = self {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        match self {
+            ApiError::RateLimited { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            // The rest of the body may still be on its way; the connection
+            // cannot carry another request.
+            ApiError::BodyTimeout { .. } => {
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
         }
         response
     }
@@ -182,6 +197,13 @@ mod tests {
                 ApiError::PayloadTooLarge { limit: 1 },
                 413,
                 "payload_too_large",
+            ),
+            (
+                ApiError::BodyTimeout {
+                    waited: std::time::Duration::from_secs(60),
+                },
+                408,
+                "request_timeout",
             ),
             (
                 ApiError::RateLimited {

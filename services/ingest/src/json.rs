@@ -1,8 +1,8 @@
 //! Reading JSON request bodies. axum's own `Json` extractor answers in plain
 //! text and says little about *where* a body is wrong; this one insists on a
-//! JSON Content-Type (415), enforces the body limit (413), and reports type
-//! errors with the path of the offending field (`lines[0].quantity`), all in
-//! the API's one error shape. Every body is `screen`ed first: repeated keys
+//! JSON Content-Type (415), enforces the body limit (413) and deadline
+//! (408), and reports type errors with the path of the offending field
+//! (`lines[0].quantity`), all in the API's one error shape. Every body is `screen`ed first: repeated keys
 //! and NUL characters are refused before any route sees them.
 
 mod screen;
@@ -30,7 +30,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         if !content_type.is_some_and(is_json_content_type) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        // A deadline on the whole body, not on each read: a client trickling
+        // a byte at a time would pass any per-read timeout.
+        let waited = state.body_read_timeout;
+        let read = tokio::time::timeout(waited, Bytes::from_request(req, state));
+        let read = read.await.map_err(|_| ApiError::BodyTimeout { waited })?;
+        let bytes = read.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge {
                     limit: state.max_body_bytes,

@@ -108,6 +108,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         metrics,
         readiness,
         max_body_bytes: usize::try_from(cli.serve.max_body_bytes).unwrap_or(usize::MAX),
+        body_read_timeout: cli.serve.body_read_timeout,
         rate_limits: Arc::new(RateLimiter::new(
             cli.serve.rate_limit_per_sec,
             cli.serve.rate_limit_burst,

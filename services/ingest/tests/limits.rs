@@ -1,17 +1,23 @@
 //! Per-tenant rate limits (429 with Retry-After, a batch costs its sales)
-//! and the request size limit (413, also for a body sent without a length).
+//! and the request size limit (413, also for a body sent without a length),
+//! and the body's deadline (408, also for a client that keeps trickling).
 
 mod common;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{TestDb, call, raw, state, tenant};
+use common::{TestDb, call, count, raw, state, tenant};
 use ingest::app;
 use ingest::rate_limit::RateLimiter;
 use salesync_core::domain::sample_sale;
+use salesync_core::ops;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 
 fn batch(prefix: &str, n: usize) -> Value {
     let sales: Vec<Value> = (0..n)
@@ -137,4 +143,70 @@ async fn bodies_over_the_limit_are_413_with_or_without_a_length() {
     let sale = serde_json::to_value(sample_sale("small")).expect("sale");
     let r = call(&app, "POST", "/v1/sales", Some(&token), Some(&sale)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+/// A client that sends its headers and then its body a byte at a time is
+/// answered 408 once the body's deadline has passed — the deadline is on the
+/// whole body, so bytes still arriving do not extend it — the connection is
+/// closed, and nothing of the sale is stored.
+#[tokio::test]
+async fn a_body_trickling_in_past_its_deadline_is_408_and_closes_the_connection() {
+    const DEADLINE: Duration = Duration::from_millis(600);
+    let db = TestDb::new().await;
+    let mut st = state(&db.pool);
+    st.body_read_timeout = DEADLINE;
+    let app = app(st);
+    let (_, token) = tenant(&app, "Shop", false).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(ops::serve_on(
+        listener,
+        app,
+        Duration::from_secs(30),
+        stop.clone(),
+    ));
+
+    let body = serde_json::to_vec(&sample_sale("slow")).expect("sale");
+    let mut conn = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /v1/sales HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.expect("head");
+    let started = Instant::now();
+    // One byte every 50 ms: the whole body would take far longer than the
+    // deadline, but no gap between bytes comes near it.
+    let (mut rx, mut tx) = conn.into_split();
+    let trickle = tokio::spawn(async move {
+        for b in body.iter().take(body.len() - 1) {
+            if tx.write_all(&[*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), rx.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed well before the body could finish")
+        .expect("read");
+    let waited = started.elapsed();
+    trickle.abort();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+    assert!(
+        waited >= DEADLINE,
+        "answered before the deadline: {waited:?}"
+    );
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM sales").await, 0);
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM outbox").await, 0);
+    stop.cancel();
+    server.await.expect("server");
 }

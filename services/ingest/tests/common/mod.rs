@@ -204,6 +204,7 @@ pub fn state(pool: &PgPool) -> AppState {
         metrics: Metrics::new("ingest-test"),
         readiness: Readiness::default(),
         max_body_bytes: 8 * 1024 * 1024,
+        body_read_timeout: Duration::from_secs(60),
         rate_limits: Arc::new(RateLimiter::new(1_000_000, 1_000_000)),
         amqp_url: amqp_url(),
         committer,
