@@ -174,8 +174,9 @@ async fn a_body_trickling_in_past_its_deadline_is_408_and_closes_the_connection(
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    conn.write_all(head.as_bytes()).await.expect("head");
+    // Before the head leaves: the server's deadline cannot start earlier.
     let started = Instant::now();
+    conn.write_all(head.as_bytes()).await.expect("head");
     // One byte every 50 ms: the whole body would take far longer than the
     // deadline, but no gap between bytes comes near it.
     let (mut rx, mut tx) = conn.into_split();
