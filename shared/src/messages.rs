@@ -126,6 +126,13 @@ impl Payload for SaleEvent {
     const SCHEMA_VERSION: u32 = 1;
 }
 
+/// Whether messages of this type may travel bundled (`amqp::bundle`): their
+/// consumer runs in batch mode, which opens bundles. The forwarder's
+/// commands go one by one (its consumer takes each delivery on its own).
+pub fn travels_bundled(message_type: &str) -> bool {
+    message_type == SaleEvent::TYPE
+}
+
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {

@@ -24,9 +24,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::amqp::publisher::{Confirms, OutgoingMessage, PublishError, Publisher};
-use crate::amqp::{connect_with_retry, reconnect_backoff, topology};
+use crate::amqp::{bundle, connect_with_retry, reconnect_backoff, topology};
 use crate::db;
-use crate::messages::{Envelope, Payload};
+use crate::messages::{self, Envelope, Payload};
 use crate::metrics::Metrics;
 use crate::ops::ReadyFlag;
 use crate::telemetry;
@@ -428,12 +428,17 @@ impl Relay {
         deleter: &Deleter,
     ) -> Result<BoxFuture<'static, Result<(), PassError>>, PublishError> {
         let ids: Vec<i64> = rows.iter().map(|c| c.outbox_id).collect();
-        let messages: Vec<OutgoingMessage> = rows
-            .into_iter()
-            .map(|c| c.message.into_outgoing())
-            .collect();
-        let confirms = publisher.send_all(&messages).await?;
-        let routing_keys: Vec<String> = messages.into_iter().map(|m| m.routing_key).collect();
+        let routing_keys: Vec<String> =
+            rows.iter().map(|c| c.message.routing_key.clone()).collect();
+        // A writer's commit group is one hand-off: its sale events go as one
+        // broker message (the broker's cost is per message).
+        let outgoing = bundle::bundle(
+            rows.into_iter()
+                .map(|c| c.message.into_outgoing())
+                .collect(),
+            |m| messages::travels_bundled(&m.message_type),
+        );
+        let confirms = publisher.send_all(&outgoing).await?;
         let (deleter, metrics) = (deleter.clone(), self.metrics.clone());
         Ok(Box::pin(async move {
             confirms

@@ -14,31 +14,54 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use salesync_core::amqp::publisher::{OutgoingMessage, Publisher};
-use salesync_core::amqp::{connect, headers_to_map, topology};
+use salesync_core::amqp::{bundle, connect, headers_to_map, topology};
 use salesync_core::messages::EXCHANGE;
 use serde_json::Value;
 
 use crate::temp::unique_suffix;
 
-/// One message as it was on the wire.
+/// One message as it was on the wire — or as a part of a bundle
+/// (`amqp::bundle`), which consumers see exactly like a message of its own.
 #[derive(Clone, Debug)]
 pub struct Captured {
     pub routing_key: String,
     pub message_id: Option<String>,
-    /// The AMQP `type` property.
+    /// The AMQP `type` property (a part's own type).
     pub message_type: Option<String>,
     pub headers: BTreeMap<String, String>,
     pub body: Vec<u8>,
+    /// The id of the bundle this message travelled in, if it did.
+    pub bundle_id: Option<String>,
 }
 
 impl Captured {
-    fn from_delivery(d: &lapin::message::Delivery) -> Self {
-        Self {
+    /// The messages of a delivery: itself, or a bundle's parts in order (a
+    /// bundle that does not open is kept whole).
+    fn from_delivery(d: &lapin::message::Delivery) -> Vec<Self> {
+        let whole = Self {
             routing_key: d.routing_key.to_string(),
             message_id: d.properties.message_id().as_ref().map(|m| m.to_string()),
             message_type: d.properties.kind().as_ref().map(|m| m.to_string()),
             headers: headers_to_map(d.properties.headers().as_ref()),
             body: d.data.clone(),
+            bundle_id: None,
+        };
+        if whole.message_type.as_deref() != Some(bundle::BUNDLE_TYPE) {
+            return vec![whole];
+        }
+        match bundle::unbundle(&whole.body) {
+            Ok(parts) => parts
+                .into_iter()
+                .map(|p| Self {
+                    routing_key: whole.routing_key.clone(),
+                    message_id: Some(p.message_id),
+                    message_type: Some(p.message_type),
+                    headers: p.headers,
+                    body: p.body,
+                    bundle_id: whole.message_id.clone(),
+                })
+                .collect(),
+            Err(_) => vec![whole],
         }
     }
 
@@ -165,7 +188,7 @@ impl Broker {
             while let Some(Ok(d)) = consumer.next().await {
                 sink.lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(Captured::from_delivery(&d));
+                    .extend(Captured::from_delivery(&d));
             }
         });
         Ok(Capture {
@@ -208,7 +231,7 @@ impl Broker {
             .basic_get(queue.to_string().into(), BasicGetOptions::default())
             .await?
         {
-            out.push(Captured::from_delivery(&m.delivery));
+            out.extend(Captured::from_delivery(&m.delivery));
             m.delivery.ack(BasicAckOptions::default()).await?;
         }
         let _ = ch.close(200, "bye".into()).await;

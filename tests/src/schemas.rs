@@ -10,11 +10,12 @@ use serde_json::Value;
 /// `$id` base of every salesync schema; relative `$ref`s resolve against it.
 pub const SCHEMA_BASE: &str = "https://salesync.dev/schemas/";
 
-/// Envelope `type` → schema file.
-pub const MESSAGE_SCHEMAS: [(&str, &str); 3] = [
+/// Envelope `type` (for a bundle: its AMQP `type`) → schema file.
+pub const MESSAGE_SCHEMAS: [(&str, &str); 4] = [
     ("sale.event", "sale-event.v1.json"),
     ("sale.forward", "sale-forward.v1.json"),
     ("sale.status", "sale-status.v1.json"),
+    ("salesync.bundle", "bundle.v1.json"),
 ];
 
 /// Files other schemas `$ref` (registered, not validated against directly).

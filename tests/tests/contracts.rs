@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::Utc;
+use salesync_core::amqp::bundle;
+use salesync_core::amqp::publisher::OutgoingMessage;
 use salesync_core::domain::ids::{DeliveryId, IntegrationId, SaleId, TenantId};
 use salesync_core::domain::validation::sample_sale;
 use salesync_core::integration::ForwardingMode;
@@ -250,6 +252,49 @@ fn contracts_schema_fields_match_serde() {
     }
 }
 
+/// A bundle as the relay builds it matches its schema, and so does each
+/// part's body; bundles the consumer would refuse are refused here too.
+#[test]
+fn contracts_bundles_match_their_schema() {
+    let schemas = schemas();
+    let parts: Vec<OutgoingMessage> = [event(Trigger::Created), event(Trigger::StatusChanged)]
+        .iter()
+        .map(|e| {
+            OutgoingMessage::new(
+                "sale.ingested",
+                uuid::Uuid::new_v4().to_string(),
+                "sale.event",
+                BTreeMap::from([("traceparent".to_string(), "00-x-y-01".to_string())]),
+                serde_json::to_vec(e).expect("json"),
+            )
+        })
+        .collect();
+    let bundled = bundle::bundle(parts, |_| true);
+    assert_eq!(bundled.len(), 1);
+    let v: Value = serde_json::from_slice(&bundled[0].body).expect("json");
+    if let Err(errs) = schemas.validate_as(bundle::BUNDLE_TYPE, &v) {
+        panic!("bundle violates its schema: {errs:#?}\n{v:#}");
+    }
+    for part in v["parts"].as_array().expect("parts") {
+        assert_eq!(part["type"], "sale.event");
+        if let Err(errs) = schemas.validate(&part["body"]) {
+            panic!("part violates its schema: {errs:#?}");
+        }
+    }
+    for broken in [
+        json!({"parts": []}),
+        json!({"parts": [{"message_id": "a", "type": "sale.event", "headers": {}}]}),
+        json!({"parts": [], "extra": 1}),
+    ] {
+        assert!(
+            schemas.validate_as(bundle::BUNDLE_TYPE, &broken).is_err(),
+            "{broken}"
+        );
+        let bytes = serde_json::to_vec(&broken).expect("json");
+        assert!(bundle::unbundle(&bytes).is_err(), "{broken}");
+    }
+}
+
 /// Runs the services through every message type and validates what they emit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contracts_emitted_messages_match_schemas() {
@@ -297,6 +342,14 @@ async fn contracts_emitted_messages_match_schemas() {
         .forward(posted.id, manual.id)
         .await
         .expect("manual forward");
+    // A batch is one commit, so its events travel as one bundle.
+    a.api
+        .post_batch(&[
+            sale("c-2", "open", "COF-001"),
+            sale("c-3", "open", "COF-001"),
+        ])
+        .await
+        .expect("batch");
 
     // B marks its copy processed → sale.status → A's status webhook.
     let b_sale = salesync_e2e::wait_for(
@@ -353,6 +406,13 @@ async fn contracts_emitted_messages_match_schemas() {
         .expect("quiet");
 
     let mut checked = BTreeMap::<String, usize>::new();
+    // Bundles are opened by the capture; each part is held to its schema.
+    let bundled = capture
+        .messages()
+        .iter()
+        .filter(|m| m.bundle_id.is_some())
+        .count();
+    assert!(bundled >= 2, "the batch's events travelled bundled");
     for m in capture.messages() {
         if m.routing_key == "sale.dead" {
             continue;

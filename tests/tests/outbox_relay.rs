@@ -6,7 +6,7 @@
 //! are published at once and deleted, and leased rows whose hand-off never
 //! came (the writer died) are swept once the lease ends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +16,8 @@ use lapin::options::{
     QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use salesync_core::amqp::{self, topology};
-use salesync_core::messages::EXCHANGE;
+use salesync_core::amqp::{self, bundle, topology};
+use salesync_core::messages::{EXCHANGE, Payload, SaleEvent};
 use salesync_core::metrics::Metrics;
 use salesync_core::ops::Readiness;
 use salesync_core::outbox::{self, Committed, Handoff, OutboxMessage, Relay};
@@ -110,6 +110,10 @@ struct Running {
     conn: lapin::Connection,
     ch: lapin::Channel,
     consumer: lapin::Consumer,
+    /// Broker deliveries taken so far (a bundle is one).
+    deliveries: usize,
+    /// Ids of a bundle's parts not yet returned by `next_id`.
+    parts: VecDeque<String>,
 }
 
 impl Running {
@@ -148,6 +152,8 @@ impl Running {
             conn,
             ch,
             consumer,
+            deliveries: 0,
+            parts: VecDeque::new(),
         }
     }
 
@@ -160,13 +166,23 @@ impl Running {
         }
     }
 
-    /// The next delivery's message id, or a panic after `wait`.
+    /// The next message's id (a bundle's parts one by one), or a panic
+    /// after `wait`.
     async fn next_id(&mut self, wait: Duration, what: &str) -> String {
+        if let Some(id) = self.parts.pop_front() {
+            return id;
+        }
         let d = tokio::time::timeout(wait, self.consumer.next())
             .await
             .unwrap_or_else(|_| panic!("{what}"))
             .expect("stream open")
             .expect("delivery");
+        self.deliveries += 1;
+        if d.properties.kind().as_ref().map(|k| k.as_str()) == Some(bundle::BUNDLE_TYPE) {
+            let parts = bundle::unbundle(&d.data).expect("a bundle");
+            self.parts = parts.into_iter().map(|p| p.message_id).collect();
+            return self.parts.pop_front().expect("parts");
+        }
         d.properties
             .message_id()
             .as_ref()
@@ -376,6 +392,47 @@ async fn handed_off_rows_are_published_at_once_in_order_and_deleted() {
     }
     // Nothing is published a second time.
     r.wake.notify_one();
+    let extra = tokio::time::timeout(Duration::from_millis(700), r.consumer.next()).await;
+    assert!(extra.is_err(), "a handed-off row was published twice");
+    r.stop().await;
+}
+
+/// Sale events handed off together travel as one bundle per hand-off
+/// (condition-filter's consumer opens it), in order, each once.
+#[tokio::test]
+async fn handed_off_sale_events_travel_as_one_bundle_per_hand_off() {
+    let mut r = Running::start(100).await;
+    r.wait_ready().await;
+    let messages: Vec<OutboxMessage> = (0..50)
+        .map(|n| OutboxMessage {
+            message_type: SaleEvent::TYPE.into(),
+            ..message(n)
+        })
+        .collect();
+    let rows = write_leased(&r.db, &messages, 3600.0).await;
+    let want: Vec<String> = rows
+        .iter()
+        .map(|c| c.message.message_id.to_string())
+        .collect();
+    r.handoff.committed(rows[..20].to_vec());
+    r.handoff.committed(rows[20..].to_vec());
+    let mut got = Vec::new();
+    for _ in 0..want.len() {
+        got.push(
+            r.next_id(Duration::from_secs(10), "handed-off rows not published")
+                .await,
+        );
+    }
+    assert_eq!(got, want, "published in hand-off order, each once");
+    assert_eq!(r.deliveries, 2, "one broker message per hand-off");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while pending(&r.db).await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "handed-off rows not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let extra = tokio::time::timeout(Duration::from_millis(700), r.consumer.next()).await;
     assert!(extra.is_err(), "a handed-off row was published twice");
     r.stop().await;

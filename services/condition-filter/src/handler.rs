@@ -10,8 +10,7 @@
 
 use std::collections::HashMap;
 
-use lapin::message::Delivery;
-use salesync_core::amqp::consumer::{self, BatchHandler, Outcome};
+use salesync_core::amqp::consumer::{BatchHandler, Message, Outcome};
 use salesync_core::amqp::publisher::Publisher;
 use salesync_core::db::HeldConnection;
 use salesync_core::domain::ids::{DeliveryId, SaleId, TenantId};
@@ -37,7 +36,7 @@ pub struct FilterHandler {
 impl BatchHandler for FilterHandler {
     async fn handle(
         &self,
-        batch: &[Delivery],
+        batch: &[Message],
         _publisher: &Publisher,
     ) -> anyhow::Result<Vec<Outcome>> {
         self.handle_batch(batch).await
@@ -45,12 +44,12 @@ impl BatchHandler for FilterHandler {
 }
 
 impl FilterHandler {
-    async fn handle_batch(&self, batch: &[Delivery]) -> anyhow::Result<Vec<Outcome>> {
+    async fn handle_batch(&self, batch: &[Message]) -> anyhow::Result<Vec<Outcome>> {
         let spans: Vec<Span> = batch.iter().map(message_span).collect();
         let decoded: Vec<Result<Envelope<SaleEvent>, String>> = batch
             .iter()
             .zip(&spans)
-            .map(|(d, span)| decode(d, span))
+            .map(|(m, span)| decode(m, span))
             .collect();
         let envelopes: Vec<&Envelope<SaleEvent>> =
             decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
@@ -134,7 +133,7 @@ impl FilterHandler {
 }
 
 /// The span of one message, continuing the trace its producer started.
-fn message_span(d: &Delivery) -> Span {
+fn message_span(m: &Message) -> Span {
     let span = tracing::info_span!(
         "sale_event",
         message_id = tracing::field::Empty,
@@ -142,12 +141,12 @@ fn message_span(d: &Delivery) -> Span {
         sale_id = tracing::field::Empty,
         trigger = tracing::field::Empty,
     );
-    telemetry::set_parent_from_headers(&span, &consumer::headers(d));
+    telemetry::set_parent_from_headers(&span, &m.headers);
     span
 }
 
-fn decode(d: &Delivery, span: &Span) -> Result<Envelope<SaleEvent>, String> {
-    match Envelope::<SaleEvent>::decode(&d.data) {
+fn decode(m: &Message, span: &Span) -> Result<Envelope<SaleEvent>, String> {
+    match Envelope::<SaleEvent>::decode(&m.data) {
         Ok(env) => {
             span.record("message_id", tracing::field::display(env.id));
             span.record("tenant_id", tracing::field::display(env.tenant_id));

@@ -3,7 +3,8 @@
 //! events published to the exchange, the service running in-process. Checks
 //! the recorded decisions, the deliveries, exactly one `sale.forward` per
 //! forwarded (sale, integration) even when events repeat, and that poison ends
-//! up in `salesync.dead` with its reason.
+//! up in `salesync.dead` with its reason — for events sent one by one and
+//! for events bundled as ingest's relay sends them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use chrono::Utc;
 use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use salesync_core::amqp::publisher::{OutgoingMessage, Publisher};
-use salesync_core::amqp::{self, headers_to_map, topology};
+use salesync_core::amqp::{self, bundle, headers_to_map, topology};
 use salesync_core::domain::ids::{IntegrationId, SaleId, TenantId};
 use salesync_core::domain::{Currency, SaleInput, sample_sale};
 use salesync_core::messages::{
@@ -113,6 +114,25 @@ impl Sandbox {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decides_forwards_once_and_dead_letters_poison() {
+    run_scenario(Delivered::OneByOne).await;
+}
+
+/// The same events bundled as ingest's relay sends a commit group: decided
+/// exactly as one by one; a poison part is dead-lettered alone (its own
+/// body, as a message of its own), a bundle that does not decode whole, and
+/// a redelivered bundle forwards nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decides_bundled_events_as_if_they_came_one_by_one() {
+    run_scenario(Delivered::Bundled).await;
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Delivered {
+    OneByOne,
+    Bundled,
+}
+
+async fn run_scenario(how: Delivered) {
     // Spans must be recorded for the trace to be carried on; harmless if a
     // subscriber is installed already.
     let _telemetry = salesync_core::telemetry::init("condition-filter-test", None, "text");
@@ -120,7 +140,7 @@ async fn decides_forwards_once_and_dead_letters_poison() {
     // In its own task so a failed assertion still reaches the clean-up below.
     let run = tokio::spawn({
         let sandbox = sandbox.clone();
-        async move { scenario(&sandbox).await }
+        async move { scenario(&sandbox, how).await }
     })
     .await;
     sandbox.destroy().await;
@@ -334,7 +354,7 @@ async fn wait_count(pool: &PgPool, sql: &'static str, want: i64) -> anyhow::Resu
     }
 }
 
-async fn scenario(sandbox: &Sandbox) -> anyhow::Result<()> {
+async fn scenario(sandbox: &Sandbox, how: Delivered) -> anyhow::Result<()> {
     let pool = salesync_core::db::connect_and_migrate(&sandbox.db_url, 4).await?;
     let f = insert_fixture(&pool).await?;
 
@@ -405,8 +425,8 @@ async fn scenario(sandbox: &Sandbox) -> anyhow::Result<()> {
         "traceparent".to_string(),
         format!("00-{TRACE_ID}-00f067aa0ba902b7-01"),
     )]);
-    publisher
-        .publish_all(&[
+    let first = match how {
+        Delivered::OneByOne => vec![
             message(&e1, traced.clone()),
             message(&e1, traced),
             message(&e2, BTreeMap::new()),
@@ -416,8 +436,47 @@ async fn scenario(sandbox: &Sandbox) -> anyhow::Result<()> {
             message(&missing, BTreeMap::new()),
             raw("sale.ingested", b"{ not json".to_vec()),
             raw("sale.ingested", serde_json::to_vec(&v7)?),
-        ])
-        .await?;
+        ],
+        Delivered::Bundled => {
+            // One bundle of six `sale.ingested` parts (two of them poison),
+            // then what cannot join it: other routing keys, a body that is
+            // not JSON, and a bundle that does not decode.
+            let mut messages = bundle::bundle(
+                vec![
+                    message(&e1, traced.clone()),
+                    message(&e1, traced),
+                    message(&e3, BTreeMap::new()),
+                    message(&e4, BTreeMap::new()),
+                    message(&missing, BTreeMap::new()),
+                    raw("sale.ingested", serde_json::to_vec(&v7)?),
+                    message(&e2, BTreeMap::new()),
+                    message(&manual_gone, BTreeMap::new()),
+                    raw("sale.ingested", b"{ not json".to_vec()),
+                ],
+                |_| true,
+            );
+            let kinds: Vec<&str> = messages.iter().map(|m| m.message_type.as_str()).collect();
+            anyhow::ensure!(
+                kinds
+                    == [
+                        bundle::BUNDLE_TYPE,
+                        "sale.event",
+                        "sale.event",
+                        "sale.event"
+                    ],
+                "bundled as {kinds:?}"
+            );
+            let mut broken = raw("sale.ingested", b"{\"parts\": 1}".to_vec());
+            broken.message_type = bundle::BUNDLE_TYPE.into();
+            messages.push(broken);
+            messages
+        }
+    };
+    publisher.publish_all(&first).await?;
+    let dead_wanted = match how {
+        Delivered::OneByOne => 4,
+        Delivered::Bundled => 5,
+    };
 
     let decisions = wait_count(&pool, "SELECT count(*) FROM sale_decisions", 8).await?;
     anyhow::ensure!(decisions == 8, "expected 8 decisions, got {decisions}");
@@ -432,16 +491,26 @@ async fn scenario(sandbox: &Sandbox) -> anyhow::Result<()> {
     let dead = take(
         &ch,
         topology::Q_DEAD,
-        4,
+        dead_wanted,
         Duration::from_millis(200),
         Duration::from_secs(20),
     )
     .await?;
 
-    // The same events once more, now certainly in a later batch.
-    publisher
-        .publish_all(&[message(&e1, BTreeMap::new()), message(&e2, BTreeMap::new())])
-        .await?;
+    // The same events once more, now certainly in a later batch (bundled:
+    // e1's bundle again — a redelivered bundle).
+    let again = match how {
+        Delivered::OneByOne => vec![message(&e1, BTreeMap::new()), message(&e2, BTreeMap::new())],
+        Delivered::Bundled => {
+            let mut again = bundle::bundle(
+                vec![message(&e1, BTreeMap::new()), message(&e1, BTreeMap::new())],
+                |_| true,
+            );
+            again.push(message(&e2, BTreeMap::new()));
+            again
+        }
+    };
+    publisher.publish_all(&again).await?;
     let e5 = event(f.tenant, f.s1, Trigger::StatusChanged, "paid", sale1());
     publisher
         .publish_all(&[message(&e5, BTreeMap::new())])
@@ -621,28 +690,45 @@ async fn scenario(sandbox: &Sandbox) -> anyhow::Result<()> {
         }
     }
 
-    // --- dead letters: each with its reason ---
+    // --- dead letters: each with its reason, a bundle's parts alone ---
     let mut reasons: Vec<String> = dead
         .iter()
         .map(|(h, _)| h.get("x-dead-reason").cloned().unwrap_or_default())
         .collect();
     reasons.sort();
-    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert_eq!(reasons.len(), dead_wanted, "{reasons:?}");
     assert_eq!(
         reasons[0],
         format!("integration not found: {gone} (deleted?)")
     );
+    let mut rest = &reasons[1..];
+    if how == Delivered::Bundled {
+        assert!(
+            rest[0].starts_with("poison: undecodable bundle"),
+            "{reasons:?}"
+        );
+        rest = &rest[1..];
+    }
     assert!(
-        reasons[1].starts_with("poison: undecodable message"),
+        rest[0].starts_with("poison: undecodable message"),
         "{reasons:?}"
     );
-    assert_eq!(reasons[2], "poison: unknown schema version 7");
-    assert_eq!(reasons[3], format!("sale not found: {missing_sale}"));
-    for (h, _) in &dead {
+    assert_eq!(rest[1], "poison: unknown schema version 7");
+    assert_eq!(rest[2], format!("sale not found: {missing_sale}"));
+    for (h, body) in &dead {
         assert_eq!(
             h.get("x-original-queue").map(String::as_str),
             Some(topology::Q_SALE_EVENTS)
         );
+        if h.get("x-dead-reason") == Some(&format!("sale not found: {missing_sale}")) {
+            // Bundled or not, the dead letter is the event itself, and a
+            // replay sends it back under its own routing key.
+            assert_eq!(body, &missing.to_bytes());
+            assert_eq!(
+                h.get("x-original-routing-key").map(String::as_str),
+                Some("sale.ingested")
+            );
+        }
     }
 
     // --- clean stop within the grace period ---

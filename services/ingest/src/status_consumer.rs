@@ -7,8 +7,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use lapin::message::Delivery;
-use salesync_core::amqp::consumer::{self, BatchHandler, Outcome};
+use salesync_core::amqp::consumer::{BatchHandler, Message, Outcome};
 use salesync_core::amqp::publisher::Publisher;
 use salesync_core::domain::{DeliveryId, SaleId, TenantId};
 use salesync_core::messages::{Envelope, StatusUpdate};
@@ -28,9 +27,9 @@ pub struct StatusConsumer {
     pub wake: Arc<Notify>,
 }
 
-/// Decodes one delivery; an undecodable one is poison.
-fn decode(d: &Delivery) -> Result<Incoming, String> {
-    Envelope::<StatusUpdate>::decode(&d.data)
+/// Decodes one message; an undecodable one is poison.
+fn decode(m: &Message) -> Result<Incoming, String> {
+    Envelope::<StatusUpdate>::decode(&m.data)
         .map(|e| Incoming {
             tenant_id: e.tenant_id,
             sale_id: e.sale_id,
@@ -42,14 +41,14 @@ fn decode(d: &Delivery) -> Result<Incoming, String> {
 impl BatchHandler for StatusConsumer {
     async fn handle(
         &self,
-        batch: &[Delivery],
+        batch: &[Message],
         _publisher: &Publisher,
     ) -> anyhow::Result<Vec<Outcome>> {
         let spans: Vec<tracing::Span> = batch
             .iter()
-            .map(|d| {
+            .map(|m| {
                 let span = tracing::info_span!("status_update", sale_id = tracing::field::Empty);
-                telemetry::set_parent_from_headers(&span, &consumer::headers(d));
+                telemetry::set_parent_from_headers(&span, &m.headers);
                 span
             })
             .collect();

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::acks::AckTracker;
+use super::bundle;
 use super::publisher::{OutgoingMessage, Publisher};
 use super::{connect_with_retry, headers_to_map, reconnect_backoff, topology};
 use crate::messages::ROUTING_DEAD;
@@ -46,15 +47,90 @@ pub enum Outcome {
     Dead(String),
 }
 
-/// Decides a batch of deliveries. `Err` means a transient failure (database
-/// down …): nothing of the batch may have taken effect, and the whole batch
-/// is tried again.
+/// Decides a batch of messages (one outcome each, in order). `Err` means a
+/// transient failure (database down …): nothing of the batch may have taken
+/// effect, and the whole batch is tried again.
 pub trait BatchHandler: Send + Sync + 'static {
     fn handle(
         &self,
-        batch: &[Delivery],
+        batch: &[Message],
         publisher: &Publisher,
     ) -> impl Future<Output = anyhow::Result<Vec<Outcome>>> + Send;
+}
+
+/// One message as a batch handler sees it: a delivery, or one part of a
+/// bundled delivery (`bundle`) — the handler cannot tell them apart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub data: Vec<u8>,
+    /// AMQP headers as strings (trace context …).
+    pub headers: BTreeMap<String, String>,
+    pub routing_key: String,
+    pub message_id: Option<String>,
+    pub message_type: Option<String>,
+}
+
+impl Message {
+    /// A copy of a delivery's message.
+    pub fn of(d: &Delivery) -> Self {
+        Self {
+            data: d.data.clone(),
+            ..Self::head_of(d)
+        }
+    }
+
+    /// The delivery's message, its body moved out of the delivery.
+    fn of_taken(d: &mut Delivery) -> Self {
+        Self {
+            data: std::mem::take(&mut d.data),
+            ..Self::head_of(d)
+        }
+    }
+
+    /// Everything but the body.
+    fn head_of(d: &Delivery) -> Self {
+        Self {
+            data: Vec::new(),
+            headers: headers(d),
+            routing_key: d.routing_key.to_string(),
+            message_id: d.properties.message_id().as_ref().map(|m| m.to_string()),
+            message_type: d.properties.kind().as_ref().map(|m| m.to_string()),
+        }
+    }
+}
+
+/// A batch's deliveries opened into the messages its handler sees.
+struct Opened {
+    messages: Vec<Message>,
+    /// Bundles that do not decode: dead-lettered whole, with the reason.
+    broken: Vec<(Message, String)>,
+}
+
+/// Opens bundles into their parts; moves each delivery's body out (the
+/// deliveries are kept only to ack them).
+fn open(batch: &mut [Delivery]) -> Opened {
+    let mut opened = Opened {
+        messages: Vec::with_capacity(batch.len()),
+        broken: Vec::new(),
+    };
+    for d in batch {
+        let whole = Message::of_taken(d);
+        if whole.message_type.as_deref() != Some(bundle::BUNDLE_TYPE) {
+            opened.messages.push(whole);
+            continue;
+        }
+        match bundle::unbundle(&whole.data) {
+            Ok(parts) => opened.messages.extend(parts.into_iter().map(|p| Message {
+                data: p.body,
+                headers: p.headers,
+                routing_key: whole.routing_key.clone(),
+                message_id: Some(p.message_id),
+                message_type: Some(p.message_type),
+            })),
+            Err(reason) => opened.broken.push((whole, reason)),
+        }
+    }
+    opened
 }
 
 /// Handles deliveries one by one, durably in groups (see [`run_pipelined`]).
@@ -294,15 +370,28 @@ async fn consume_batches<H: BatchHandler>(
             }
         }
 
-        let outcomes = retry_until_ok(cfg.queue, batch.len(), shutdown, || {
-            handler.handle(&batch, &publisher)
-        })
-        .await;
-        let Some(outcomes) = outcomes else {
+        let Opened { messages, broken } = open(&mut batch);
+        let outcomes = if messages.is_empty() {
+            Some(Vec::new())
+        } else {
+            retry_until_ok(cfg.queue, messages.len(), shutdown, || {
+                handler.handle(&messages, &publisher)
+            })
+            .await
+        };
+        let Some(mut outcomes) = outcomes else {
             // Shutdown while the batch kept failing: leave it unacked for redelivery.
             return Ok(());
         };
-        settle(&batch, outcomes, &acks, &publisher, cfg.queue, metrics).await?;
+        let mut dead = dead_letters(&messages, &outcomes, cfg.queue);
+        for (m, reason) in broken {
+            dead.push(dead_letter(&m, cfg.queue, &reason));
+            outcomes.push(Outcome::Dead(reason));
+        }
+        settle(
+            &batch, &outcomes, dead, &acks, &publisher, cfg.queue, metrics,
+        )
+        .await?;
     }
 }
 
@@ -466,7 +555,26 @@ async fn commit_group<H: PipelineHandler>(
     })
     .await;
     let result = match outcomes {
-        Some(outcomes) => settle(&deliveries, outcomes, acks, publisher, queue, metrics).await,
+        Some(outcomes) => {
+            let dead = deliveries
+                .iter()
+                .zip(&outcomes)
+                .filter_map(|(d, o)| match o {
+                    Outcome::Dead(reason) => Some(dead_letter(&Message::of(d), queue, reason)),
+                    Outcome::Ack => None,
+                })
+                .collect();
+            settle(
+                &deliveries,
+                &outcomes,
+                dead,
+                acks,
+                publisher,
+                queue,
+                metrics,
+            )
+            .await
+        }
         None => Ok(()),
     };
     drop(prepared);
@@ -517,21 +625,30 @@ where
     }
 }
 
-/// Dead letters first (confirmed in the DLQ, so never dropped), then the acks.
+/// The dead-letter copies of the messages whose outcome is `Dead`.
+fn dead_letters(messages: &[Message], outcomes: &[Outcome], queue: &str) -> Vec<OutgoingMessage> {
+    messages
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(m, o)| match o {
+            Outcome::Dead(reason) => Some(dead_letter(m, queue, reason)),
+            Outcome::Ack => None,
+        })
+        .collect()
+}
+
+/// Dead letters first (confirmed in the DLQ, so never dropped), then the
+/// acks of every delivery in `batch`. `outcomes` (one per message) are for
+/// the logs and metrics.
 async fn settle(
     batch: &[Delivery],
-    outcomes: Vec<Outcome>,
+    outcomes: &[Outcome],
+    dead: Vec<OutgoingMessage>,
     acks: &Mutex<AckTracker>,
     publisher: &Publisher,
     queue: &str,
     metrics: &Metrics,
 ) -> anyhow::Result<()> {
-    let mut dead = Vec::new();
-    for (d, o) in batch.iter().zip(&outcomes) {
-        if let Outcome::Dead(reason) = o {
-            dead.push(dead_letter(d, queue, reason));
-        }
-    }
     if !dead.is_empty() {
         // Confirmed in the DLQ before the original is acked: never dropped.
         if let Err(e) = publisher.publish_all(&dead).await {
@@ -561,7 +678,7 @@ async fn settle(
     for acker in plan.single.into_iter().filter_map(acker) {
         acker.ack(BasicAckOptions::default()).await?;
     }
-    for o in &outcomes {
+    for o in outcomes {
         match o {
             Outcome::Ack => metrics.consumed(queue, "ack", 1),
             Outcome::Dead(reason) => {
@@ -579,31 +696,24 @@ fn reason_kind(reason: &str) -> &str {
     reason.split(':').next().unwrap_or("other").trim()
 }
 
-/// The dead-letter copy of a delivery: same body, reason and origin in headers.
-pub fn dead_letter(d: &Delivery, queue: &str, reason: &str) -> OutgoingMessage {
-    let mut headers = headers(d);
+/// The dead-letter copy of a message (a part of a bundle goes alone): same
+/// body, reason and origin in headers.
+pub fn dead_letter(m: &Message, queue: &str, reason: &str) -> OutgoingMessage {
+    let mut headers = m.headers.clone();
     headers.insert("x-dead-reason".into(), reason.to_string());
     headers.insert("x-original-queue".into(), queue.to_string());
-    headers.insert("x-original-routing-key".into(), d.routing_key.to_string());
+    headers.insert("x-original-routing-key".into(), m.routing_key.clone());
     headers.insert("x-dead-at".into(), chrono::Utc::now().to_rfc3339());
-    let message_id = d
-        .properties
-        .message_id()
-        .as_ref()
-        .map(|m| m.to_string())
+    let message_id = m
+        .message_id
+        .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let message_type = d
-        .properties
-        .kind()
-        .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_default();
     OutgoingMessage::new(
         ROUTING_DEAD,
         message_id,
-        &message_type,
+        m.message_type.as_deref().unwrap_or_default(),
         headers,
-        d.data.clone(),
+        m.data.clone(),
     )
 }
 

@@ -3,6 +3,7 @@
 //! with manual acks that reconnects on its own.
 
 pub mod acks;
+pub mod bundle;
 pub mod consumer;
 pub mod publisher;
 pub mod topology;
