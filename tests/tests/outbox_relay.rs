@@ -360,13 +360,12 @@ async fn rows_stay_pending_until_the_broker_confirms_them() {
     r.stop().await;
 }
 
-#[tokio::test]
-async fn handed_off_rows_are_published_at_once_in_order_and_deleted() {
-    let mut r = Running::start(100).await;
-    r.wait_ready().await;
-    let messages: Vec<OutboxMessage> = (0..50).map(message).collect();
-    // A lease far longer than the test: only the hand-off can publish them.
-    let rows = write_leased(&r.db, &messages, 3600.0).await;
+/// Writes `messages` leased far longer than the test (only the hand-off can
+/// publish them), hands them off as two commits, and checks that they are
+/// published in hand-off order, each once, and deleted once confirmed.
+/// Returns how many broker messages carried them.
+async fn hand_off_in_two_commits(r: &mut Running, messages: &[OutboxMessage]) -> usize {
+    let rows = write_leased(&r.db, messages, 3600.0).await;
     let want: Vec<String> = rows
         .iter()
         .map(|c| c.message.message_id.to_string())
@@ -381,7 +380,6 @@ async fn handed_off_rows_are_published_at_once_in_order_and_deleted() {
         );
     }
     assert_eq!(got, want, "published in hand-off order, each once");
-    // Deleted once confirmed.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while pending(&r.db).await > 0 {
         assert!(
@@ -394,6 +392,16 @@ async fn handed_off_rows_are_published_at_once_in_order_and_deleted() {
     r.wake.notify_one();
     let extra = tokio::time::timeout(Duration::from_millis(700), r.consumer.next()).await;
     assert!(extra.is_err(), "a handed-off row was published twice");
+    r.deliveries
+}
+
+#[tokio::test]
+async fn handed_off_rows_are_published_at_once_in_order_and_deleted() {
+    let mut r = Running::start(100).await;
+    r.wait_ready().await;
+    let messages: Vec<OutboxMessage> = (0..50).map(message).collect();
+    let carried = hand_off_in_two_commits(&mut r, &messages).await;
+    assert_eq!(carried, 50, "a type that is not bundled goes one by one");
     r.stop().await;
 }
 
@@ -409,32 +417,8 @@ async fn handed_off_sale_events_travel_as_one_bundle_per_hand_off() {
             ..message(n)
         })
         .collect();
-    let rows = write_leased(&r.db, &messages, 3600.0).await;
-    let want: Vec<String> = rows
-        .iter()
-        .map(|c| c.message.message_id.to_string())
-        .collect();
-    r.handoff.committed(rows[..20].to_vec());
-    r.handoff.committed(rows[20..].to_vec());
-    let mut got = Vec::new();
-    for _ in 0..want.len() {
-        got.push(
-            r.next_id(Duration::from_secs(10), "handed-off rows not published")
-                .await,
-        );
-    }
-    assert_eq!(got, want, "published in hand-off order, each once");
-    assert_eq!(r.deliveries, 2, "one broker message per hand-off");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while pending(&r.db).await > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "handed-off rows not deleted"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let extra = tokio::time::timeout(Duration::from_millis(700), r.consumer.next()).await;
-    assert!(extra.is_err(), "a handed-off row was published twice");
+    let carried = hand_off_in_two_commits(&mut r, &messages).await;
+    assert_eq!(carried, 2, "one broker message per hand-off");
     r.stop().await;
 }
 

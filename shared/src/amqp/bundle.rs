@@ -22,7 +22,10 @@ use super::publisher::OutgoingMessage;
 pub const BUNDLE_TYPE: &str = "salesync.bundle";
 
 /// Largest body a bundle is allowed to grow to; more parts start another.
-pub const MAX_BUNDLE_BYTES: usize = 256 * 1024;
+/// ~20 sale events: past ~10 per message the broker's saving is mostly
+/// had, and a consumer's prefetch (counted in messages) holds at most this
+/// much per unacked message.
+pub const MAX_BUNDLE_BYTES: usize = 32 * 1024;
 
 #[derive(Serialize)]
 struct WireOut<'a> {

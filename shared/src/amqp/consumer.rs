@@ -100,37 +100,37 @@ impl Message {
 }
 
 /// A batch's deliveries opened into the messages its handler sees.
+#[derive(Default)]
 struct Opened {
     messages: Vec<Message>,
     /// Bundles that do not decode: dead-lettered whole, with the reason.
     broken: Vec<(Message, String)>,
 }
 
-/// Opens bundles into their parts; moves each delivery's body out (the
-/// deliveries are kept only to ack them).
-fn open(batch: &mut [Delivery]) -> Opened {
-    let mut opened = Opened {
-        messages: Vec::with_capacity(batch.len()),
-        broken: Vec::new(),
-    };
-    for d in batch {
+impl Opened {
+    /// Adds a delivery's messages (a bundle's parts), moving its body out:
+    /// the delivery is kept only to ack it.
+    fn take(&mut self, d: &mut Delivery) {
         let whole = Message::of_taken(d);
         if whole.message_type.as_deref() != Some(bundle::BUNDLE_TYPE) {
-            opened.messages.push(whole);
-            continue;
+            self.messages.push(whole);
+            return;
         }
         match bundle::unbundle(&whole.data) {
-            Ok(parts) => opened.messages.extend(parts.into_iter().map(|p| Message {
+            Ok(parts) => self.messages.extend(parts.into_iter().map(|p| Message {
                 data: p.body,
                 headers: p.headers,
                 routing_key: whole.routing_key.clone(),
                 message_id: Some(p.message_id),
                 message_type: Some(p.message_type),
             })),
-            Err(reason) => opened.broken.push((whole, reason)),
+            Err(reason) => self.broken.push((whole, reason)),
         }
     }
-    opened
+
+    fn len(&self) -> usize {
+        self.messages.len() + self.broken.len()
+    }
 }
 
 /// Handles deliveries one by one, durably in groups (see [`run_pipelined`]).
@@ -356,21 +356,30 @@ async fn consume_batches<H: BatchHandler>(
             }
             next = consumer.next() => next,
         };
+        let mut opened = Opened::default();
         let mut batch = match first {
-            Some(Ok(d)) => vec![d],
+            Some(Ok(mut d)) => {
+                opened.take(&mut d);
+                vec![d]
+            }
             Some(Err(e)) => return Err(e.into()),
             None => anyhow::bail!("the broker cancelled the consumer"),
         };
-        // Take whatever else is already buffered, without waiting.
-        while batch.len() < cfg.prefetch as usize {
+        // Take whatever else is already buffered, without waiting — up to
+        // `prefetch` messages, counting a bundle's parts, so a handler's
+        // batch is as large with bundles as without.
+        while opened.len() < cfg.prefetch as usize {
             match consumer.next().now_or_never() {
-                Some(Some(Ok(d))) => batch.push(d),
+                Some(Some(Ok(mut d))) => {
+                    opened.take(&mut d);
+                    batch.push(d);
+                }
                 Some(Some(Err(e))) => return Err(e.into()),
                 _ => break,
             }
         }
 
-        let Opened { messages, broken } = open(&mut batch);
+        let Opened { messages, broken } = opened;
         let outcomes = if messages.is_empty() {
             Some(Vec::new())
         } else {
