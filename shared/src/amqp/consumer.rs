@@ -3,10 +3,11 @@
 //! them with backoff; a broken connection is re-established and the topology
 //! re-declared. Two modes share that machinery:
 //!
-//! - [`run`] (batch): take up to `prefetch` deliveries at once, let a
-//!   [`BatchHandler`] decide them together (one DB transaction per batch),
-//!   then ack. Simple, but the batch is a barrier: its slowest message holds
-//!   back the rest and the next batch.
+//! - [`run`] (batch): take up to `prefetch` messages at once (bundles opened
+//!   into their parts, each counted — see `bundle`), let a [`BatchHandler`]
+//!   decide them together (one DB transaction per batch), then ack.
+//!   Simple, but the batch is a barrier: its slowest message holds back the
+//!   rest and the next batch.
 //! - [`run_pipelined`] (no barrier): every delivery is prepared on its own as
 //!   soon as it arrives (RabbitMQ's prefetch bounds how many are in flight);
 //!   prepared deliveries are made durable in group commits — whatever is
