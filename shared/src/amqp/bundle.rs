@@ -76,54 +76,53 @@ pub fn bundle(
     bundled: impl Fn(&OutgoingMessage) -> bool,
 ) -> Vec<OutgoingMessage> {
     let mut out = Vec::new();
-    let mut run: Vec<OutgoingMessage> = Vec::new();
+    // Each body is parsed once, here; `pack` embeds what this kept.
+    let mut run: Vec<(OutgoingMessage, Box<RawValue>)> = Vec::new();
     let mut run_bytes = 0;
     for m in messages {
-        if !bundled(&m) || serde_json::from_slice::<&RawValue>(&m.body).is_err() {
-            if !run.is_empty() {
-                out.push(pack(std::mem::take(&mut run)));
-                run_bytes = 0;
-            }
+        let body = bundled(&m)
+            .then(|| serde_json::from_slice::<Box<RawValue>>(&m.body).ok())
+            .flatten();
+        let Some(body) = body else {
+            out.extend(pack(std::mem::take(&mut run)));
+            run_bytes = 0;
             out.push(m);
             continue;
-        }
-        let joins = run.first().is_some_and(|f| {
+        };
+        let joins = run.first().is_some_and(|(f, _)| {
             f.exchange == m.exchange
                 && f.routing_key == m.routing_key
                 && run_bytes + m.body.len() <= MAX_BUNDLE_BYTES
         });
-        if !joins && !run.is_empty() {
-            out.push(pack(std::mem::take(&mut run)));
+        if !joins {
+            out.extend(pack(std::mem::take(&mut run)));
             run_bytes = 0;
         }
         run_bytes += m.body.len();
-        run.push(m);
+        run.push((m, body));
     }
-    if !run.is_empty() {
-        out.push(pack(run));
-    }
+    out.extend(pack(run));
     out
 }
 
-/// One bundle of `group` (non-empty, JSON bodies), or its only message.
-fn pack(mut group: Vec<OutgoingMessage>) -> OutgoingMessage {
-    if group.len() == 1 {
-        return group.remove(0);
+/// One bundle of `run`, or its only message, or nothing for an empty run.
+fn pack(mut run: Vec<(OutgoingMessage, Box<RawValue>)>) -> Option<OutgoingMessage> {
+    if run.len() <= 1 {
+        return run.pop().map(|(m, _)| m);
     }
-    let parts = group
+    let parts = run
         .iter()
-        .map(|m| PartOut {
+        .map(|(m, body)| PartOut {
             message_id: &m.message_id,
             message_type: &m.message_type,
             headers: &m.headers,
-            // Checked in `bundle`.
-            body: serde_json::from_slice(&m.body).expect("a JSON body"),
+            body,
         })
         .collect();
     // Serialising plain data cannot fail.
     let body = serde_json::to_vec(&WireOut { parts }).unwrap_or_default();
-    let first = &group[0];
-    OutgoingMessage {
+    let first = &run[0].0;
+    Some(OutgoingMessage {
         exchange: first.exchange.clone(),
         routing_key: first.routing_key.clone(),
         message_id: uuid::Uuid::now_v7().to_string(),
@@ -131,7 +130,7 @@ fn pack(mut group: Vec<OutgoingMessage>) -> OutgoingMessage {
         headers: BTreeMap::new(),
         body,
         expiration_ms: None,
-    }
+    })
 }
 
 /// The parts of a bundle's body, in order; `Err` names what is wrong with
