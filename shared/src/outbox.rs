@@ -430,8 +430,9 @@ impl Relay {
         let ids: Vec<i64> = rows.iter().map(|c| c.outbox_id).collect();
         let routing_keys: Vec<String> =
             rows.iter().map(|c| c.message.routing_key.clone()).collect();
-        // A writer's commit group is one hand-off: its sale events go as one
-        // broker message (the broker's cost is per message).
+        // A writer's commit group is one hand-off: its sale events (or
+        // forward commands) go as one broker message — the broker's cost is
+        // per message.
         let outgoing = bundle::bundle(
             rows.into_iter()
                 .map(|c| c.message.into_outgoing())

@@ -305,7 +305,7 @@ fn raw(routing_key: &str, body: Vec<u8>) -> OutgoingMessage {
 
 type Received = Vec<(BTreeMap<String, String>, Vec<u8>)>;
 
-/// Takes messages off `queue` until `want` arrived (then waits `quiet` more,
+/// Takes messages off `queue` (bundles opened) until `want` arrived (then waits `quiet` more,
 /// to catch any extra) or `deadline` passed.
 async fn take(
     ch: &lapin::Channel,
@@ -322,6 +322,16 @@ async fn take(
             .basic_get(queue.into(), BasicGetOptions { no_ack: true })
             .await?
         {
+            // A bundle (forward commands of one commit) counts as its parts;
+            // a dead letter (a broken bundle among them) is taken as it is.
+            Some(m)
+                if m.delivery.properties.kind().as_ref().map(|k| k.as_str())
+                    == Some(bundle::BUNDLE_TYPE)
+                    && queue != topology::Q_DEAD =>
+            {
+                let parts = bundle::unbundle(&m.delivery.data).map_err(anyhow::Error::msg)?;
+                got.extend(parts.into_iter().map(|p| (p.headers, p.body)));
+            }
             Some(m) => got.push((
                 headers_to_map(m.delivery.properties.headers().as_ref()),
                 m.delivery.data.clone(),

@@ -11,8 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lapin::message::Delivery;
-use salesync_core::amqp::consumer::{Outcome, PipelineHandler};
+use salesync_core::amqp::consumer::{self, Outcome, PipelineHandler};
 use salesync_core::amqp::publisher::{OutgoingMessage, Publisher};
 use salesync_core::crypto::SecretBox;
 use salesync_core::db::HeldConnection;
@@ -91,8 +90,8 @@ impl ForwardHandler {
 impl PipelineHandler for ForwardHandler {
     type Prepared = Prepared;
 
-    async fn prepare(&self, delivery: &Delivery) -> anyhow::Result<Prepared> {
-        let (span, decoded) = message::decode(delivery);
+    async fn prepare(&self, delivered: &consumer::Message) -> anyhow::Result<Prepared> {
+        let (span, decoded) = message::decode(delivered);
         match decoded {
             Ok(msg) => self.handle(msg).instrument(span).await,
             Err(reason) => {

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use lapin::message::Delivery;
 use salesync_core::amqp::consumer;
 use salesync_core::amqp::publisher::OutgoingMessage;
 use salesync_core::amqp::topology;
@@ -21,11 +20,12 @@ pub struct Message {
     pub span: tracing::Span,
 }
 
-/// Decodes a delivery and opens its span (a child of the trace in its
-/// headers). Poison comes back as `Err` with the dead-letter reason; the
-/// span is returned either way so the caller can log inside it.
-pub fn decode(delivery: &Delivery) -> (tracing::Span, Result<Message, String>) {
-    let headers = consumer::headers(delivery);
+/// Decodes a message (a delivery or a bundle's part) and opens its span (a
+/// child of the trace in its headers). Poison comes back as `Err` with the
+/// dead-letter reason; the span is returned either way so the caller can log
+/// inside it.
+pub fn decode(delivered: &consumer::Message) -> (tracing::Span, Result<Message, String>) {
+    let headers = delivered.headers.clone();
     let span = tracing::info_span!(
         "forward",
         delivery_id = Empty,
@@ -36,7 +36,7 @@ pub fn decode(delivery: &Delivery) -> (tracing::Span, Result<Message, String>) {
         target = Empty,
     );
     telemetry::set_parent_from_headers(&span, &headers);
-    let envelope = match Envelope::<ForwardCommand>::decode(&delivery.data) {
+    let envelope = match Envelope::<ForwardCommand>::decode(&delivered.data) {
         Ok(e) => e,
         Err(e) => return (span, Err(format!("poison: {e}"))),
     };
@@ -51,7 +51,7 @@ pub fn decode(delivery: &Delivery) -> (tracing::Span, Result<Message, String>) {
     let message = Message {
         envelope,
         headers,
-        redelivered: delivery.redelivered,
+        redelivered: delivered.redelivered,
         span: span.clone(),
     };
     (span, Ok(message))

@@ -7,25 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{BEARER, TRACE_ID, with_env};
+use common::{BEARER, assert_well_formed, with_env};
 use salesync_core::domain::ids::DeliveryId;
 use salesync_core::messages::Purpose;
 
 const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Every request the target saw carried a valid signature, the idempotency
-/// key equal to `webhook-id`, and this test's trace.
-fn assert_well_formed(seen: &[common::Seen]) {
-    for s in seen {
-        assert!(s.signature_ok, "signature did not verify: {s:?}");
-        assert_eq!(s.webhook_id, s.idempotency_key);
-        let traceparent = s.traceparent.as_deref().unwrap_or_default();
-        assert!(
-            traceparent.contains(TRACE_ID),
-            "trace not continued: {traceparent:?}"
-        );
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivers_on_the_third_attempt_after_two_503s() {

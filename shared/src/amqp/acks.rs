@@ -8,8 +8,11 @@
 //! consumers (a slow target holds one back while later ones finish); those
 //! past a gap are acked one by one at once, so a slow message never holds
 //! later ones against the prefetch window.
+//!
+//! A bundle's delivery is settled only once every message it carried is
+//! ([`Unsettled`]): its parts are handled one by one, each at its own pace.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// Delivery tags of one channel (they start at 1 and count up).
 #[derive(Debug, Default)]
@@ -50,6 +53,87 @@ impl AckTracker {
         plan.single = fresh.into_iter().collect();
         self.acked_ahead.extend(&plan.single);
         plan
+    }
+}
+
+/// Deliveries some of whose messages are not committed yet, by tag, with
+/// the dead letters of those that are (`L`): a bundle's dead parts go to the
+/// dead-letter queue when the bundle is acked, not before — so a bundle
+/// returned to the queue unacked (shutdown) dead-letters each part once,
+/// when it comes back.
+#[derive(Debug)]
+pub struct Unsettled<D, L> {
+    open: HashMap<u64, Waiting<D, L>>,
+}
+
+#[derive(Debug)]
+struct Waiting<D, L> {
+    delivery: D,
+    left: usize,
+    dead: Vec<L>,
+}
+
+/// The deliveries a commit completed, and their messages' dead letters.
+#[derive(Debug, PartialEq)]
+pub struct Settled<D, L> {
+    pub deliveries: Vec<D>,
+    pub dead: Vec<L>,
+}
+
+impl<D, L> Default for Unsettled<D, L> {
+    fn default() -> Self {
+        Self {
+            open: HashMap::new(),
+        }
+    }
+}
+
+impl<D, L> Unsettled<D, L> {
+    /// A delivery that carried `messages` messages (a bundle's parts, or 1).
+    pub fn insert(&mut self, tag: u64, delivery: D, messages: usize) {
+        let waiting = Waiting {
+            delivery,
+            left: messages.max(1),
+            dead: Vec::new(),
+        };
+        self.open.insert(tag, waiting);
+    }
+
+    /// Counts one committed message per entry of `parts` (its delivery's tag
+    /// and its dead letter, if it is dead) and hands back the deliveries
+    /// that have no message left, with all their dead letters.
+    pub fn committed(
+        &mut self,
+        parts: impl IntoIterator<Item = (u64, Option<L>)>,
+    ) -> Settled<D, L> {
+        let mut settled = Settled {
+            deliveries: Vec::new(),
+            dead: Vec::new(),
+        };
+        for (tag, dead) in parts {
+            let Some(waiting) = self.open.get_mut(&tag) else {
+                continue;
+            };
+            waiting.dead.extend(dead);
+            waiting.left -= 1;
+            if waiting.left > 0 {
+                continue;
+            }
+            if let Some(done) = self.open.remove(&tag) {
+                settled.deliveries.push(done.delivery);
+                settled.dead.extend(done.dead);
+            }
+        }
+        settled
+    }
+
+    /// Deliveries still waiting for a message.
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
     }
 }
 
@@ -121,5 +205,37 @@ mod tests {
         let mut t = AckTracker::default();
         assert_eq!(t.settle(&[1, 1, 3]), plan(Some(1), &[3]));
         assert_eq!(t.settle(&[1, 3]), plan(None, &[]));
+    }
+
+    #[test]
+    fn a_delivery_is_settled_when_its_last_message_is() {
+        let mut u = Unsettled::default();
+        u.insert(1, "bundle of 3", 3);
+        u.insert(2, "single", 1);
+        u.insert(3, "bundle of 2", 2);
+        // Parts of different deliveries settle in any order and groups; a
+        // dead part's letter waits for its bundle.
+        let s = u.committed([(1, Some("1a dead")), (3, None), (2, Some("2 dead"))]);
+        assert_eq!(s.deliveries, ["single"]);
+        assert_eq!(s.dead, ["2 dead"]);
+        let s = u.committed([(1, None)]);
+        assert_eq!((s.deliveries.len(), s.dead.len()), (0, 0));
+        let s = u.committed([(3, Some("3b dead")), (1, Some("1c dead"))]);
+        assert_eq!(s.deliveries, ["bundle of 2", "bundle of 3"]);
+        assert_eq!(s.dead, ["3b dead", "1a dead", "1c dead"]);
+        assert!(u.is_empty());
+        // A tag not (or no longer) waiting is ignored, never settled twice.
+        let s = u.committed([(1, Some("late")), (7, None)]);
+        assert_eq!((s.deliveries.len(), s.dead.len()), (0, 0));
+    }
+
+    #[test]
+    fn two_parts_of_one_bundle_in_one_group_settle_it_once() {
+        let mut u: Unsettled<&str, &str> = Unsettled::default();
+        u.insert(5, "bundle", 2);
+        u.insert(6, "left waiting", 2);
+        let s = u.committed([(5, None), (6, None), (5, None)]);
+        assert_eq!(s.deliveries, ["bundle"]);
+        assert_eq!(u.len(), 1);
     }
 }

@@ -8,11 +8,12 @@
 //!   decide them together (one DB transaction per batch), then ack.
 //!   Simple, but the batch is a barrier: its slowest message holds back the
 //!   rest and the next batch.
-//! - [`run_pipelined`] (no barrier): every delivery is prepared on its own as
-//!   soon as it arrives (RabbitMQ's prefetch bounds how many are in flight);
-//!   prepared deliveries are made durable in group commits — whatever is
-//!   ready, up to [`GroupCommit::max`], after at most [`GroupCommit::linger`]
-//!   — and then acked. For handlers whose per-message work takes long (HTTP).
+//! - [`run_pipelined`] (no barrier): every message is prepared on its own as
+//!   soon as it arrives (at most `prefetch` messages in flight, a bundle's
+//!   parts each counted); prepared messages are made durable in group
+//!   commits — whatever is ready, up to [`GroupCommit::max`], after at most
+//!   [`GroupCommit::linger`] — and a delivery is acked once every message it
+//!   carried is. For handlers whose per-message work takes long (HTTP).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -30,7 +31,7 @@ use lapin::types::FieldTable;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::acks::AckTracker;
+use super::acks::{AckTracker, Unsettled};
 use super::bundle;
 use super::publisher::{OutgoingMessage, Publisher};
 use super::{connect_with_retry, headers_to_map, reconnect_backoff, topology};
@@ -69,17 +70,12 @@ pub struct Message {
     pub routing_key: String,
     pub message_id: Option<String>,
     pub message_type: Option<String>,
+    /// The broker delivered it (or the bundle it is part of) before: it may
+    /// have taken effect already.
+    pub redelivered: bool,
 }
 
 impl Message {
-    /// A copy of a delivery's message.
-    pub fn of(d: &Delivery) -> Self {
-        Self {
-            data: d.data.clone(),
-            ..Self::head_of(d)
-        }
-    }
-
     /// The delivery's message, its body moved out of the delivery.
     fn of_taken(d: &mut Delivery) -> Self {
         Self {
@@ -96,8 +92,44 @@ impl Message {
             routing_key: d.routing_key.to_string(),
             message_id: d.properties.message_id().as_ref().map(|m| m.to_string()),
             message_type: d.properties.kind().as_ref().map(|m| m.to_string()),
+            redelivered: d.redelivered,
         }
     }
+
+    /// The messages a delivery carries — itself, or a bundle's parts — its
+    /// body moved out (the delivery is kept only to ack it).
+    fn open(d: &mut Delivery) -> Carried {
+        let whole = Message::of_taken(d);
+        if whole.message_type.as_deref() != Some(bundle::BUNDLE_TYPE) {
+            return Carried::Messages(vec![whole]);
+        }
+        match bundle::unbundle(&whole.data) {
+            Ok(parts) => Carried::Messages(
+                parts
+                    .into_iter()
+                    .map(|p| Message {
+                        data: p.body,
+                        headers: p.headers,
+                        routing_key: whole.routing_key.clone(),
+                        message_id: Some(p.message_id),
+                        message_type: Some(p.message_type),
+                        redelivered: whole.redelivered,
+                    })
+                    .collect(),
+            ),
+            Err(reason) => Carried::Broken { whole, reason },
+        }
+    }
+}
+
+/// What one delivery carried.
+enum Carried {
+    Messages(Vec<Message>),
+    /// A bundle that does not decode: dead-lettered whole, with the reason.
+    Broken {
+        whole: Message,
+        reason: String,
+    },
 }
 
 /// A batch's deliveries opened into the messages its handler sees.
@@ -112,20 +144,9 @@ impl Opened {
     /// Adds a delivery's messages (a bundle's parts), moving its body out:
     /// the delivery is kept only to ack it.
     fn take(&mut self, d: &mut Delivery) {
-        let whole = Message::of_taken(d);
-        if whole.message_type.as_deref() != Some(bundle::BUNDLE_TYPE) {
-            self.messages.push(whole);
-            return;
-        }
-        match bundle::unbundle(&whole.data) {
-            Ok(parts) => self.messages.extend(parts.into_iter().map(|p| Message {
-                data: p.body,
-                headers: p.headers,
-                routing_key: whole.routing_key.clone(),
-                message_id: Some(p.message_id),
-                message_type: Some(p.message_type),
-            })),
-            Err(reason) => self.broken.push((whole, reason)),
+        match Message::open(d) {
+            Carried::Messages(messages) => self.messages.extend(messages),
+            Carried::Broken { whole, reason } => self.broken.push((whole, reason)),
         }
     }
 
@@ -134,21 +155,22 @@ impl Opened {
     }
 }
 
-/// Handles deliveries one by one, durably in groups (see [`run_pipelined`]).
+/// Handles messages one by one, durably in groups (see [`run_pipelined`]).
 pub trait PipelineHandler: Send + Sync + 'static {
-    /// Everything one delivery's outcome needs to become durable.
+    /// Everything one message's outcome needs to become durable.
     type Prepared: Send + Sync + 'static;
 
-    /// The per-delivery work, run concurrently with every other delivery in
-    /// flight. `Err` means a transient failure before anything took effect:
-    /// the loop calls `prepare` again after a backoff (or, once shutdown has
-    /// begun, leaves the delivery unacked for redelivery).
+    /// The per-message work, run concurrently with every other message in
+    /// flight (a delivery, or one part of a bundle — the handler cannot tell
+    /// them apart). `Err` means a transient failure before anything took
+    /// effect: the loop calls `prepare` again after a backoff (or, once
+    /// shutdown has begun, leaves the delivery unacked for redelivery).
     fn prepare(
         &self,
-        delivery: &Delivery,
+        message: &Message,
     ) -> impl Future<Output = anyhow::Result<Self::Prepared>> + Send;
 
-    /// Makes a group of prepared deliveries durable (one transaction, retry
+    /// Makes a group of prepared messages durable (one transaction, retry
     /// copies confirmed first …) and returns one outcome per element, in
     /// order. `Err` means nothing of the group took effect: the same group is
     /// committed again after a backoff.
@@ -159,12 +181,12 @@ pub trait PipelineHandler: Send + Sync + 'static {
     ) -> impl Future<Output = anyhow::Result<Vec<Outcome>>> + Send;
 }
 
-/// How prepared deliveries are grouped into commits.
+/// How prepared messages are grouped into commits.
 #[derive(Clone, Copy, Debug)]
 pub struct GroupCommit {
-    /// Most deliveries per commit.
+    /// Most messages per commit.
     pub max: usize,
-    /// How long the first ready delivery waits for company before its group
+    /// How long the first ready message waits for company before its group
     /// is committed, when no commit is running (under load, deliveries pile
     /// up behind the running commit anyway).
     pub linger: Duration,
@@ -425,9 +447,26 @@ impl<H: PipelineHandler> Session for Pipelined<'_, H> {
     }
 }
 
+/// One message of a delivery in flight.
+struct Part {
+    /// The delivery that carried it.
+    tag: u64,
+    message: Message,
+}
+
+/// A message ready to be committed.
+enum Ready<P> {
+    /// What the handler prepared.
+    Prepared(P),
+    /// A bundle that does not decode: dead-lettered whole, without the
+    /// handler, with this reason.
+    Broken(String),
+}
+
 /// One loop drives three kinds of work concurrently: taking deliveries from
-/// the broker, the per-delivery `prepare` futures, and at most one group
-/// commit (commits run one at a time, so their acks never race).
+/// the broker (opening bundles), the per-message `prepare` futures, and at
+/// most one group commit (commits run one at a time, so their acks never
+/// race). A delivery is acked when the last of its messages is committed.
 async fn consume_pipelined<H: PipelineHandler>(
     conn: &lapin::Connection,
     cfg: &ConsumerConfig,
@@ -445,12 +484,14 @@ async fn consume_pipelined<H: PipelineHandler>(
         tag,
     } = Channels::open(conn, cfg, ready).await?;
     let acks = Mutex::new(AckTracker::default());
+    let unsettled = Mutex::new(Unsettled::default());
 
     let mut preparing = FuturesUnordered::new();
-    let mut prepared: Vec<(Delivery, H::Prepared)> = Vec::new();
-    // When the oldest prepared delivery's group is due at the latest.
+    let mut prepared: Vec<(Part, Ready<H::Prepared>)> = Vec::new();
+    // When the oldest prepared message's group is due at the latest.
     let mut due_at: Option<Instant> = None;
     let mut committing: Option<BoxFuture<'_, anyhow::Result<()>>> = None;
+    let mut committing_len = 0;
     let mut consuming = true;
 
     loop {
@@ -461,40 +502,65 @@ async fn consume_pipelined<H: PipelineHandler>(
             let group: Vec<_> = prepared.drain(..take).collect();
             // Leftovers (a full group was cut off) are due at once.
             due_at = (!prepared.is_empty()).then(Instant::now);
+            committing_len = group.len();
             committing = Some(
                 commit_group(
-                    handler, group, &acks, &publisher, cfg.queue, metrics, shutdown,
+                    handler, group, &unsettled, &acks, &publisher, cfg.queue, metrics, shutdown,
                 )
                 .boxed(),
             );
         }
         if !consuming && preparing.is_empty() && prepared.is_empty() && committing.is_none() {
+            // Deliveries with a message left unprepared stay unacked and
+            // return to the queue when the channel closes.
             Channels::close(&channel, &publisher).await;
             return Ok(());
         }
+        // Counted in messages, so a window of bundles is no more work in
+        // flight than a window of single messages (RabbitMQ's prefetch
+        // counts deliveries and bounds only the memory).
+        let in_flight = preparing.len() + prepared.len() + committing_len;
         let linger = due_at.filter(|_| committing.is_none());
         tokio::select! {
             _ = shutdown.cancelled(), if consuming => {
                 consuming = false;
                 Channels::stop_consuming(&channel, &tag).await;
             }
-            next = consumer.next(), if consuming => match next {
-                Some(Ok(d)) => preparing.push(prepare_with_retry(handler, d, cfg.queue, shutdown)),
-                Some(Err(e)) => return Err(e.into()),
-                None => anyhow::bail!("the broker cancelled the consumer"),
-            },
-            Some(done) = preparing.next(), if !preparing.is_empty() => {
-                // `None`: shutdown came while its work kept failing; it stays
-                // unacked and returns to the queue when the channel closes.
-                if let Some(item) = done {
-                    if prepared.is_empty() {
-                        due_at = Some(Instant::now() + mode.group.linger);
+            next = consumer.next(), if consuming && in_flight < usize::from(cfg.prefetch) => {
+                let mut d = match next {
+                    Some(Ok(d)) => d,
+                    Some(Err(e)) => return Err(e.into()),
+                    None => anyhow::bail!("the broker cancelled the consumer"),
+                };
+                let tag = d.delivery_tag;
+                let mut waiting = unsettled.lock().expect("unsettled lock");
+                match Message::open(&mut d) {
+                    Carried::Messages(messages) => {
+                        waiting.insert(tag, d, messages.len());
+                        for message in messages {
+                            let part = Part { tag, message };
+                            preparing.push(prepare_with_retry(handler, part, cfg.queue, shutdown));
+                        }
                     }
-                    prepared.push(item);
+                    Carried::Broken { whole, reason } => {
+                        waiting.insert(tag, d, 1);
+                        let part = Part { tag, message: whole };
+                        let item = (part, Ready::Broken(reason));
+                        push_ready(&mut prepared, &mut due_at, mode.group.linger, item);
+                    }
+                }
+            }
+            Some(done) = preparing.next(), if !preparing.is_empty() => {
+                // `None`: shutdown came while its work kept failing; its
+                // delivery stays unacked and returns to the queue when the
+                // channel closes.
+                if let Some(item) = done {
+                    push_ready(&mut prepared, &mut due_at, mode.group.linger, item);
                 }
             }
             Some(result) = OptionFuture::from(committing.as_mut()), if committing.is_some() => {
                 committing = None;
+                committing_len = 0;
                 result?;
             }
             _ = sleep_until_some(linger), if linger.is_some() => {}
@@ -502,7 +568,20 @@ async fn consume_pipelined<H: PipelineHandler>(
     }
 }
 
-/// Whether the prepared deliveries should be committed now (no commit running).
+/// Adds a message ready to commit; the first one starts the linger.
+fn push_ready<P>(
+    prepared: &mut Vec<(Part, Ready<P>)>,
+    due_at: &mut Option<Instant>,
+    linger: Duration,
+    item: (Part, Ready<P>),
+) {
+    if prepared.is_empty() {
+        *due_at = Some(Instant::now() + linger);
+    }
+    prepared.push(item);
+}
+
+/// Whether the prepared messages should be committed now (no commit running).
 fn group_due(
     ready: usize,
     max_group: usize,
@@ -520,25 +599,25 @@ async fn sleep_until_some(at: Option<Instant>) {
     }
 }
 
-/// Prepares one delivery, retrying transient failures; `None` if shutdown
+/// Prepares one message, retrying transient failures; `None` if shutdown
 /// came first.
 async fn prepare_with_retry<H: PipelineHandler>(
     handler: &H,
-    delivery: Delivery,
+    part: Part,
     queue: &str,
     shutdown: &CancellationToken,
-) -> Option<(Delivery, H::Prepared)> {
+) -> Option<(Part, Ready<H::Prepared>)> {
     let mut backoff = reconnect_backoff();
     loop {
-        let err = match handler.prepare(&delivery).await {
-            Ok(p) => return Some((delivery, p)),
+        let err = match handler.prepare(&part.message).await {
+            Ok(p) => return Some((part, Ready::Prepared(p))),
             Err(e) => e,
         };
         if shutdown.is_cancelled() {
             return None;
         }
         let wait = backoff.next().unwrap_or(Duration::from_secs(5));
-        tracing::warn!(queue, error = format!("{err:#}"), retry_in = ?wait, "delivery failed, will retry");
+        tracing::warn!(queue, error = format!("{err:#}"), retry_in = ?wait, "message failed, will retry");
         tokio::select! {
             _ = shutdown.cancelled() => return None,
             _ = tokio::time::sleep(wait) => {}
@@ -546,38 +625,72 @@ async fn prepare_with_retry<H: PipelineHandler>(
     }
 }
 
-/// Commits one group until it succeeds, then dead-letters and acks. If
-/// shutdown comes while the commit keeps failing, the group stays unacked.
-/// The prepared values are dropped only after the acks (a handler may hold
-/// per-delivery claims in them until the outcome is settled).
+/// Commits one group until it succeeds, then dead-letters and acks the
+/// deliveries it completed (a bundle's dead parts wait for the bundle). If shutdown comes while the commit
+/// keeps failing, nothing of the group is acked. The prepared values are
+/// dropped only after the acks (a handler may hold per-message claims in
+/// them until the outcome is settled).
+#[allow(clippy::too_many_arguments)]
 async fn commit_group<H: PipelineHandler>(
     handler: &H,
-    group: Vec<(Delivery, H::Prepared)>,
+    group: Vec<(Part, Ready<H::Prepared>)>,
+    unsettled: &Mutex<Unsettled<Delivery, OutgoingMessage>>,
     acks: &Mutex<AckTracker>,
     publisher: &Publisher,
     queue: &str,
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let (deliveries, prepared): (Vec<Delivery>, Vec<H::Prepared>) = group.into_iter().unzip();
-    let outcomes = retry_until_ok(queue, deliveries.len(), shutdown, || {
-        handler.commit(&prepared, publisher)
-    })
-    .await;
-    let result = match outcomes {
-        Some(outcomes) => {
-            let dead = deliveries
-                .iter()
+    let mut tags = Vec::with_capacity(group.len());
+    let mut messages = Vec::with_capacity(group.len());
+    let mut prepared = Vec::with_capacity(group.len());
+    // One slot per message: broken bundles' outcomes are known already,
+    // the handler fills the rest.
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(group.len());
+    for (part, ready) in group {
+        tags.push(part.tag);
+        messages.push(part.message);
+        match ready {
+            Ready::Prepared(p) => {
+                prepared.push(p);
+                outcomes.push(None);
+            }
+            Ready::Broken(reason) => outcomes.push(Some(Outcome::Dead(reason))),
+        }
+    }
+    let handled = if prepared.is_empty() {
+        Some(Vec::new())
+    } else {
+        retry_until_ok(queue, prepared.len(), shutdown, || {
+            handler.commit(&prepared, publisher)
+        })
+        .await
+    };
+    let result = match handled {
+        Some(handled) => {
+            let mut handled = handled.into_iter();
+            // `retry_until_ok` checked the count: every slot is filled.
+            let outcomes: Vec<Outcome> = outcomes
+                .into_iter()
+                .map(|o| o.or_else(|| handled.next()))
+                .collect::<Option<_>>()
+                .ok_or_else(|| anyhow::anyhow!("a group's outcomes do not match its messages"))?;
+            let parts = tags
+                .into_iter()
+                .zip(&messages)
                 .zip(&outcomes)
-                .filter_map(|(d, o)| match o {
-                    Outcome::Dead(reason) => Some(dead_letter(&Message::of(d), queue, reason)),
-                    Outcome::Ack => None,
-                })
-                .collect();
+                .map(|((tag, m), o)| {
+                    let dead = match o {
+                        Outcome::Dead(reason) => Some(dead_letter(m, queue, reason)),
+                        Outcome::Ack => None,
+                    };
+                    (tag, dead)
+                });
+            let done = unsettled.lock().expect("unsettled lock").committed(parts);
             settle(
-                &deliveries,
+                &done.deliveries,
                 &outcomes,
-                dead,
+                done.dead,
                 acks,
                 publisher,
                 queue,
@@ -648,8 +761,8 @@ fn dead_letters(messages: &[Message], outcomes: &[Outcome], queue: &str) -> Vec<
 }
 
 /// Dead letters first (confirmed in the DLQ, so never dropped), then the
-/// acks of every delivery in `batch`. `outcomes` (one per message) are for
-/// the logs and metrics.
+/// acks of every delivery in `batch` (those whose every message is settled).
+/// `outcomes` (one per message) are for the logs and metrics.
 async fn settle(
     batch: &[Delivery],
     outcomes: &[Outcome],

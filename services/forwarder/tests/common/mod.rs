@@ -20,7 +20,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use clap::Parser;
-use lapin::options::BasicGetOptions;
+use lapin::options::{BasicGetOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
 use salesync_core::amqp::publisher::{OutgoingMessage, Publisher};
 use salesync_core::amqp::{self, topology};
 use salesync_core::crypto::SecretBox;
@@ -219,6 +220,20 @@ async fn target_handler(
         }
         "switch" => (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response(),
         _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Every request the target saw carried a valid signature, the idempotency
+/// key equal to `webhook-id`, and this test's trace.
+pub fn assert_well_formed(seen: &[Seen]) {
+    for s in seen {
+        assert!(s.signature_ok, "signature did not verify: {s:?}");
+        assert_eq!(s.webhook_id, s.idempotency_key);
+        let traceparent = s.traceparent.as_deref().unwrap_or_default();
+        assert!(
+            traceparent.contains(TRACE_ID),
+            "trace not continued: {traceparent:?}"
+        );
     }
 }
 
@@ -542,33 +557,43 @@ impl TestEnv {
     /// Publishes raw bodies to `sale.forward`, each with a fresh `traceparent`
     /// in trace [`TRACE_ID`].
     pub async fn publish_raw(&self, bodies: &[Vec<u8>]) {
-        let conn = amqp::connect(&self.amqp_url, "forwarder-test-publisher")
-            .await
-            .unwrap();
-        let publisher = Publisher::open(&conn).await.unwrap();
-        let messages: Vec<OutgoingMessage> = bodies
-            .iter()
-            .map(|b| {
-                let headers = BTreeMap::from([(
-                    "traceparent".to_string(),
-                    format!("00-{TRACE_ID}-00f067aa0ba902b7-01"),
-                )]);
-                OutgoingMessage::new(
-                    ROUTING_FORWARD,
-                    uuid::Uuid::new_v4().to_string(),
-                    "sale.forward",
-                    headers,
-                    b.clone(),
-                )
-            })
-            .collect();
-        publisher.publish_all(&messages).await.unwrap();
-        let _ = conn.close(200, "bye".into()).await;
+        self.publish_messages(&commands(bodies)).await;
     }
 
     pub async fn publish(&self, envelopes: &[&Envelope<ForwardCommand>]) {
         let bodies: Vec<Vec<u8>> = envelopes.iter().map(|e| e.to_bytes()).collect();
         self.publish_raw(&bodies).await;
+    }
+
+    /// Publishes `messages` as they are (bundles, broken ones …).
+    pub async fn publish_messages(&self, messages: &[OutgoingMessage]) {
+        let conn = amqp::connect(&self.amqp_url, "forwarder-test-publisher")
+            .await
+            .unwrap();
+        let publisher = Publisher::open(&conn).await.unwrap();
+        publisher.publish_all(messages).await.unwrap();
+        let _ = conn.close(200, "bye".into()).await;
+    }
+
+    /// Messages ready in `queue` (not counting those delivered and unacked).
+    pub async fn queue_depth(&self, queue: &str) -> u32 {
+        let conn = amqp::connect(&self.amqp_url, "forwarder-test-depth")
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let _ = conn.close(200, "bye".into()).await;
+        q.message_count()
     }
 
     /// Takes everything in `salesync.dead` (body, headers).
@@ -703,6 +728,27 @@ pub struct AttemptRow {
     pub response_excerpt: Option<String>,
     pub duration_ms: i32,
     pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// `sale.forward` messages of these bodies, each with a fresh `traceparent`
+/// in trace [`TRACE_ID`].
+pub fn commands(bodies: &[Vec<u8>]) -> Vec<OutgoingMessage> {
+    bodies
+        .iter()
+        .map(|b| {
+            let headers = BTreeMap::from([(
+                "traceparent".to_string(),
+                format!("00-{TRACE_ID}-00f067aa0ba902b7-01"),
+            )]);
+            OutgoingMessage::new(
+                ROUTING_FORWARD,
+                uuid::Uuid::new_v4().to_string(),
+                "sale.forward",
+                headers,
+                b.clone(),
+            )
+        })
+        .collect()
 }
 
 /// A forwarder started by a test; stopped when dropped.
