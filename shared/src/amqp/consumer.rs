@@ -679,13 +679,7 @@ async fn commit_group<H: PipelineHandler>(
                 .into_iter()
                 .zip(&messages)
                 .zip(&outcomes)
-                .map(|((tag, m), o)| {
-                    let dead = match o {
-                        Outcome::Dead(reason) => Some(dead_letter(m, queue, reason)),
-                        Outcome::Ack => None,
-                    };
-                    (tag, dead)
-                });
+                .map(|((tag, m), o)| (tag, dead_copy(m, o, queue)));
             let done = unsettled.lock().expect("unsettled lock").committed(parts);
             settle(
                 &done.deliveries,
@@ -753,11 +747,16 @@ fn dead_letters(messages: &[Message], outcomes: &[Outcome], queue: &str) -> Vec<
     messages
         .iter()
         .zip(outcomes)
-        .filter_map(|(m, o)| match o {
-            Outcome::Dead(reason) => Some(dead_letter(m, queue, reason)),
-            Outcome::Ack => None,
-        })
+        .filter_map(|(m, o)| dead_copy(m, o, queue))
         .collect()
+}
+
+/// The dead-letter copy of `m` if its outcome is `Dead`.
+fn dead_copy(m: &Message, outcome: &Outcome, queue: &str) -> Option<OutgoingMessage> {
+    match outcome {
+        Outcome::Dead(reason) => Some(dead_letter(m, queue, reason)),
+        Outcome::Ack => None,
+    }
 }
 
 /// Dead letters first (confirmed in the DLQ, so never dropped), then the
