@@ -40,6 +40,18 @@ fn contains(body: &[u8], needle: &str) -> bool {
     String::from_utf8_lossy(body).contains(needle)
 }
 
+/// Messages the forwarder counted as consumed with `outcome` (Prometheus text).
+fn consumed(forwarder: &common::ForwarderHandle, outcome: &str) -> u64 {
+    let label = format!("outcome=\"{outcome}\"");
+    forwarder
+        .metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("salesync_messages_consumed_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bundles_commands_are_handled_one_by_one_and_dead_lettered_alone() {
     with_env(|env| async move {
@@ -125,6 +137,10 @@ async fn a_bundles_commands_are_handled_one_by_one_and_dead_lettered_alone() {
         assert_eq!(counts.get(&bad.payload.target_ref), Some(&1));
         assert_eq!(seen.len(), 3, "{counts:?}");
 
+        // Counted per message: three acked (one a duplicate), four dead.
+        assert_eq!(consumed(&forwarder, "ack"), 3);
+        assert_eq!(consumed(&forwarder, "dead"), 4);
+
         // Both bundles were acked: nothing returns to the queue on stop.
         forwarder.stop().await;
         assert_eq!(env.queue_depth(Q_FORWARD).await, 0);
@@ -186,6 +202,11 @@ async fn a_bundle_cut_off_by_shutdown_comes_back_and_sends_only_what_was_left() 
         // waiting for its slot is not sent, so the bundle stays unacked and
         // returns to the queue whole — with the dead part's letter not yet
         // sent (it goes when the bundle is settled).
+        assert_eq!(
+            consumed(&forwarder, "dead"),
+            0,
+            "counted as its letter goes out"
+        );
         forwarder.stop().await;
         assert_eq!(
             env.delivery_row(in_flight.payload.delivery_id).await.state,
@@ -212,6 +233,7 @@ async fn a_bundle_cut_off_by_shutdown_comes_back_and_sends_only_what_was_left() 
             dead.iter().map(reason).collect::<Vec<_>>()
         );
         assert!(contains(&dead[0].0, &bad.payload.delivery_id.to_string()));
+        assert_eq!(consumed(&forwarder, "dead"), 1);
         forwarder.stop().await;
         assert_eq!(env.queue_depth(Q_FORWARD).await, 0, "the bundle was acked");
 

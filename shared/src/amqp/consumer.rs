@@ -761,7 +761,8 @@ fn dead_copy(m: &Message, outcome: &Outcome, queue: &str) -> Option<OutgoingMess
 
 /// Dead letters first (confirmed in the DLQ, so never dropped), then the
 /// acks of every delivery in `batch` (those whose every message is settled).
-/// `outcomes` (one per message) are for the logs and metrics.
+/// `outcomes` (one per message committed) count the acked messages; the
+/// dead ones are counted as their letters go out (a bundle's wait for it).
 async fn settle(
     batch: &[Delivery],
     outcomes: &[Outcome],
@@ -800,15 +801,18 @@ async fn settle(
     for acker in plan.single.into_iter().filter_map(acker) {
         acker.ack(BasicAckOptions::default()).await?;
     }
-    for o in outcomes {
-        match o {
-            Outcome::Ack => metrics.consumed(queue, "ack", 1),
-            Outcome::Dead(reason) => {
-                tracing::warn!(queue, reason, "dead-lettered");
-                metrics.consumed(queue, "dead", 1);
-                metrics.dead_lettered(reason_kind(reason));
-            }
-        }
+    let acked = outcomes.iter().filter(|o| **o == Outcome::Ack).count();
+    if acked > 0 {
+        metrics.consumed(queue, "ack", acked as u64);
+    }
+    for letter in &dead {
+        let reason = letter
+            .headers
+            .get("x-dead-reason")
+            .map_or("", String::as_str);
+        tracing::warn!(queue, reason, "dead-lettered");
+        metrics.consumed(queue, "dead", 1);
+        metrics.dead_lettered(reason_kind(reason));
     }
     Ok(())
 }
