@@ -6,6 +6,7 @@
 //! - `amqp`: RabbitMQ topology, confirmed publishing and batch consuming
 //! - `outbox`: DB→broker hand-off that survives a broker outage
 //! - `db`, `config`, `telemetry`, `metrics`, `ops`: plumbing
+//! - `egress`: the HTTP client for URLs tenants choose, and the addresses it refuses
 //! - `signing`, `crypto`, `tokens`: webhook signatures, secrets at rest, API tokens
 
 pub mod amqp;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod domain;
+pub mod egress;
 pub mod integration;
 pub mod integration_store;
 pub mod memory;

@@ -609,6 +609,9 @@ impl Services {
     }
 }
 
+/// The harness's `TARGET_ALLOW_NETS`: every target it starts is on loopback.
+pub const LOOPBACK_NETS: &str = "127.0.0.0/8,::1";
+
 /// The full environment of one process.
 fn instance_env(config: &ServicesConfig, kind: ServiceKind, port: u16) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
@@ -624,6 +627,9 @@ fn instance_env(config: &ServicesConfig, kind: ServiceKind, port: u16) -> BTreeM
             env.insert("OPS_LISTEN".into(), listen);
         }
     }
+    // The targets of tests, the demo and the benchmark listen on loopback,
+    // which salesync refuses to call unless an operator allows it.
+    env.insert("TARGET_ALLOW_NETS".into(), LOOPBACK_NETS.into());
     // Every service gets the key; one that handles no secrets ignores it.
     env.insert(
         "SALESYNC_ENCRYPTION_KEYS".into(),

@@ -8,6 +8,7 @@ use salesync_core::config::{
     CommonArgs, OpsArgs, parse_duration, parse_duration_at_most, parse_duration_list,
 };
 use salesync_core::crypto::EncryptionArgs;
+use salesync_core::egress::EgressArgs;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -24,6 +25,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub encryption: EncryptionArgs,
+
+    #[command(flatten)]
+    pub egress: EgressArgs,
 
     /// Unacked messages the broker hands this process at once: the most
     /// deliveries in flight (being sent, waiting for a slot, or waiting for

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use salesync_core::egress::{self, EgressClient, EgressPolicy};
 use salesync_core::integration_store::IntegrationSecrets;
 use salesync_core::signing;
 use salesync_core::telemetry;
@@ -54,19 +55,24 @@ impl Attempt {
 
 #[derive(Clone)]
 pub struct Deliverer {
-    client: reqwest::Client,
+    client: EgressClient,
 }
 
 impl Deliverer {
-    pub fn new(connect_timeout: Duration, request_timeout: Duration) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
+    /// Sends only where `egress` allows (no redirects: a signed sale must not
+    /// be bounced to a host nobody configured).
+    pub fn new(
+        connect_timeout: Duration,
+        request_timeout: Duration,
+        egress: EgressPolicy,
+    ) -> anyhow::Result<Self> {
+        let builder = egress
+            .client_builder()
             .connect_timeout(connect_timeout)
             .timeout(request_timeout)
-            // A signed sale must not be bounced to a host nobody configured.
-            .redirect(reqwest::redirect::Policy::none())
             .user_agent(USER_AGENT)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
+            .pool_idle_timeout(Duration::from_secs(60));
+        let client = EgressClient::new(egress, builder)
             .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
         Ok(Self { client })
     }
@@ -76,36 +82,24 @@ impl Deliverer {
     pub async fn send(&self, req: &Request<'_>) -> Attempt {
         let started_at = Utc::now();
         let clock = Instant::now();
+        let unsent = |error: TransportError| Attempt {
+            started_at,
+            duration: clock.elapsed(),
+            outcome: HttpOutcome::Transport(error),
+            response_excerpt: None,
+            body_error: None,
+        };
         let headers = match signed_headers(req, started_at.timestamp()) {
             Ok(h) => h,
-            Err(reason) => {
-                return Attempt {
-                    started_at,
-                    duration: clock.elapsed(),
-                    outcome: HttpOutcome::Transport(TransportError::InvalidRequest(reason)),
-                    response_excerpt: None,
-                    body_error: None,
-                };
-            }
+            Err(reason) => return unsent(TransportError::InvalidRequest(reason)),
         };
-        let sent = self
-            .client
-            .post(req.url)
-            .headers(headers)
-            .body(req.body.to_vec())
-            .send()
-            .await;
-        let mut response = match sent {
+        let post = match self.client.post(req.url) {
+            Ok(post) => post,
+            Err(refused) => return unsent(refused_target(&refused)),
+        };
+        let mut response = match post.headers(headers).body(req.body.to_vec()).send().await {
             Ok(r) => r,
-            Err(e) => {
-                return Attempt {
-                    started_at,
-                    duration: clock.elapsed(),
-                    outcome: HttpOutcome::Transport(transport_error(&e)),
-                    response_excerpt: None,
-                    body_error: None,
-                };
-            }
+            Err(e) => return unsent(transport_error(&e)),
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -184,7 +178,16 @@ async fn read_limited(response: &mut reqwest::Response, limit: usize) -> (Vec<u8
     (body, None)
 }
 
+/// A target salesync will not call: no retry changes that, and the request
+/// was never sent (so it says nothing about the target's health).
+fn refused_target(refused: &egress::Refused) -> TransportError {
+    TransportError::InvalidRequest(format!("target refused by salesync: {refused}"))
+}
+
 fn transport_error(e: &reqwest::Error) -> TransportError {
+    if let Some(refused) = egress::refusal_in(e) {
+        return refused_target(refused);
+    }
     // The chain carries the useful part ("connection refused", "connection
     // closed before message completed"); the top level is only "error sending request".
     let detail = error_chain(e);
@@ -292,7 +295,13 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_and_invalid_targets_are_transport_errors() {
-        let d = Deliverer::new(Duration::from_millis(500), Duration::from_secs(1)).unwrap();
+        let loopback = egress::parse_allow_nets("127.0.0.0/8").unwrap();
+        let d = Deliverer::new(
+            Duration::from_millis(500),
+            Duration::from_secs(1),
+            EgressPolicy::new(loopback),
+        )
+        .unwrap();
         let s = secrets(None);
         let mut req = Request {
             url: "not a url",

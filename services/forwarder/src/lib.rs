@@ -65,7 +65,11 @@ pub async fn run(
     db_ready.set(true);
     db::watch_readiness(pool.clone(), db_ready, shutdown.clone());
 
-    let deliverer = deliver::Deliverer::new(args.connect_timeout, args.request_timeout)?;
+    let deliverer = deliver::Deliverer::new(
+        args.connect_timeout,
+        args.request_timeout,
+        args.egress.policy(),
+    )?;
     let policy = RetryPolicy {
         delays: args.retry_delays.0.clone(),
         max_attempts: args.max_attempts,

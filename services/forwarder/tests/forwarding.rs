@@ -100,6 +100,54 @@ async fn a_400_is_dead_at_once_with_its_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_on_a_forbidden_address_is_dead_at_once_and_never_contacted() {
+    with_env(|env| async move {
+        // No allow-list: loopback is what a tenant must never reach. The
+        // deliveries were stored while it was allowed (or a name resolved
+        // elsewhere then): the connect-time check is the last word.
+        let forwarder = env.start_forwarder_with(&["--target-allow-nets", ""]);
+        let port = reqwest::Url::parse(&env.target.url("ok"))
+            .unwrap()
+            .port()
+            .unwrap();
+        let urls = [
+            env.target.url("ok"),
+            format!("http://localhost:{port}/ok"),
+            format!("http://[::ffff:127.0.0.1]:{port}/ok"),
+            format!("http://2130706433:{port}/ok"),
+        ];
+        let mut ids = Vec::new();
+        for url in &urls {
+            let cmd = env.delivery_to(url, Purpose::Forward).await;
+            ids.push(cmd.payload.delivery_id);
+            env.publish(&[&cmd]).await;
+        }
+        for (id, url) in ids.iter().zip(&urls) {
+            let row = env.wait_for_state(*id, "dead", PATIENCE).await;
+            let reason = row.dead_reason.unwrap_or_default();
+            assert!(
+                reason.starts_with("invalid request: target refused by salesync: ")
+                    && reason.contains("a loopback address salesync does not call"),
+                "{url}: {reason}"
+            );
+            assert_eq!(row.attempts, 1, "{url}");
+        }
+        assert!(env.target.seen().is_empty(), "{:?}", env.target.seen());
+        forwarder.stop().await;
+
+        // Allowed by the operator, the same target is reached.
+        let forwarder = env.start_forwarder();
+        let cmd = env.delivery_to(&urls[1], Purpose::Forward).await;
+        env.publish(&[&cmd]).await;
+        env.wait_for_state(cmd.payload.delivery_id, "delivered", PATIENCE)
+            .await;
+        assert_eq!(env.target.seen().len(), 1);
+        forwarder.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalling_target_is_retried_then_dead_after_max_attempts() {
     with_env(|env| async move {
         let forwarder = env.start_forwarder();

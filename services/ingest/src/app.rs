@@ -11,7 +11,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use salesync_core::crypto::SecretBox;
-use salesync_core::domain::TenantId;
+use salesync_core::domain::{FieldError, TenantId};
+use salesync_core::egress::EgressPolicy;
 use salesync_core::metrics::Metrics;
 use salesync_core::ops::{self, Readiness};
 use salesync_core::outbox::Handoff;
@@ -51,9 +52,28 @@ pub struct AppState {
     pub committer: SaleCommitter,
     /// Recently authenticated tokens (`AUTH_CACHE_TTL` / `AUTH_CACHE_MAX`).
     pub token_cache: Arc<TokenCache>,
+    /// Which addresses a URL a tenant configures may lead to (`TARGET_ALLOW_NETS`).
+    pub egress: EgressPolicy,
 }
 
 impl AppState {
+    /// Refuses URLs salesync would not call on the tenant's behalf (loopback,
+    /// private, link-local … unless allowed), with a 422 naming each field.
+    /// `urls` are (field, URL) pairs that already passed the syntax check.
+    pub async fn check_callable(&self, urls: &[(&str, &str)]) -> Result<(), ApiError> {
+        let mut problems = Vec::new();
+        for (field, url) in urls {
+            if let Err(refused) = self.egress.check_configured_url(url).await {
+                problems.push(FieldError::new(*field, refused.to_string()));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(problems))
+        }
+    }
+
     /// Charges the tenant `cost` requests' worth of its rate limit.
     pub fn charge(&self, tenant: TenantId, cost: u32) -> Result<(), ApiError> {
         self.rate_limits

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use salesync_core::config::{CommonArgs, parse_duration_at_most, parse_positive_duration};
 use salesync_core::crypto::EncryptionArgs;
 use salesync_core::domain::{DeliveryId, TenantId};
+use salesync_core::egress::EgressArgs;
 
 /// Shortest accepted `ADMIN_TOKEN`: anything shorter is guessable.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
@@ -39,6 +40,9 @@ pub struct Cli {
 
     #[command(flatten)]
     pub serve: ServeArgs,
+
+    #[command(flatten)]
+    pub egress: EgressArgs,
 }
 
 #[derive(Subcommand, Debug, Clone)]

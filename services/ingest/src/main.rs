@@ -116,6 +116,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         amqp_url: cli.common.amqp_url.clone(),
         committer,
         token_cache,
+        egress: cli.egress.policy(),
     };
     let server = tokio::spawn(ops::serve(
         cli.serve.api_listen,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderName, HeaderValue};
+use salesync_core::egress::{self, EgressClient, EgressPolicy};
 use salesync_core::metrics::Metrics;
 use salesync_core::telemetry;
 
@@ -16,17 +17,21 @@ use crate::lookup::{self, LookupError, LookupRequest};
 /// is a small fraction of this, anything bigger is garbage we don't buffer.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
-/// The process's HTTP client for lookups.
-pub fn build_http_client(request_timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// The process's HTTP client for lookups: it reaches only what `egress` allows.
+pub fn build_http_client(
+    request_timeout: Duration,
+    egress: EgressPolicy,
+) -> anyhow::Result<EgressClient> {
+    let builder = egress
+        .client_builder()
         // Covers connect, headers and body: a target that stalls mid-body is cut off too.
         .timeout(request_timeout)
         .connect_timeout(request_timeout.min(Duration::from_secs(5)))
         .user_agent(concat!(
             "salesync-status-poller/",
             env!("CARGO_PKG_VERSION")
-        ))
-        .build()
+        ));
+    EgressClient::new(egress, builder)
         .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))
 }
 
@@ -44,6 +49,8 @@ pub enum PollError {
     Answer(#[from] LookupError),
     #[error("credentials unusable: {0}")]
     Credentials(String),
+    #[error("target refused by salesync: {0}")]
+    Refused(#[from] egress::Refused),
 }
 
 impl PollError {
@@ -55,11 +62,14 @@ impl PollError {
             PollError::Status(_) => "http_error",
             PollError::TooLarge | PollError::Answer(_) => "bad_response",
             PollError::Credentials(_) => "credentials",
+            PollError::Refused(_) => "refused",
         }
     }
 
     fn from_reqwest(e: reqwest::Error) -> Self {
-        if e.is_timeout() {
+        if let Some(refused) = egress::refusal_in(&e) {
+            PollError::Refused(refused.clone())
+        } else if e.is_timeout() {
             PollError::Timeout
         } else {
             // Without the URL: it may carry query secrets and is logged elsewhere.
@@ -70,13 +80,13 @@ impl PollError {
 
 /// Asks the target; target ref → reported status.
 pub async fn lookup(
-    http: &reqwest::Client,
+    http: &EgressClient,
     metrics: &Metrics,
     req: &LookupRequest,
     bearer_token: Option<&str>,
 ) -> Result<BTreeMap<String, String>, PollError> {
     let mut builder = http
-        .post(&req.url)
+        .post(&req.url)?
         .header(ACCEPT, "application/json")
         .json(&req.body);
     if let Some(token) = bearer_token {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use salesync_core::config::{CommonArgs, OpsArgs, parse_duration};
 use salesync_core::crypto::EncryptionArgs;
+use salesync_core::egress::EgressArgs;
 
 use crate::poller::PollSettings;
 
@@ -29,6 +30,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub encryption: EncryptionArgs,
+
+    #[command(flatten)]
+    pub egress: EgressArgs,
 
     /// How often each not-yet-final delivery is asked about (e.g. 30s, 500ms, 2m).
     #[arg(long, env = "POLL_INTERVAL", default_value = "30s", value_parser = parse_positive_duration)]

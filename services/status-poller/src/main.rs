@@ -76,7 +76,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let poller = Poller {
         pool,
-        http: build_http_client(args.request_timeout)?,
+        http: build_http_client(args.request_timeout, args.egress.policy())?,
         secret_box: args.encryption.encryption_keys.clone(),
         settings: args.poll_settings(),
         metrics,

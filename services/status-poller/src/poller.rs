@@ -44,7 +44,7 @@ pub struct PollSettings {
 
 pub struct Poller {
     pub pool: PgPool,
-    pub http: reqwest::Client,
+    pub http: salesync_core::egress::EgressClient,
     pub secret_box: SecretBox,
     pub settings: PollSettings,
     pub metrics: Metrics,

@@ -6,7 +6,9 @@ mod support;
 
 use std::time::Duration;
 
+use salesync_core::egress::EgressPolicy;
 use salesync_core::messages::{Envelope, StatusUpdate};
+use status_poller::client::build_http_client;
 use support::{Behaviour, Target, TestEnv, eventually, next_message};
 use tokio_util::sync::CancellationToken;
 
@@ -283,4 +285,47 @@ async fn the_same_change_seen_twice_is_announced_once() {
         .await
         .expect("count outbox");
     assert_eq!(outbox, 1);
+}
+
+#[tokio::test]
+async fn a_target_on_a_forbidden_address_is_never_asked() {
+    let env = TestEnv::new().await;
+    let target = Target::start(Behaviour::Healthy, None).await;
+    let tenant = env.tenant().await;
+    let port = reqwest::Url::parse(&target.url).unwrap().port().unwrap();
+    let mut deliveries = Vec::new();
+    // By address and by a name that resolves to loopback.
+    for url in [target.url.clone(), format!("http://localhost:{port}/")] {
+        let i = env.integration(tenant, "salesync", &url, None, None).await;
+        let (_, d) = env.delivered_sale(tenant, i, None).await;
+        target.set(d, "processed");
+        deliveries.push(d);
+    }
+
+    // No allow-list: loopback is refused at connect time.
+    let mut poller = env.poller(INTERVAL, 200, Duration::from_millis(400));
+    poller.http = build_http_client(Duration::from_millis(400), EgressPolicy::default()).unwrap();
+    let metrics = poller.metrics.clone();
+    let stop = CancellationToken::new();
+    let tasks = env.run(poller, &stop);
+    let refused = || {
+        metrics
+            .render()
+            .lines()
+            .filter(|l| l.starts_with("salesync_status_polls_total") && l.contains("refused"))
+            .count()
+    };
+    assert!(
+        eventually(WAIT, || refused() >= 1).await,
+        "refused polls counted: {}",
+        metrics.render()
+    );
+    stop.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    assert_eq!(target.request_count(), 0, "the target was never asked");
+    for d in deliveries {
+        assert_eq!(env.delivery_status(d).await, (None, false));
+    }
 }

@@ -9,6 +9,7 @@ pub mod publisher;
 pub mod topology;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -24,14 +25,59 @@ use tokio_util::sync::CancellationToken;
 /// larger message is simply split into several frames.
 pub const DEFAULT_FRAME_MAX: u32 = 16 * 1024;
 
+/// How long one broker node may take to accept a connection before the next
+/// listed node is tried (a node cut off by the network never answers).
+const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which listed node the next connection tries first: successive connections
+/// (and reconnects after a node is lost) go round the cluster.
+static NEXT_NODE: AtomicUsize = AtomicUsize::new(0);
+
 /// Opens one connection, naming it so the management UI shows who it is.
-pub async fn connect(url: &str, name: &str) -> lapin::Result<Connection> {
-    let uri = connection_uri(url).map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
-    Connection::connect_uri(
-        uri,
-        ConnectionProperties::default().with_connection_name(name.to_string().into()),
-    )
-    .await
+///
+/// `urls` is one AMQP URL or several nodes of one cluster, comma-separated
+/// (`amqp://u:p@mq1:5672/%2f,amqp://u:p@mq2:5672/%2f`): each is tried in
+/// turn until one accepts, starting from the node after the one the previous
+/// connection tried first.
+pub async fn connect(urls: &str, name: &str) -> lapin::Result<Connection> {
+    let nodes = node_uris(urls).map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
+    let first = NEXT_NODE.fetch_add(1, Ordering::Relaxed);
+    let mut last_error = None;
+    for i in 0..nodes.len() {
+        let uri = nodes[(first + i) % nodes.len()].clone();
+        let node = format!("{}:{}", uri.authority.host, uri.authority.port);
+        let props = ConnectionProperties::default().with_connection_name(name.to_string().into());
+        let error =
+            match tokio::time::timeout(NODE_CONNECT_TIMEOUT, Connection::connect_uri(uri, props))
+                .await
+            {
+                Ok(Ok(conn)) => return Ok(conn),
+                Ok(Err(e)) => e,
+                Err(_) => lapin::Error::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("{node} did not accept a connection within {NODE_CONNECT_TIMEOUT:?}"),
+                )),
+            };
+        if nodes.len() > 1 {
+            tracing::warn!(%node, error = %error, "RabbitMQ node not reachable; trying the next");
+        }
+        last_error = Some(error);
+    }
+    Err(last_error.expect("node_uris never returns an empty list"))
+}
+
+/// The nodes of a comma-separated `AMQP_URL`, each as [`connection_uri`] reads it.
+fn node_uris(urls: &str) -> Result<Vec<AMQPUri>, String> {
+    let nodes = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(connection_uri)
+        .collect::<Result<Vec<_>, _>>()?;
+    if nodes.is_empty() {
+        return Err("AMQP_URL names no broker".into());
+    }
+    Ok(nodes)
 }
 
 /// Parses an AMQP URL, asking for [`DEFAULT_FRAME_MAX`] unless it says otherwise.
@@ -110,5 +156,48 @@ mod tests {
         let uri = super::connection_uri("amqp://127.0.0.1/v?frame_max=131072").unwrap();
         assert_eq!(uri.query.frame_max, Some(131072));
         assert!(super::connection_uri("not a url").is_err());
+    }
+
+    #[test]
+    fn several_nodes_are_listed_with_commas() {
+        let nodes = super::node_uris(
+            "amqp://guest:guest@10.0.0.1:5672/%2f, amqp://guest:guest@mq2:5673/%2f,",
+        )
+        .unwrap();
+        let hosts: Vec<_> = nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.authority.host.as_str(),
+                    n.authority.port,
+                    n.query.frame_max,
+                )
+            })
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                ("10.0.0.1", 5672, Some(super::DEFAULT_FRAME_MAX)),
+                ("mq2", 5673, Some(super::DEFAULT_FRAME_MAX))
+            ]
+        );
+        assert!(super::node_uris(" , ").is_err());
+        assert!(super::node_uris("amqp://a/%2f,nope").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_node_that_is_down_is_skipped_for_the_next() {
+        let live = std::env::var("AMQP_URL")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+        // Port 1: nothing listens, the connection is refused at once.
+        let urls = format!("amqp://guest:guest@127.0.0.1:1/%2f,{live}");
+        // Whichever node a connection starts from, each one gets through.
+        for _ in 0..3 {
+            let conn = super::connect(&urls, "node-failover-test").await.unwrap();
+            assert!(conn.status().connected());
+            conn.close(200, "bye".into()).await.unwrap();
+        }
+        let err = super::connect("amqp://guest:guest@127.0.0.1:1/%2f", "x").await;
+        assert!(err.is_err());
     }
 }

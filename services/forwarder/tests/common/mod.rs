@@ -45,6 +45,8 @@ pub const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 pub const RETRY_DELAYS: &str = "200ms,400ms,1s";
 pub const MAX_ATTEMPTS: u32 = 3;
 pub const REQUEST_TIMEOUT: &str = "500ms";
+/// `TARGET_ALLOW_NETS` of the tests: the test targets listen on loopback.
+pub const LOOPBACK_NETS: &str = "127.0.0.0/8,::1";
 
 // ---------------------------------------------------------------- target
 
@@ -426,7 +428,7 @@ impl TestEnv {
             .await;
     }
 
-    /// The forwarder's arguments for this environment.
+    /// The forwarder's arguments for this environment (loopback allowed).
     pub fn args(&self) -> forwarder::Args {
         self.args_with(&[])
     }
@@ -435,7 +437,7 @@ impl TestEnv {
     /// replacing the test defaults of the same flags.
     pub fn args_with(&self, extra: &[&str]) -> forwarder::Args {
         let max_attempts = MAX_ATTEMPTS.to_string();
-        let defaults: [(&str, &str); 9] = [
+        let defaults: [(&str, &str); 10] = [
             ("--database-url", &self.database_url),
             ("--database-max-connections", "4"),
             ("--amqp-url", &self.amqp_url),
@@ -445,6 +447,8 @@ impl TestEnv {
             ("--connect-timeout", "500ms"),
             ("--max-attempts", &max_attempts),
             ("--prefetch", "16"),
+            // The test targets listen on loopback.
+            ("--target-allow-nets", LOOPBACK_NETS),
         ];
         let mut argv = vec!["forwarder"];
         for (flag, value) in defaults {

@@ -10,7 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use salesync_core::domain::IntegrationId;
-use salesync_core::integration::{Conditions, ForwardingMode, Mapping, TargetKind};
+use salesync_core::integration::{
+    Conditions, ForwardingMode, IntegrationConfig, Mapping, TargetKind,
+};
 use salesync_core::signing;
 use serde::Serialize;
 use serde_json::Value;
@@ -19,7 +21,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::integration_input::{
-    CredentialsChange, IntegrationInput, IntegrationPatch, validate, validate_credentials,
+    CredentialsChange, IntegrationInput, IntegrationPatch, Valid, validate, validate_credentials,
 };
 use crate::json::JsonBody;
 use crate::routes::parse_id;
@@ -98,6 +100,24 @@ pub struct RotatedSecret {
     pub signing_secret: String,
 }
 
+/// The URLs of `valid` salesync will call, as (field, URL) — on an update only
+/// those that change (an unchanged one was checked when it was set).
+fn callable_urls<'a>(
+    valid: &'a Valid,
+    current: Option<&IntegrationConfig>,
+) -> Vec<(&'static str, &'a str)> {
+    let mut urls = Vec::new();
+    if current.is_none_or(|c| c.target_url != valid.target_url) {
+        urls.push(("target_url", valid.target_url.as_str()));
+    }
+    if let Some(status_url) = valid.status_url.as_deref()
+        && current.is_none_or(|c| c.status_url.as_deref() != Some(status_url))
+    {
+        urls.push(("status_url", status_url));
+    }
+    urls
+}
+
 /// Encrypts validated credentials; `None` when there are none to store.
 fn encrypt_credentials(state: &AppState, v: Value) -> Result<Option<Vec<u8>>, ApiError> {
     let creds = validate_credentials(v).map_err(ApiError::Validation)?;
@@ -112,6 +132,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<CreatedIntegration>), ApiError> {
     let (draft, credentials) = input.into_draft();
     let valid = validate(draft).map_err(ApiError::Validation)?;
+    state.check_callable(&callable_urls(&valid, None)).await?;
     let credentials_enc = match credentials {
         CredentialsChange::Set(v) => encrypt_credentials(&state, v)?,
         CredentialsChange::Keep | CredentialsChange::Clear => None,
@@ -178,6 +199,9 @@ pub async fn patch(
         .ok_or(ApiError::NotFound("integration"))?;
     let (draft, credentials) = patch.apply(&current.config);
     let valid = validate(draft).map_err(ApiError::Validation)?;
+    state
+        .check_callable(&callable_urls(&valid, Some(&current.config)))
+        .await?;
     let credentials = match credentials {
         CredentialsChange::Keep => CredentialsWrite::Keep,
         CredentialsChange::Clear => CredentialsWrite::Clear,

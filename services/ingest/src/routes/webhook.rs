@@ -35,6 +35,7 @@ pub async fn put(
     JsonBody(input): JsonBody<WebhookInput>,
 ) -> Result<Json<WebhookSet>, ApiError> {
     check_http_url(&input.url).map_err(|p| ApiError::invalid_field("url", p))?;
+    state.check_callable(&[("url", &input.url)]).await?;
     let secret = signing::generate_secret();
     let enc = state.secrets.encrypt_json(&secret);
     let mut conn = state.pool.acquire().await?;

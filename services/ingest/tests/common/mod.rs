@@ -17,6 +17,7 @@ use ingest::group_commit::{GroupPolicy, SaleCommitter};
 use ingest::rate_limit::RateLimiter;
 use ingest::token_cache::TokenCache;
 use salesync_core::crypto::SecretBox;
+use salesync_core::egress::{self, EgressPolicy};
 use salesync_core::metrics::Metrics;
 use salesync_core::ops::Readiness;
 use salesync_core::outbox;
@@ -209,6 +210,8 @@ pub fn state(pool: &PgPool) -> AppState {
         amqp_url: amqp_url(),
         committer,
         token_cache: Arc::new(TokenCache::new(Duration::from_secs(30), 1000)),
+        // The test targets listen on loopback.
+        egress: EgressPolicy::new(egress::parse_allow_nets("127.0.0.0/8,::1").unwrap()),
     }
 }
 

@@ -21,6 +21,7 @@ use lapin::types::FieldTable;
 use salesync_core::amqp::topology;
 use salesync_core::crypto::SecretBox;
 use salesync_core::domain::ids::{DeliveryId, IntegrationId, SaleId, TenantId};
+use salesync_core::egress::{self, EgressPolicy};
 use salesync_core::integration::TargetCredentials;
 use salesync_core::messages::{EXCHANGE, ROUTING_STATUS};
 use salesync_core::metrics::Metrics;
@@ -224,7 +225,8 @@ impl TestEnv {
     pub fn poller(&self, interval: Duration, lookup_chunk: usize, timeout: Duration) -> Poller {
         Poller {
             pool: self.pool.clone(),
-            http: build_http_client(timeout).expect("http client"),
+            // The test targets listen on loopback.
+            http: build_http_client(timeout, loopback_allowed()).expect("http client"),
             secret_box: self.secret_box.clone(),
             settings: PollSettings {
                 interval,
@@ -493,6 +495,12 @@ async fn webhook_status(
 }
 
 /// Waits until `cond` holds, polling every 25 ms, up to `within`.
+/// The egress policy of these tests: loopback allowed, as the test targets
+/// listen there.
+pub fn loopback_allowed() -> EgressPolicy {
+    EgressPolicy::new(egress::parse_allow_nets("127.0.0.0/8,::1").unwrap())
+}
+
 pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     while tokio::time::Instant::now() < deadline {
