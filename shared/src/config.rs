@@ -70,13 +70,13 @@ pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// Parses a duration written as `250ms`, `5s`, `2m` or `1h`.
+/// Parses a duration written as `250ms`, `5s`, `2m`, `1h` or `30d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit())
         .map(|i| s.split_at(i))
-        .ok_or_else(|| format!("'{s}' needs a unit: ms, s, m or h"))?;
+        .ok_or_else(|| format!("'{s}' needs a unit: ms, s, m, h or d"))?;
     let n: u64 = num
         .parse()
         .map_err(|_| format!("'{s}' is not a duration"))?;
@@ -85,7 +85,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("'{s}': unknown unit '{unit}', use ms, s, m or h")),
+        "d" => Ok(Duration::from_secs(n * 86_400)),
+        _ => Err(format!("'{s}': unknown unit '{unit}', use ms, s, m, h or d")),
     }
 }
 
@@ -119,6 +120,7 @@ mod tests {
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("5 weeks").is_err());
         let max = Duration::from_secs(1);

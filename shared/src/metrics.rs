@@ -33,6 +33,7 @@ struct Inner {
     status_updates: Counter,
     breaker_transitions: Family<Labels, Counter>,
     deferred: Family<Labels, Counter>,
+    retention_rows: Family<Labels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -65,6 +66,7 @@ impl Metrics {
         let status_updates = Counter::default();
         let breaker_transitions = Family::<Labels, Counter>::default();
         let deferred = Family::<Labels, Counter>::default();
+        let retention_rows = Family::<Labels, Counter>::default();
         registry.register(
             "messages_consumed",
             "Messages taken from a queue, by queue and outcome",
@@ -135,6 +137,11 @@ impl Metrics {
             "Deliveries put back to a delay queue without an attempt, by reason",
             deferred.clone(),
         );
+        registry.register(
+            "retention_rows",
+            "Rows retention removed or cleared, by what (deliveries, excerpts, decisions, status_history) and action",
+            retention_rows.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -152,6 +159,7 @@ impl Metrics {
                 status_updates,
                 breaker_transitions,
                 deferred,
+                retention_rows,
             }),
         }
     }
@@ -245,6 +253,17 @@ impl Metrics {
             .deferred
             .get_or_create(&vec![("reason", reason.into())])
             .inc();
+    }
+
+    /// Rows a retention pass dealt with (status-poller): `what` is the kind
+    /// of row, `action` "removed", "cleared" or "marked".
+    pub fn retention_rows(&self, what: &str, action: &str, n: u64) {
+        if n > 0 {
+            self.inner
+                .retention_rows
+                .get_or_create(&vec![("what", what.into()), ("action", action.into())])
+                .inc_by(n);
+        }
     }
 
     /// The Prometheus text exposition of every registered family.

@@ -67,6 +67,10 @@ pub struct Known {
     /// not decided again, so a rule changed in between cannot make it forward
     /// a sale whose recorded decision says it did not.
     pub decided: HashSet<(uuid::Uuid, IntegrationId)>,
+    /// (sale, integration) pairs whose forward delivery retention removed
+    /// after it settled (`sales.settled_forwards`): forwarded already, as
+    /// surely as if the delivery row were still there.
+    pub settled_forwards: HashSet<(SaleId, IntegrationId)>,
 }
 
 /// Plans every message of a batch, in order. `messages[i]` is the decoded
@@ -118,7 +122,7 @@ fn plan_message(
         .filter(|i| !known.decided.contains(&(event_id, i.id)))
         .map(|integration| PlannedDecision {
             integration_id: integration.id,
-            outcome: plan_one(env, integration, now, planned_keys),
+            outcome: plan_one(env, integration, known, now, planned_keys),
         })
         .collect();
     MessagePlan::Decide(decisions)
@@ -127,6 +131,7 @@ fn plan_message(
 fn plan_one(
     env: &Envelope<SaleEvent>,
     integration: &IntegrationConfig,
+    known: &Known,
     now: DateTime<Utc>,
     planned_keys: &mut HashSet<String>,
 ) -> PlannedOutcome {
@@ -134,7 +139,11 @@ fn plan_one(
         return PlannedOutcome::Skip(reason);
     }
     let dedupe_key = forward_dedupe_key(env.sale_id, integration.id);
-    if planned_keys.contains(&dedupe_key) {
+    if planned_keys.contains(&dedupe_key)
+        || known
+            .settled_forwards
+            .contains(&(env.sale_id, integration.id))
+    {
         return PlannedOutcome::Skip(ALREADY_FORWARDED.into());
     }
     let id = DeliveryId::new();
@@ -243,7 +252,7 @@ mod tests {
     fn known(sale: SaleId, tenant: TenantId) -> Known {
         Known {
             sales: HashMap::from([(sale, tenant)]),
-            decided: HashSet::new(),
+            ..Known::default()
         }
     }
 
@@ -269,6 +278,7 @@ mod tests {
         let other_tenant = TenantId::new();
         let sale = SaleId::new();
         let sale2 = SaleId::new();
+        let retired_sale = SaleId::new();
         let lonely_sale = SaleId::new();
         let missing_sale = SaleId::new();
         let other_sale = SaleId::new();
@@ -284,16 +294,20 @@ mod tests {
             sales: HashMap::from([
                 (sale, tenant),
                 (sale2, tenant),
+                (retired_sale, tenant),
                 (lonely_sale, lonely_tenant),
                 (other_sale, other_tenant),
             ]),
             // The redelivered event was decided for the webhook before.
             decided: HashSet::from([(*redelivered.id.as_uuid(), webhook.id)]),
+            // Retention removed this sale's settled delivery to the webhook.
+            settled_forwards: HashSet::from([(retired_sale, webhook.id)]),
         };
 
         let created = envelope(tenant, sale, Trigger::Created);
         let status_changed = envelope(tenant, sale, Trigger::StatusChanged);
         let sale2_created = envelope(tenant, sale2, Trigger::Created);
+        let retired_changed = envelope(tenant, retired_sale, Trigger::StatusChanged);
         let manual_usd = envelope(
             tenant,
             sale,
@@ -331,6 +345,11 @@ mod tests {
             (
                 Ok(&sale2_created),
                 vec!["forward".into(), currency_skip.clone()],
+            ),
+            // A delivery removed by retention still counts as sent.
+            (
+                Ok(&retired_changed),
+                vec![format!("skip: {ALREADY_FORWARDED}"), currency_skip.clone()],
             ),
             // Only what was not decided before is decided now.
             (Ok(&redelivered), vec![currency_skip.clone()]),

@@ -13,7 +13,8 @@ use sqlx::PgConnection;
 
 use crate::plan::{ALREADY_FORWARDED, DecisionRow, FORWARDED, Known, NewDelivery};
 
-/// Which of these sales exist (with their tenant), and which (event,
+/// Which of these sales exist (with their tenant and the integrations
+/// retention recorded as already forwarded to), and which (event,
 /// integration) pairs were decided before — one query.
 pub async fn known(
     conn: &mut PgConnection,
@@ -23,19 +24,25 @@ pub async fn known(
     if sale_ids.is_empty() && event_ids.is_empty() {
         return Ok(Known::default());
     }
-    let rows: Vec<(bool, uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
-        "SELECT true, id, tenant_id FROM sales WHERE id = ANY($1)
+    let rows: Vec<(bool, uuid::Uuid, uuid::Uuid, Option<Vec<uuid::Uuid>>)> = sqlx::query_as(
+        "SELECT true, id, tenant_id, settled_forwards FROM sales WHERE id = ANY($1)
          UNION ALL
-         SELECT false, event_id, integration_id FROM sale_decisions WHERE event_id = ANY($2)",
+         SELECT false, event_id, integration_id, NULL FROM sale_decisions WHERE event_id = ANY($2)",
     )
     .bind(sale_ids)
     .bind(event_ids)
     .fetch_all(conn)
     .await?;
     let mut known = Known::default();
-    for (is_sale, a, b) in rows {
+    for (is_sale, a, b, settled) in rows {
         if is_sale {
-            known.sales.insert(SaleId::from(a), TenantId::from(b));
+            let sale = SaleId::from(a);
+            known.sales.insert(sale, TenantId::from(b));
+            for integration in settled.unwrap_or_default() {
+                known
+                    .settled_forwards
+                    .insert((sale, IntegrationId::from(integration)));
+            }
         } else {
             known.decided.insert((a, IntegrationId::from(b)));
         }

@@ -10,7 +10,8 @@
 //! and `cli` its non-serving commands, `tenancy` provisions tenants.
 //! Dead deliveries are listed, replayed and discarded through
 //! `dead_letters`; the raw `salesync.dead` queue is peeked and purged through
-//! `dead_letter_queue`; `key_rotation` re-encrypts secrets at rest.
+//! `dead_letter_queue`; `key_rotation` re-encrypts secrets at rest;
+//! `erasure` takes a customer's personal data out of the tenant's sales.
 
 pub mod accept;
 pub mod app;
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod dead_letter_queue;
 pub mod dead_letters;
+pub mod erasure;
 pub mod error;
 pub mod events;
 pub mod field_checks;

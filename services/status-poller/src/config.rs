@@ -11,6 +11,7 @@ use salesync_core::crypto::EncryptionArgs;
 use salesync_core::egress::EgressArgs;
 
 use crate::poller::PollSettings;
+use crate::retention::RetentionSettings;
 
 /// The salesync ingest lookup endpoint accepts at most this many ids per request.
 pub const MAX_LOOKUP_CHUNK: u64 = 500;
@@ -61,6 +62,24 @@ pub struct Args {
     #[arg(long, env = "OUTBOX_BATCH", default_value_t = 500,
           value_parser = clap::value_parser!(i64).range(1..=10_000))]
     pub outbox_batch: i64,
+
+    /// Time between retention passes (`10m`, `5s` …); `0s` turns retention off.
+    #[arg(long, env = "RETENTION_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub retention_interval: Duration,
+
+    /// Age after which an attempt's response excerpt is cleared (`30d`, `12h` …).
+    #[arg(long, env = "EXCERPT_RETENTION", default_value = "30d", value_parser = parse_positive_duration)]
+    pub excerpt_retention: Duration,
+
+    /// Age after which settled deliveries (with their attempts), forwarding
+    /// decisions and status history are removed.
+    #[arg(long, env = "DELIVERY_RETENTION", default_value = "90d", value_parser = parse_positive_duration)]
+    pub delivery_retention: Duration,
+
+    /// Most rows one retention statement touches.
+    #[arg(long, env = "RETENTION_BATCH", default_value_t = 1000,
+          value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub retention_batch: i64,
 }
 
 impl Args {
@@ -71,6 +90,17 @@ impl Args {
             // Both bounded by their parsers, so these always fit.
             lookup_chunk: usize::try_from(self.lookup_chunk).unwrap_or(1),
             concurrency: usize::try_from(self.poll_concurrency).unwrap_or(1),
+        }
+    }
+}
+
+impl Args {
+    pub fn retention_settings(&self) -> RetentionSettings {
+        RetentionSettings {
+            interval: (!self.retention_interval.is_zero()).then_some(self.retention_interval),
+            excerpts: self.excerpt_retention,
+            deliveries: self.delivery_retention,
+            batch: self.retention_batch,
         }
     }
 }
@@ -107,6 +137,13 @@ mod tests {
         let a = parse(&["--poll-interval", "150ms", "--lookup-chunk", "500"]).unwrap();
         assert_eq!(a.poll_interval, Duration::from_millis(150));
         assert_eq!(a.poll_settings().lookup_chunk, 500);
+        let r = parse(&[]).unwrap().retention_settings();
+        assert_eq!(r.interval, Some(Duration::from_secs(600)));
+        assert_eq!(r.excerpts, Duration::from_secs(30 * 86_400));
+        assert_eq!(r.deliveries, Duration::from_secs(90 * 86_400));
+        assert_eq!(r.batch, 1000);
+        let off = parse(&["--retention-interval", "0s"]).unwrap();
+        assert_eq!(off.retention_settings().interval, None);
     }
 
     #[test]
@@ -119,6 +156,9 @@ mod tests {
             &["--lookup-chunk", "501"],
             &["--lookup-chunk", "0"],
             &["--poll-concurrency", "0"],
+            &["--excerpt-retention", "0d"],
+            &["--delivery-retention", "90"],
+            &["--retention-batch", "0"],
             &["--encryption-keys", "nope"],
         ];
         for c in cases {

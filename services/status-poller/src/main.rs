@@ -1,5 +1,5 @@
 //! status-poller binary: reads the settings, connects to PostgreSQL, and runs
-//! the polling loop, the outbox relay and the ops endpoints until SIGTERM.
+//! the polling loop, retention, the outbox relay and the ops endpoints until SIGTERM.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use salesync_core::{db, telemetry};
 use status_poller::client::build_http_client;
 use status_poller::config::Args;
 use status_poller::poller::Poller;
+use status_poller::retention::Retention;
 use tokio::sync::Notify;
 
 const SERVICE: &str = "status-poller";
@@ -74,6 +75,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let relay_task = tokio::spawn(relay.run(shutdown.clone()));
 
+    let retention = Retention {
+        pool: pool.clone(),
+        settings: args.retention_settings(),
+        metrics: metrics.clone(),
+    };
+    let retention_task = tokio::spawn(retention.run(shutdown.clone()));
+
     let poller = Poller {
         pool,
         http: build_http_client(args.request_timeout, args.egress.policy())?,
@@ -91,6 +99,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let grace = args.common.shutdown_grace();
     let all = async {
         let _ = poller_task.await;
+        let _ = retention_task.await;
         let _ = relay_task.await;
         let _ = ops_task.await;
     };

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod dead_letters;
+pub mod erasures;
 pub mod integrations;
 pub mod sales;
 pub mod webhook;
@@ -39,6 +40,7 @@ pub enum Endpoint {
     AdminCreateToken,
     AdminPeekDeadLetterQueue,
     AdminPurgeDeadLetterQueue,
+    AdminEraseCustomer,
     CreateSale,
     CreateSaleBatch,
     GetSale,
@@ -57,6 +59,8 @@ pub enum Endpoint {
     ReplayDeadLetter,
     ReplayDeadLetters,
     DiscardDeadLetter,
+    EraseCustomer,
+    ListErasures,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +97,12 @@ pub const ROUTES: &[RouteSpec] = &[
         Method::POST,
         "/admin/dlq/purge",
         AdminPurgeDeadLetterQueue,
+        Admin,
+    ),
+    spec(
+        Method::POST,
+        "/admin/tenants/{tenant_id}/erasures",
+        AdminEraseCustomer,
         Admin,
     ),
     spec(Method::POST, "/v1/sales", CreateSale, TenantOrIntegration),
@@ -163,6 +173,8 @@ pub const ROUTES: &[RouteSpec] = &[
         DiscardDeadLetter,
         Tenant,
     ),
+    spec(Method::POST, "/v1/erasures", EraseCustomer, Tenant),
+    spec(Method::GET, "/v1/erasures", ListErasures, Tenant),
 ];
 
 /// Served by `salesync_core::ops::router`, documented alongside.
@@ -190,6 +202,7 @@ fn method_router(spec: &RouteSpec) -> Option<MethodRouter<AppState>> {
         AdminCreateToken => on(f, admin::create_token),
         AdminPeekDeadLetterQueue => on(f, admin::peek_dlq),
         AdminPurgeDeadLetterQueue => on(f, admin::purge_dlq),
+        AdminEraseCustomer => on(f, erasures::admin_erase),
         CreateSale => on(f, sales::create),
         CreateSaleBatch => on(f, sales::create_batch),
         GetSale => on(f, sales::get),
@@ -208,6 +221,8 @@ fn method_router(spec: &RouteSpec) -> Option<MethodRouter<AppState>> {
         ReplayDeadLetter => on(f, dead_letters::replay),
         ReplayDeadLetters => on(f, dead_letters::replay_matching),
         DiscardDeadLetter => on(f, dead_letters::discard),
+        EraseCustomer => on(f, erasures::erase),
+        ListErasures => on(f, erasures::list),
     })
 }
 
@@ -254,6 +269,7 @@ mod tests {
             (Method::DELETE, "/v1/sales/{id}", false),
             (Method::GET, "/v1/dead-letters", false),
             (Method::POST, "/v1/dead-letters/{delivery_id}/replay", false),
+            (Method::POST, "/v1/erasures", false),
         ];
         for (m, p, ok) in cases {
             assert_eq!(integration_token_allowed(&m, Some(p)), ok, "{m} {p}");

@@ -3,6 +3,7 @@
 //! boundaries; every query on tenant data is scoped by `tenant_id`.
 
 pub mod dead_letters;
+pub mod erasures;
 pub mod integrations;
 pub mod sales;
 pub mod status;

@@ -329,6 +329,9 @@ pub struct SaleDetail {
     pub sale: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the customer's personal data was erased (absent: never).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub personal_data_erased_at: Option<DateTime<Utc>>,
     pub status_history: Vec<HistoryEntry>,
     pub decisions: Vec<DecisionEntry>,
     pub deliveries: Vec<DeliveryEntry>,
@@ -342,6 +345,7 @@ struct SaleRow {
     sale: serde_json::Value,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    personal_data_erased_at: Option<DateTime<Utc>>,
 }
 
 /// The tenant's sale with its history, forwarding decisions and deliveries
@@ -352,8 +356,8 @@ pub async fn detail(
     id: SaleId,
 ) -> sqlx::Result<Option<SaleDetail>> {
     let Some(sale) = sqlx::query_as::<_, SaleRow>(
-        "SELECT id, external_id, status, sale, created_at, updated_at FROM sales
-         WHERE id = $1 AND tenant_id = $2",
+        "SELECT id, external_id, status, sale, created_at, updated_at, personal_data_erased_at
+         FROM sales WHERE id = $1 AND tenant_id = $2",
     )
     .bind(id)
     .bind(tenant)
@@ -416,6 +420,7 @@ pub async fn detail(
         sale: sale.sale,
         created_at: sale.created_at,
         updated_at: sale.updated_at,
+        personal_data_erased_at: sale.personal_data_erased_at,
         status_history,
         decisions,
         deliveries,

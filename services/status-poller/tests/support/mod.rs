@@ -61,11 +61,19 @@ pub struct TestEnv {
     admin_url: String,
     db_name: String,
     mgmt_url: String,
-    vhost: String,
+    /// `None` for a database-only env.
+    vhost: Option<String>,
 }
 
 impl TestEnv {
     pub async fn new() -> Self {
+        let mut env = Self::database_only().await;
+        env.add_vhost().await;
+        env
+    }
+
+    /// A private database and no vhost, for tests that need no broker.
+    pub async fn database_only() -> Self {
         let admin_url = env_or(
             "DATABASE_URL",
             "postgres://postgres@127.0.0.1:5432/postgres",
@@ -86,9 +94,20 @@ impl TestEnv {
             salesync_core::db::connect_and_migrate(&with_last_segment(&admin_url, &db_name), 8)
                 .await
                 .expect("migrate test database");
+        Self {
+            pool,
+            amqp_url: String::new(),
+            secret_box: SecretBox::from_spec(&SecretBox::generate_spec("test")).expect("test key"),
+            admin_url,
+            db_name,
+            mgmt_url: env_or("RABBITMQ_MANAGEMENT_URL", "http://127.0.0.1:15672"),
+            vhost: None,
+        }
+    }
 
-        let mgmt_url = env_or("RABBITMQ_MANAGEMENT_URL", "http://127.0.0.1:15672");
-        let vhost = format!("sp-test-{suffix}");
+    async fn add_vhost(&mut self) {
+        let mgmt_url = self.mgmt_url.clone();
+        let vhost = format!("sp-test-{}", uuid::Uuid::new_v4().simple());
         let http = reqwest::Client::new();
         let put = |url: String, body: serde_json::Value| {
             http.put(url)
@@ -110,20 +129,11 @@ impl TestEnv {
         .await
         .expect("RabbitMQ management API");
         assert!(r.status().is_success(), "set permissions: {}", r.status());
-        let amqp_url = with_last_segment(
+        self.amqp_url = with_last_segment(
             &env_or("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             &vhost,
         );
-
-        Self {
-            pool,
-            amqp_url,
-            secret_box: SecretBox::from_spec(&SecretBox::generate_spec("test")).expect("test key"),
-            admin_url,
-            db_name,
-            mgmt_url,
-            vhost,
-        }
+        self.vhost = Some(vhost);
     }
 
     pub async fn tenant(&self) -> TenantId {
@@ -342,11 +352,13 @@ impl Drop for TestEnv {
                     .await;
                     admin.close().await;
                 }
-                let _ = reqwest::Client::new()
-                    .delete(format!("{mgmt_url}/api/vhosts/{vhost}"))
-                    .basic_auth("guest", Some("guest"))
-                    .send()
-                    .await;
+                if let Some(vhost) = vhost {
+                    let _ = reqwest::Client::new()
+                        .delete(format!("{mgmt_url}/api/vhosts/{vhost}"))
+                        .basic_auth("guest", Some("guest"))
+                        .send()
+                        .await;
+                }
             });
         });
         let _ = cleanup.join();
