@@ -10,8 +10,9 @@
 -- year-old sale does not send it again. Written only by retention (off the
 -- hot path), one pass before the delivery is removed, so a condition-filter
 -- statement already under way when the mark lands cannot miss both.
--- Adding a column with a constant default rewrites nothing.
-ALTER TABLE sales ADD COLUMN settled_forwards uuid[] NOT NULL DEFAULT '{}';
+-- NULL (not '{}') until then: a new sale stores nothing for it, and adding
+-- the column rewrites nothing.
+ALTER TABLE sales ADD COLUMN settled_forwards uuid[];
 
 -- When the customer's personal data was erased from this sale (NULL: never).
 ALTER TABLE sales ADD COLUMN personal_data_erased_at timestamptz;

@@ -85,8 +85,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
-        "d" => Ok(Duration::from_secs(n * 86_400)),
-        _ => Err(format!("'{s}': unknown unit '{unit}', use ms, s, m, h or d")),
+        "d" => n
+            .checked_mul(86_400)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("'{s}' is too long")),
+        _ => Err(format!(
+            "'{s}': unknown unit '{unit}', use ms, s, m, h or d"
+        )),
     }
 }
 

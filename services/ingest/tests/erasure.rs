@@ -141,7 +141,10 @@ async fn erasure_removes_the_customer_everywhere_and_keeps_the_books() {
     .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     quoting_delivery(&db.pool, &tenant_a, &ada1_id, &json!(ada1)).await;
-    assert!(has_ada(&dump(&db.pool, &tenant_a).await), "seeded everywhere");
+    assert!(
+        has_ada(&dump(&db.pool, &tenant_a).await),
+        "seeded everywhere"
+    );
     let books_before = gross_total(&db.pool, &tenant_a).await;
 
     // The customer's e-mail, in another case than stored.
@@ -165,10 +168,23 @@ async fn erasure_removes_the_customer_everywhere_and_keeps_the_books() {
     assert_eq!(a.body["erasure"]["via"], "api");
 
     let after = dump(&db.pool, &tenant_a).await;
-    assert!(!has_ada(&after), "personal data left in tenant A's rows:\n{after}");
-    assert!(after.contains("grace@example.com"), "another customer is untouched");
-    assert!(has_ada(&dump(&db.pool, &tenant_b).await), "another tenant is untouched");
-    assert_eq!(gross_total(&db.pool, &tenant_a).await, books_before, "the books add up");
+    assert!(
+        !has_ada(&after),
+        "personal data left in tenant A's rows:\n{after}"
+    );
+    assert!(
+        after.contains("grace@example.com"),
+        "another customer is untouched"
+    );
+    assert!(
+        has_ada(&dump(&db.pool, &tenant_b).await),
+        "another tenant is untouched"
+    );
+    assert_eq!(
+        gross_total(&db.pool, &tenant_a).await,
+        books_before,
+        "the books add up"
+    );
     let hashes: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM sales WHERE tenant_id = $1::uuid AND length(payload_hash) = 32",
     )
@@ -179,7 +195,14 @@ async fn erasure_removes_the_customer_everywhere_and_keeps_the_books() {
     assert_eq!(hashes, 3, "every sale keeps its hash");
 
     // The lookup shows the sale without the personal data.
-    let a = call(&app, "GET", &format!("/v1/sales/{ada1_id}"), Some(&token_a), None).await;
+    let a = call(
+        &app,
+        "GET",
+        &format!("/v1/sales/{ada1_id}"),
+        Some(&token_a),
+        None,
+    )
+    .await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(
         a.body["sale"]["customer"],
@@ -189,7 +212,14 @@ async fn erasure_removes_the_customer_everywhere_and_keeps_the_books() {
     assert!(a.body["personal_data_erased_at"].is_string(), "{}", a.text);
     assert_eq!(a.body["sale"]["totals"], json!(ada1)["totals"]);
     let grace_id = g["id"].as_str().expect("id");
-    let a = call(&app, "GET", &format!("/v1/sales/{grace_id}"), Some(&token_a), None).await;
+    let a = call(
+        &app,
+        "GET",
+        &format!("/v1/sales/{grace_id}"),
+        Some(&token_a),
+        None,
+    )
+    .await;
     assert!(a.body.get("personal_data_erased_at").is_none());
 
     // The record says who, when and which sales — not the personal data.
@@ -204,12 +234,22 @@ async fn erasure_removes_the_customer_everywhere_and_keeps_the_books() {
     // The same sale again is a duplicate and stores nothing again; another
     // payload under the id is still a conflict.
     let (s, again) = post_sale(&app, &token_a, &ada1).await;
-    assert_eq!((s, &again["duplicate"]), (StatusCode::OK, &json!(true)), "{again}");
+    assert_eq!(
+        (s, &again["duplicate"]),
+        (StatusCode::OK, &json!(true)),
+        "{again}"
+    );
     assert_eq!(again["id"], ada1_id.as_str());
     let mut changed = ada1.clone();
     changed.sale_number = Some("R-999".into());
-    assert_eq!(post_sale(&app, &token_a, &changed).await.0, StatusCode::CONFLICT);
-    assert!(!has_ada(&dump(&db.pool, &tenant_a).await), "nothing stored again");
+    assert_eq!(
+        post_sale(&app, &token_a, &changed).await.0,
+        StatusCode::CONFLICT
+    );
+    assert!(
+        !has_ada(&dump(&db.pool, &tenant_a).await),
+        "nothing stored again"
+    );
 
     // An operator erases Grace for tenant A by external id.
     let a = call(
@@ -222,7 +262,11 @@ async fn erasure_removes_the_customer_everywhere_and_keeps_the_books() {
     .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body["erasure"]["via"], "admin");
-    assert!(!dump(&db.pool, &tenant_a).await.contains("grace@example.com"));
+    assert!(
+        !dump(&db.pool, &tenant_a)
+            .await
+            .contains("grace@example.com")
+    );
 }
 
 #[tokio::test]
@@ -242,26 +286,78 @@ async fn bad_requests_name_the_field_and_tenants_stay_apart() {
     ];
     for (body, field) in cases {
         let a = call(&app, "POST", "/v1/erasures", Some(&token_a), Some(&body)).await;
-        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", a.text);
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            a.text
+        );
         assert_eq!(a.body["error"]["fields"][0]["field"], field, "{body}");
     }
-    let a = call(&app, "POST", "/v1/erasures", Some(&token_a), Some(&json!({"mail": EMAIL}))).await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST, "unknown field: {}", a.text);
-    let a = call(&app, "POST", "/v1/erasures", None, Some(&json!({"email": EMAIL}))).await;
+    let a = call(
+        &app,
+        "POST",
+        "/v1/erasures",
+        Some(&token_a),
+        Some(&json!({"mail": EMAIL})),
+    )
+    .await;
+    assert_eq!(
+        a.status,
+        StatusCode::BAD_REQUEST,
+        "unknown field: {}",
+        a.text
+    );
+    let a = call(
+        &app,
+        "POST",
+        "/v1/erasures",
+        None,
+        Some(&json!({"email": EMAIL})),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    let a = call(&app, "POST", "/v1/erasures", Some(&integration_only), Some(&json!({"email": EMAIL}))).await;
+    let a = call(
+        &app,
+        "POST",
+        "/v1/erasures",
+        Some(&integration_only),
+        Some(&json!({"email": EMAIL})),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     // A tenant token cannot use the operator's route; an unknown tenant is a 404.
     let other = format!("/admin/tenants/{tenant_a}/erasures");
-    let a = call(&app, "POST", &other, Some(&token_a), Some(&json!({"email": EMAIL}))).await;
+    let a = call(
+        &app,
+        "POST",
+        &other,
+        Some(&token_a),
+        Some(&json!({"email": EMAIL})),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
     let unknown = format!("/admin/tenants/{}/erasures", uuid::Uuid::now_v7());
-    let a = call(&app, "POST", &unknown, Some(ADMIN_TOKEN), Some(&json!({"email": EMAIL}))).await;
+    let a = call(
+        &app,
+        "POST",
+        &unknown,
+        Some(ADMIN_TOKEN),
+        Some(&json!({"email": EMAIL})),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
 
     // Another tenant asking about Ada erases nothing of tenant A's.
     let (_, token_b) = tenant(&app, "Shop B", false).await;
-    let a = call(&app, "POST", "/v1/erasures", Some(&token_b), Some(&json!({"email": EMAIL}))).await;
+    let a = call(
+        &app,
+        "POST",
+        "/v1/erasures",
+        Some(&token_b),
+        Some(&json!({"email": EMAIL})),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.body["sales"], json!([]));
     assert!(has_ada(&dump(&db.pool, &tenant_a).await));

@@ -167,27 +167,117 @@ impl Fixture {
     async fn seed_all(&mut self) {
         let (old, older) = (days_ago(100), days_ago(120));
         for _ in 0..4 {
-            self.delivery("old delivered forward", "forward", "delivered", older, old, false, false, true)
-                .await;
-            self.delivery("old delivered webhook", "status_webhook", "delivered", older, old, false, false, true)
-                .await;
+            self.delivery(
+                "old delivered forward",
+                "forward",
+                "delivered",
+                older,
+                old,
+                false,
+                false,
+                true,
+            )
+            .await;
+            self.delivery(
+                "old delivered webhook",
+                "status_webhook",
+                "delivered",
+                older,
+                old,
+                false,
+                false,
+                true,
+            )
+            .await;
         }
-        self.delivery("old discarded dead", "forward", "dead", older, old, false, true, true)
-            .await;
-        self.delivery("old dead awaiting a person", "forward", "dead", older, old, false, false, false)
-            .await;
-        self.delivery("old pending", "forward", "pending", older, old, false, false, false)
-            .await;
-        self.delivery("old retrying", "forward", "retrying", older, old, false, false, false)
-            .await;
-        self.delivery("old delivered, still watched", "forward", "delivered", older, old, true, false, false)
-            .await;
-        self.delivery("old, settled recently", "forward", "delivered", older, days_ago(10), false, false, false)
-            .await;
-        self.delivery("settled recently", "status_webhook", "delivered", days_ago(10), days_ago(10), false, false, false)
-            .await;
-        self.delivery("new", "forward", "delivered", Utc::now(), Utc::now(), false, false, false)
-            .await;
+        self.delivery(
+            "old discarded dead",
+            "forward",
+            "dead",
+            older,
+            old,
+            false,
+            true,
+            true,
+        )
+        .await;
+        self.delivery(
+            "old dead awaiting a person",
+            "forward",
+            "dead",
+            older,
+            old,
+            false,
+            false,
+            false,
+        )
+        .await;
+        self.delivery(
+            "old pending",
+            "forward",
+            "pending",
+            older,
+            old,
+            false,
+            false,
+            false,
+        )
+        .await;
+        self.delivery(
+            "old retrying",
+            "forward",
+            "retrying",
+            older,
+            old,
+            false,
+            false,
+            false,
+        )
+        .await;
+        self.delivery(
+            "old delivered, still watched",
+            "forward",
+            "delivered",
+            older,
+            old,
+            true,
+            false,
+            false,
+        )
+        .await;
+        self.delivery(
+            "old, settled recently",
+            "forward",
+            "delivered",
+            older,
+            days_ago(10),
+            false,
+            false,
+            false,
+        )
+        .await;
+        self.delivery(
+            "settled recently",
+            "status_webhook",
+            "delivered",
+            days_ago(10),
+            days_ago(10),
+            false,
+            false,
+            false,
+        )
+        .await;
+        self.delivery(
+            "new",
+            "forward",
+            "delivered",
+            Utc::now(),
+            Utc::now(),
+            false,
+            false,
+            false,
+        )
+        .await;
     }
 
     fn retention(&self, batch: i64) -> Retention {
@@ -223,10 +313,13 @@ impl Fixture {
 }
 
 async fn pass(r: &Retention) -> PassReport {
-    tokio::time::timeout(Duration::from_secs(120), r.pass(Utc::now(), &CancellationToken::new()))
-        .await
-        .expect("a pass ends")
-        .expect("a pass succeeds")
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        r.pass(Utc::now(), &CancellationToken::new()),
+    )
+    .await
+    .expect("a pass ends")
+    .expect("a pass succeeds")
 }
 
 #[tokio::test]
@@ -238,7 +331,11 @@ async fn removes_exactly_the_old_settled_rows_in_bounded_batches() {
     // First pass: status webhooks go; forwards are marked on their sale.
     let first = pass(&retention).await;
     assert!(first.ran);
-    let forwards = f.seeded.iter().filter(|s| s.removable && s.purpose == "forward").count();
+    let forwards = f
+        .seeded
+        .iter()
+        .filter(|s| s.removable && s.purpose == "forward")
+        .count();
     assert_eq!(first.deliveries_removed as usize, f.removable() - forwards);
     assert_eq!(first.deliveries_marked as usize, forwards);
     assert!(first.batches >= 5, "several bounded batches: {first:?}");
@@ -263,8 +360,15 @@ async fn removes_exactly_the_old_settled_rows_in_bounded_batches() {
         f.count("SELECT count(*) FROM delivery_attempts").await as usize,
         f.seeded.len() - f.removable()
     );
-    assert_eq!(f.count("SELECT count(*) FROM sales").await as usize, f.seeded.len());
-    for s in f.seeded.iter().filter(|s| s.removable && s.purpose == "forward") {
+    assert_eq!(
+        f.count("SELECT count(*) FROM sales").await as usize,
+        f.seeded.len()
+    );
+    for s in f
+        .seeded
+        .iter()
+        .filter(|s| s.removable && s.purpose == "forward")
+    {
         let settled: Vec<IntegrationId> =
             sqlx::query_scalar("SELECT unnest(settled_forwards) FROM sales WHERE id = $1")
                 .bind(s.sale)
@@ -287,7 +391,11 @@ async fn removes_exactly_the_old_settled_rows_in_bounded_batches() {
     // Nothing more to do; nothing else goes.
     let third = pass(&retention).await;
     assert_eq!(
-        (third.deliveries_removed, third.deliveries_marked, third.excerpts_cleared),
+        (
+            third.deliveries_removed,
+            third.deliveries_marked,
+            third.excerpts_cleared
+        ),
         (0, 0, 0),
         "{third:?}"
     );
@@ -307,7 +415,11 @@ async fn two_runners_at_once_neither_double_work_nor_deadlock() {
         ran += usize::from(ra.ran) + usize::from(rb.ran);
     }
     assert!(ran >= 3, "each round at least one runner ran");
-    assert_eq!(removed as usize, f.removable(), "each removable row counted once");
+    assert_eq!(
+        removed as usize,
+        f.removable(),
+        "each removable row counted once"
+    );
     assert_eq!(f.remaining().await.len(), f.seeded.len() - f.removable());
 
     // While a pass holds the lock, another runner skips its pass.
@@ -318,5 +430,8 @@ async fn two_runners_at_once_neither_double_work_nor_deadlock() {
         .await
         .expect("lock");
     assert!(held);
-    assert!(!pass(&a).await.ran, "skipped while another runner holds the lock");
+    assert!(
+        !pass(&a).await.ran,
+        "skipped while another runner holds the lock"
+    );
 }

@@ -64,7 +64,10 @@ pub fn check(req: &ErasureRequest) -> Result<String, Vec<FieldError>> {
     let mut by = Vec::new();
     if let Some(email) = &req.email {
         if email.trim().is_empty() || email.len() > 320 || !email.contains('@') {
-            errors.push(FieldError::new("email", "must be an e-mail address (at most 320 characters)"));
+            errors.push(FieldError::new(
+                "email",
+                "must be an e-mail address (at most 320 characters)",
+            ));
         }
         by.push("email");
     }
@@ -83,7 +86,10 @@ pub fn check(req: &ErasureRequest) -> Result<String, Vec<FieldError>> {
         }
         for (i, id) in ids.iter().enumerate() {
             if id.trim().is_empty() {
-                errors.push(FieldError::new(format!("external_ids[{i}]"), "must not be empty"));
+                errors.push(FieldError::new(
+                    format!("external_ids[{i}]"),
+                    "must not be empty",
+                ));
             }
         }
         by.push("external_ids");

@@ -183,7 +183,10 @@ mod tests {
                    "opt_in": {"marketing_email": false, "marketing_sms": false}})
         );
         assert_eq!(sale["metadata"]["note"], "call [erased]");
-        assert_eq!(sale["external_id"], "ada@example.org-1", "the idempotency key stays");
+        assert_eq!(
+            sale["external_id"], "ada@example.org-1",
+            "the idempotency key stays"
+        );
         assert_eq!(sale["totals"]["gross"], 1210);
         assert_eq!(sale["totals"]["vat"][0]["vat"], 210);
         // Scrubbing twice changes nothing more.

@@ -75,14 +75,16 @@ pub async fn deliveries(
 }
 
 pub async fn update_delivery(conn: &mut PgConnection, row: &TextRow) -> sqlx::Result<()> {
-    sqlx::query("UPDATE deliveries SET body = $2, last_error = $3, dead_reason = $4 WHERE id = $1::uuid")
-        .bind(&row.id)
-        .bind(&row.json)
-        .bind(&row.a)
-        .bind(&row.b)
-        .execute(conn)
-        .await
-        .map(drop)
+    sqlx::query(
+        "UPDATE deliveries SET body = $2, last_error = $3, dead_reason = $4 WHERE id = $1::uuid",
+    )
+    .bind(&row.id)
+    .bind(&row.json)
+    .bind(&row.a)
+    .bind(&row.b)
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
 /// The attempts of the sales' deliveries: (id, -, response_excerpt, error).

@@ -58,12 +58,22 @@ pub struct Cutoffs {
 
 impl RetentionSettings {
     pub fn cutoffs(&self, now: DateTime<Utc>) -> Cutoffs {
-        let back = |d: Duration| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        // Settings are bounded far below these limits; saturate rather than panic.
+        let back = |d: Duration| {
+            chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        };
         let deliveries = back(self.deliveries);
         Cutoffs {
             excerpts: back(self.excerpts),
             deliveries,
-            delivery_ids_below: uuid_v7_floor(deliveries + chrono::Duration::days(1)),
+            delivery_ids_below: uuid_v7_floor(
+                deliveries
+                    .checked_add_signed(chrono::Duration::days(1))
+                    .unwrap_or(deliveries),
+            ),
         }
     }
 }
@@ -152,7 +162,9 @@ impl Retention {
             tracing::debug!("retention pass skipped: another runner holds the lock");
             return Ok(PassReport::default());
         }
-        let result = self.pass_locked(&mut conn, self.settings.cutoffs(now), stop).await;
+        let result = self
+            .pass_locked(&mut conn, self.settings.cutoffs(now), stop)
+            .await;
         match store::unlock(&mut conn).await {
             Ok(_) => {}
             // A connection that cannot say unlock is closed, which releases it.

@@ -48,7 +48,10 @@ pub struct DeliveryBatch {
 /// records the integration in `settled_forwards` (marked by an earlier
 /// pass), so condition-filter, which reads that array with the sale, never
 /// sees neither the row nor the mark. Attempts and dead-letter actions go
-/// with their delivery (`ON DELETE CASCADE`).
+/// with their delivery (`ON DELETE CASCADE`). Rows another transaction holds
+/// (the delivery, or its sale: a status change, an erasure) are skipped
+/// rather than waited for, so retention never waits on the hot path nor
+/// deadlocks with it; the next pass takes them.
 pub async fn settle_deliveries(
     conn: &mut PgConnection,
     after: Uuid,
@@ -59,16 +62,17 @@ pub async fn settle_deliveries(
     let (last, found, removed, marked): (Option<Uuid>, i64, i64, i64) = sqlx::query_as(
         "WITH cand AS (
              SELECT d.id, d.sale_id, d.integration_id,
-                    (d.purpose <> 'forward' OR d.integration_id = ANY(s.settled_forwards)) AS ready
+                    (d.purpose <> 'forward'
+                     OR coalesce(d.integration_id = ANY(s.settled_forwards), false)) AS ready
              FROM deliveries d JOIN sales s ON s.id = d.sale_id
              WHERE d.id > $1 AND d.id < $2
                AND ((d.state = 'delivered' AND d.poll_after IS NULL)
                     OR (d.state = 'dead' AND d.discarded_at IS NOT NULL))
                AND greatest(d.updated_at, d.discarded_at) < $3
              ORDER BY d.id LIMIT $4
-             FOR UPDATE OF d SKIP LOCKED),
+             FOR UPDATE OF d SKIP LOCKED FOR NO KEY UPDATE OF s SKIP LOCKED),
          marked AS (
-             UPDATE sales s SET settled_forwards = s.settled_forwards || m.integrations
+             UPDATE sales s SET settled_forwards = coalesce(s.settled_forwards, '{}') || m.integrations
              FROM (SELECT sale_id, array_agg(DISTINCT integration_id) AS integrations
                    FROM cand WHERE NOT ready GROUP BY sale_id) m
              WHERE s.id = m.sale_id
