@@ -306,6 +306,22 @@ fn probes(route: &RouteSpec, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
         AdminCreateTenant => vec![probe(path, Some(json!({"name": "Sweeper"})), Refused)],
         AdminCreateToken => vec![probe(path, Some(json!({"name": "sweeper"})), Refused)],
         AdminPeekDeadLetterQueue | AdminPurgeDeadLetterQueue => vec![probe(path, None, Refused)],
+        AdminEraseCustomer => vec![probe(
+            path,
+            Some(json!({"external_ids": [victim.sale_external_id]})),
+            Refused,
+        )],
+        // The victim's customer and sale named by the attacker: nothing of
+        // the victim's is erased (its sale is part of `victim_state`).
+        EraseCustomer => vec![probe(
+            path,
+            Some(json!({
+                "email": sample_sale("x").customer.and_then(|c| c.email),
+                "external_ids": [victim.sale_external_id],
+            })),
+            OwnDataOnly,
+        )],
+        ListErasures => vec![probe(path, None, OwnDataOnly)],
         CreateSale => vec![probe(path, Some(sale("sweep-1")), OwnDataOnly)],
         CreateSaleBatch => vec![probe(
             path,
@@ -404,6 +420,7 @@ async fn victim_state(pool: &PgPool, v: &Tenant) -> Value {
              'tenant', (SELECT row_to_json(t) FROM tenants t WHERE id = $3),
              'dead_letter', (SELECT row_to_json(d) FROM deliveries d WHERE id = $4),
              'actions', (SELECT count(*) FROM dead_letter_actions WHERE tenant_id = $3),
+             'sale', (SELECT sale FROM sales WHERE id = $1),
              'history', (SELECT count(*) FROM sale_status_history WHERE sale_id = $1),
              'tokens', (SELECT count(*) FROM api_tokens WHERE tenant_id = $3))",
     )

@@ -9,7 +9,7 @@ use uuid::Uuid;
 /// The advisory lock a runner holds for its whole pass: replicas of the
 /// status-poller skip a pass while another one runs (`pg_try_advisory_lock`;
 /// released at the pass's end, or when its connection dies).
-pub const LOCK_KEY: i64 = 0x5a1e_5c_0de_0008;
+pub const LOCK_KEY: i64 = 0x0005_a1e5_c0de_0008;
 
 pub async fn try_lock(conn: &mut PgConnection) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
