@@ -435,3 +435,37 @@ async fn two_runners_at_once_neither_double_work_nor_deadlock() {
         "skipped while another runner holds the lock"
     );
 }
+
+#[tokio::test]
+async fn rows_the_hot_path_holds_are_skipped_not_waited_for() {
+    let mut f = Fixture::new().await;
+    f.seed_all().await;
+    let retention = f.retention(2);
+    // A status change (or an erasure) holds one removable delivery's sale.
+    let held = f
+        .seeded
+        .iter()
+        .find(|s| s.removable && s.purpose == "status_webhook")
+        .map(|s| (s.id, s.sale))
+        .expect("a removable status webhook");
+    let mut tx = f.env.pool.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM sales WHERE id = $1 FOR UPDATE")
+        .bind(held.1)
+        .execute(&mut *tx)
+        .await
+        .expect("lock the sale");
+
+    // Both passes finish while the lock is held (`pass` fails the test if
+    // one never ends); the held delivery stays, every other one goes.
+    pass(&retention).await;
+    pass(&retention).await;
+    let remaining = f.remaining().await;
+    assert!(remaining.contains(&held.0), "the held row is skipped");
+    assert_eq!(remaining.len(), f.seeded.len() - f.removable() + 1);
+
+    // Once the lock is gone, the next pass takes it.
+    tx.rollback().await.expect("release");
+    let later = pass(&retention).await;
+    assert_eq!(later.deliveries_removed, 1, "{later:?}");
+    assert!(!f.remaining().await.contains(&held.0));
+}
