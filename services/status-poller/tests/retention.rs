@@ -163,121 +163,132 @@ impl Fixture {
         });
     }
 
-    /// Every state, old and new. Returns how many rows may go.
+    /// Every state, old and new.
     async fn seed_all(&mut self) {
-        let (old, older) = (days_ago(100), days_ago(120));
-        for _ in 0..4 {
-            self.delivery(
+        // (what, purpose, state, created / last changed days ago, still
+        // watched, discarded, may go, how many)
+        type Case = (
+            &'static str,
+            &'static str,
+            &'static str,
+            i64,
+            i64,
+            bool,
+            bool,
+            bool,
+            usize,
+        );
+        const CASES: &[Case] = &[
+            (
                 "old delivered forward",
                 "forward",
                 "delivered",
-                older,
-                old,
+                120,
+                100,
                 false,
                 false,
                 true,
-            )
-            .await;
-            self.delivery(
+                4,
+            ),
+            (
                 "old delivered webhook",
                 "status_webhook",
                 "delivered",
-                older,
-                old,
+                120,
+                100,
                 false,
                 false,
                 true,
-            )
-            .await;
+                4,
+            ),
+            (
+                "old discarded dead",
+                "forward",
+                "dead",
+                120,
+                100,
+                false,
+                true,
+                true,
+                1,
+            ),
+            (
+                "old dead awaiting a person",
+                "forward",
+                "dead",
+                120,
+                100,
+                false,
+                false,
+                false,
+                1,
+            ),
+            (
+                "old pending",
+                "forward",
+                "pending",
+                120,
+                100,
+                false,
+                false,
+                false,
+                1,
+            ),
+            (
+                "old retrying",
+                "forward",
+                "retrying",
+                120,
+                100,
+                false,
+                false,
+                false,
+                1,
+            ),
+            (
+                "old delivered, still watched",
+                "forward",
+                "delivered",
+                120,
+                100,
+                true,
+                false,
+                false,
+                1,
+            ),
+            (
+                "old, settled recently",
+                "forward",
+                "delivered",
+                120,
+                10,
+                false,
+                false,
+                false,
+                1,
+            ),
+            (
+                "settled recently",
+                "status_webhook",
+                "delivered",
+                10,
+                10,
+                false,
+                false,
+                false,
+                1,
+            ),
+            ("new", "forward", "delivered", 0, 0, false, false, false, 1),
+        ];
+        for &(label, purpose, state, created, changed, watched, discarded, removable, n) in CASES {
+            for _ in 0..n {
+                let (created, changed) = (days_ago(created), days_ago(changed));
+                self.delivery(
+                    label, purpose, state, created, changed, watched, discarded, removable,
+                )
+                .await;
+            }
         }
-        self.delivery(
-            "old discarded dead",
-            "forward",
-            "dead",
-            older,
-            old,
-            false,
-            true,
-            true,
-        )
-        .await;
-        self.delivery(
-            "old dead awaiting a person",
-            "forward",
-            "dead",
-            older,
-            old,
-            false,
-            false,
-            false,
-        )
-        .await;
-        self.delivery(
-            "old pending",
-            "forward",
-            "pending",
-            older,
-            old,
-            false,
-            false,
-            false,
-        )
-        .await;
-        self.delivery(
-            "old retrying",
-            "forward",
-            "retrying",
-            older,
-            old,
-            false,
-            false,
-            false,
-        )
-        .await;
-        self.delivery(
-            "old delivered, still watched",
-            "forward",
-            "delivered",
-            older,
-            old,
-            true,
-            false,
-            false,
-        )
-        .await;
-        self.delivery(
-            "old, settled recently",
-            "forward",
-            "delivered",
-            older,
-            days_ago(10),
-            false,
-            false,
-            false,
-        )
-        .await;
-        self.delivery(
-            "settled recently",
-            "status_webhook",
-            "delivered",
-            days_ago(10),
-            days_ago(10),
-            false,
-            false,
-            false,
-        )
-        .await;
-        self.delivery(
-            "new",
-            "forward",
-            "delivered",
-            Utc::now(),
-            Utc::now(),
-            false,
-            false,
-            false,
-        )
-        .await;
     }
 
     fn retention(&self, batch: i64) -> Retention {
