@@ -23,7 +23,8 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::group_commit::SaleCommitter;
 use crate::http_layers;
-use crate::rate_limit::{RateLimiter, retry_after_secs};
+use crate::quota::TenantQuota;
+use crate::rate_limit::retry_after_secs;
 use crate::routes;
 use crate::token_cache::TokenCache;
 
@@ -44,8 +45,9 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// How long a request body may take to arrive (`BODY_READ_TIMEOUT`).
     pub body_read_timeout: Duration,
-    /// Per-tenant token buckets (`RATE_LIMIT_PER_SEC` / `RATE_LIMIT_BURST`).
-    pub rate_limits: Arc<RateLimiter>,
+    /// Per-tenant rate limits shared by every replica
+    /// (`RATE_LIMIT_PER_SEC` / `RATE_LIMIT_BURST`).
+    pub rate_limits: Arc<TenantQuota>,
     /// RabbitMQ, for the operator's look into the raw dead-letter queue.
     pub amqp_url: String,
     /// Stores single-sale requests in groups (`GROUP_COMMIT_MAX`).
@@ -75,9 +77,10 @@ impl AppState {
     }
 
     /// Charges the tenant `cost` requests' worth of its rate limit.
-    pub fn charge(&self, tenant: TenantId, cost: u32) -> Result<(), ApiError> {
+    pub async fn charge(&self, tenant: TenantId, cost: u32) -> Result<(), ApiError> {
         self.rate_limits
             .take(tenant, cost)
+            .await
             .map_err(|wait| ApiError::RateLimited {
                 retry_after_secs: retry_after_secs(wait),
             })

@@ -42,7 +42,7 @@ impl FromRequestParts<AppState> for Caller {
         };
         tracing::Span::current().record("tenant_id", tracing::field::display(caller.tenant_id));
         // Every tenant request costs one token; a batch pays for its other sales itself.
-        state.charge(caller.tenant_id, 1)?;
+        state.charge(caller.tenant_id, 1).await?;
         let route = parts
             .extensions
             .get::<MatchedPath>()

@@ -214,7 +214,8 @@ pub struct ServeArgs {
     pub group_commit_interval: Duration,
 
     /// How long an authenticated API token is trusted without asking the
-    /// database again; a revoked token stops working within this time. `0s`
+    /// database again. A revoked token stops working at once (the database
+    /// notifies every ingest process); this bounds a lost notice. `0s`
     /// turns the cache off. At most 5m.
     #[arg(long, env = "AUTH_CACHE_TTL", default_value = "30s", value_parser = parse_auth_cache_ttl)]
     pub auth_cache_ttl: Duration,

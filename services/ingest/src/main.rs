@@ -10,7 +10,7 @@ use ingest::app::{AppState, app};
 use ingest::cli as commands;
 use ingest::config::{Cli, Command};
 use ingest::group_commit::{GroupPolicy, SaleCommitter};
-use ingest::rate_limit::RateLimiter;
+use ingest::quota::TenantQuota;
 use ingest::status_consumer::StatusConsumer;
 use ingest::token_cache::TokenCache;
 use salesync_core::amqp::{consumer, topology};
@@ -99,8 +99,13 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         cli.serve.auth_cache_ttl,
         usize::try_from(cli.serve.auth_cache_max).unwrap_or(10_000),
     ));
+    let _revocations = tokio::spawn(ingest::revocations::listen(
+        pool.clone(),
+        token_cache.clone(),
+        shutdown.clone(),
+    ));
     let state = AppState {
-        pool,
+        pool: pool.clone(),
         secrets: Arc::new(encryption.encryption_keys),
         admin_token: cli.serve.admin_token.map(Arc::from),
         wake,
@@ -109,7 +114,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         readiness,
         max_body_bytes: usize::try_from(cli.serve.max_body_bytes).unwrap_or(usize::MAX),
         body_read_timeout: cli.serve.body_read_timeout,
-        rate_limits: Arc::new(RateLimiter::new(
+        rate_limits: Arc::new(TenantQuota::new(
+            pool.clone(),
             cli.serve.rate_limit_per_sec,
             cli.serve.rate_limit_burst,
         )),

@@ -1,6 +1,6 @@
-//! Per-tenant rate limits: one token bucket per tenant, in memory, per
-//! process (N replicas allow N times the rate — the limit protects each
-//! process and the database behind it, it is not a billing meter).
+//! Token buckets, in memory, per process: the arithmetic of a tenant's
+//! rate limit, and the per-process limiter that `quota::TenantQuota` falls
+//! back to when the shared (cross-replica) bucket cannot be asked.
 //!
 //! A request costs one token; a sales batch costs one per sale. A tenant
 //! over its limit gets 429 with `Retry-After`: the whole seconds until the
@@ -92,6 +92,11 @@ impl RateLimiter {
             },
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The limit every tenant's bucket has.
+    pub fn limit(&self) -> Limit {
+        self.limit
     }
 
     /// Takes `cost` tokens from the tenant's bucket; `Err` is the wait.

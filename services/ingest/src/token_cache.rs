@@ -2,9 +2,10 @@
 //! busy client does not cost a database lookup per request. Keyed by the
 //! token's SHA-256 (the raw token is never kept). Only tokens found active
 //! are cached: an unknown token always asks the database (a freshly created
-//! token works at once, and guessing cannot fill the cache). The price is
-//! that a revoked token keeps working for up to `AUTH_CACHE_TTL` (default
-//! 30 s) on each ingest process that saw it recently; `AUTH_CACHE_TTL=0s`
+//! token works at once, and guessing cannot fill the cache). A revoked
+//! token leaves every process's cache at once (`revocations` listens for
+//! the database's notice); the TTL (`AUTH_CACHE_TTL`, default 30 s) bounds
+//! how long one could linger should a notice be lost. `AUTH_CACHE_TTL=0s`
 //! turns the cache off.
 
 use std::collections::HashMap;
@@ -63,6 +64,20 @@ impl TokenCache {
             }
         }
         entries.insert(hash, (now, token));
+    }
+
+    /// Forgets the token with this hash (it was revoked).
+    pub fn remove(&self, hash: &[u8]) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(hash);
+        }
+    }
+
+    /// Forgets every token (revocation notices may have been missed).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
     }
 
     pub fn len(&self) -> usize {

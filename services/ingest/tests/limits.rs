@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{TestDb, call, count, raw, state, tenant};
 use ingest::app;
-use ingest::rate_limit::RateLimiter;
+use ingest::quota::TenantQuota;
 use salesync_core::domain::sample_sale;
 use salesync_core::ops;
 use serde_json::{Value, json};
@@ -39,7 +39,7 @@ async fn tenants_over_their_rate_get_429_with_retry_after() {
     let db = TestDb::new().await;
     let mut st = state(&db.pool);
     // 1 per second refill, bucket of 20: a test cannot accidentally refill it.
-    st.rate_limits = Arc::new(RateLimiter::new(1, 20));
+    st.rate_limits = Arc::new(TenantQuota::new(db.pool.clone(), 1, 20));
     let app = app(st);
     // Admin routes are not tenant-limited: tenants can be made at any rate.
     let (_, a) = tenant(&app, "A", false).await;

@@ -283,6 +283,8 @@ fn probes(route: &RouteSpec, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
     let path = route
         .path
         .replace("{tenant_id}", &victim.id.to_string())
+        // Refused before any lookup: any id will do.
+        .replace("{token_id}", &victim.id.to_string())
         .replace(
             "{id}",
             &match route.endpoint {
@@ -305,6 +307,7 @@ fn probes(route: &RouteSpec, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
         OpenApi => vec![probe(path, None, OwnDataOnly)],
         AdminCreateTenant => vec![probe(path, Some(json!({"name": "Sweeper"})), Refused)],
         AdminCreateToken => vec![probe(path, Some(json!({"name": "sweeper"})), Refused)],
+        AdminRevokeToken => vec![probe(path, None, Refused)],
         AdminPeekDeadLetterQueue | AdminPurgeDeadLetterQueue => vec![probe(path, None, Refused)],
         AdminEraseCustomer => vec![probe(
             path,

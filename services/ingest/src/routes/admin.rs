@@ -1,4 +1,4 @@
-//! Operator routes (`ADMIN_TOKEN`): create tenants and issue tokens (the
+//! Operator routes (`ADMIN_TOKEN`): create tenants, issue and revoke tokens (the
 //! work is in `tenancy`, shared with the `ingest admin` command); peek at and
 //! purge the raw dead-letter queue (`dead_letter_queue`).
 
@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::routes::dead_letters::query_error;
 use crate::routes::parse_id;
+use crate::store;
 use crate::tenancy::{self, CreatedTenant, CreatedToken, NewTenant, NewToken};
 
 /// `POST /admin/tenants`
@@ -37,6 +38,22 @@ pub async fn create_token(
     let tenant_id = parse_id(&tenant_id, "tenant")?;
     let created = tenancy::create_token(&state.pool, tenant_id, req).await?;
     Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// `DELETE /admin/tenants/{tenant_id}/tokens/{token_id}` — the token stops
+/// working on every ingest process at once.
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path((tenant_id, token_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let tenant_id = parse_id(&tenant_id, "tenant")?;
+    let token_id = parse_id(&token_id, "token")?;
+    if !store::tokens::revoke(&state.pool, tenant_id, token_id).await? {
+        return Err(ApiError::NotFound("token"));
+    }
+    tracing::info!(%tenant_id, %token_id, "token revoked");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, Debug, Default)]

@@ -104,7 +104,7 @@ pub async fn create_batch(
     }
     // The request itself was charged one token on authentication.
     let extra = u32::try_from(req.sales.len() - 1).unwrap_or(u32::MAX);
-    state.charge(caller.tenant_id, extra)?;
+    state.charge(caller.tenant_id, extra).await?;
     let external_ids: Vec<Option<String>> = req
         .sales
         .iter()

@@ -1,4 +1,4 @@
-//! API token lookups for authentication.
+//! API token lookups for authentication, and revocation.
 
 use salesync_core::domain::{TenantId, TokenId};
 use sqlx::PgPool;
@@ -36,4 +36,19 @@ pub async fn touch(pool: &PgPool, id: TokenId) -> sqlx::Result<()> {
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Revokes the tenant's token; `false` when the tenant has no such token.
+/// Revoking twice is a no-op that still answers `true`. The database tells
+/// every ingest process (trigger `api_tokens_revoked`, see `revocations`).
+pub async fn revoke(pool: &PgPool, tenant: TenantId, id: TokenId) -> sqlx::Result<bool> {
+    let found: Option<(TokenId,)> = sqlx::query_as(
+        "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())
+         WHERE id = $1 AND tenant_id = $2 RETURNING id",
+    )
+    .bind(id)
+    .bind(tenant)
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.is_some())
 }

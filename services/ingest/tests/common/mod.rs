@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ingest::app::AppState;
 use ingest::group_commit::{GroupPolicy, SaleCommitter};
-use ingest::rate_limit::RateLimiter;
+use ingest::quota::TenantQuota;
 use ingest::token_cache::TokenCache;
 use salesync_core::crypto::SecretBox;
 use salesync_core::egress::{self, EgressPolicy};
@@ -206,7 +206,7 @@ pub fn state(pool: &PgPool) -> AppState {
         readiness: Readiness::default(),
         max_body_bytes: 8 * 1024 * 1024,
         body_read_timeout: Duration::from_secs(60),
-        rate_limits: Arc::new(RateLimiter::new(1_000_000, 1_000_000)),
+        rate_limits: Arc::new(TenantQuota::new(pool.clone(), 1_000_000, 1_000_000)),
         amqp_url: amqp_url(),
         committer,
         token_cache: Arc::new(TokenCache::new(Duration::from_secs(30), 1000)),
