@@ -762,6 +762,8 @@ where
                 Refusal::Dead(index) => {
                     tracing::warn!(queue, reason, "message refused by the store, isolated");
                     outcomes[index] = Some(Outcome::Dead(reason));
+                    // The next poison message of the batch waits no longer.
+                    backoff = reconnect_backoff();
                     continue;
                 }
             }
