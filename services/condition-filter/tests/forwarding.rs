@@ -6,111 +6,24 @@
 //! up in `salesync.dead` with its reason — for events sent one by one and
 //! for events bundled as ingest's relay sends them.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
-use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use salesync_core::amqp::publisher::{OutgoingMessage, Publisher};
-use salesync_core::amqp::{self, bundle, headers_to_map, topology};
+use common::{
+    Sandbox, TAP, event, in_sandbox, insert_sale, message, open_tap, start_filter, take, wait_count,
+};
+use salesync_core::amqp::publisher::OutgoingMessage;
+use salesync_core::amqp::{bundle, topology};
 use salesync_core::domain::ids::{IntegrationId, SaleId, TenantId};
 use salesync_core::domain::{Currency, SaleInput, sample_sale};
-use salesync_core::messages::{
-    EXCHANGE, Envelope, ForwardCommand, ROUTING_FORWARD, SaleEvent, Trigger,
-};
+use salesync_core::messages::{Envelope, ForwardCommand, SaleEvent, Trigger};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-
-struct Sandbox {
-    admin_db_url: String,
-    db_name: String,
-    db_url: String,
-    vhost: String,
-    amqp_url: String,
-    http: reqwest::Client,
-}
-
-fn management_url() -> String {
-    std::env::var("RABBITMQ_MANAGEMENT_URL").unwrap_or_else(|_| "http://127.0.0.1:15672".into())
-}
-
-/// `url` with its last path segment (database or vhost) replaced.
-fn with_last_segment(url: &str, segment: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    match base[scheme_end..].rfind('/') {
-        Some(i) => format!("{}/{segment}{query}", &base[..scheme_end + i]),
-        None => format!("{base}/{segment}{query}"),
-    }
-}
-
-impl Sandbox {
-    async fn create() -> anyhow::Result<Self> {
-        let db_base = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let amqp_base = std::env::var("AMQP_URL")
-            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-        let suffix = uuid::Uuid::new_v4().simple().to_string();
-        let sandbox = Self {
-            admin_db_url: with_last_segment(&db_base, "postgres"),
-            db_name: format!("cf_test_{suffix}"),
-            db_url: with_last_segment(&db_base, &format!("cf_test_{suffix}")),
-            vhost: format!("cf-test-{suffix}"),
-            amqp_url: with_last_segment(&amqp_base, &format!("cf-test-{suffix}")),
-            http: reqwest::Client::new(),
-        };
-        let admin = PgPool::connect(&sandbox.admin_db_url).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE {}",
-            sandbox.db_name
-        )))
-        .execute(&admin)
-        .await?;
-        admin.close().await;
-        let mgmt = management_url();
-        sandbox
-            .http
-            .put(format!("{mgmt}/api/vhosts/{}", sandbox.vhost))
-            .basic_auth("guest", Some("guest"))
-            .send()
-            .await?
-            .error_for_status()?;
-        sandbox
-            .http
-            .put(format!("{mgmt}/api/permissions/{}/guest", sandbox.vhost))
-            .basic_auth("guest", Some("guest"))
-            .json(&serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}))
-            .send()
-            .await?
-            .error_for_status()?;
-        Ok(sandbox)
-    }
-
-    async fn destroy(&self) {
-        let _ = self
-            .http
-            .delete(format!("{}/api/vhosts/{}", management_url(), self.vhost))
-            .basic_auth("guest", Some("guest"))
-            .send()
-            .await;
-        if let Ok(admin) = PgPool::connect(&self.admin_db_url).await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.db_name
-            )))
-            .execute(&admin)
-            .await;
-            admin.close().await;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decides_forwards_once_and_dead_letters_poison() {
@@ -133,23 +46,7 @@ enum Delivered {
 }
 
 async fn run_scenario(how: Delivered) {
-    // Spans must be recorded for the trace to be carried on; harmless if a
-    // subscriber is installed already.
-    let _telemetry = salesync_core::telemetry::init("condition-filter-test", None, "text");
-    let sandbox = std::sync::Arc::new(Sandbox::create().await.expect("test database and vhost"));
-    // In its own task so a failed assertion still reaches the clean-up below.
-    let run = tokio::spawn({
-        let sandbox = sandbox.clone();
-        async move { scenario(&sandbox, how).await }
-    })
-    .await;
-    sandbox.destroy().await;
-    match run {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("{e:#}"),
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => panic!("scenario task: {e}"),
-    }
+    in_sandbox(move |sandbox| async move { scenario(&sandbox, how).await }).await;
 }
 
 #[derive(sqlx::FromRow)]
@@ -229,23 +126,7 @@ async fn insert_fixture(pool: &PgPool) -> anyhow::Result<Fixture> {
         .await?;
     }
     for (id, sale) in [(f.s1, sale1()), (f.s2, sale2()), (f.s3, sale3())] {
-        sqlx::query(
-            "INSERT INTO sales (id, tenant_id, external_id, payload_hash, sale, status,
-                 currency, gross, occurred_at, business_date)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(id)
-        .bind(f.tenant)
-        .bind(&sale.external_id)
-        .bind(sale.payload_hash().to_vec())
-        .bind(serde_json::to_value(&sale)?)
-        .bind(&sale.status)
-        .bind(sale.currency.code())
-        .bind(sale.totals.gross)
-        .bind(sale.occurred_at)
-        .bind(sale.business_date)
-        .execute(pool)
-        .await?;
+        insert_sale(pool, f.tenant, id, &sale).await?;
     }
     Ok(f)
 }
@@ -264,35 +145,6 @@ fn sale3() -> SaleInput {
     s
 }
 
-fn event(
-    tenant: TenantId,
-    sale: SaleId,
-    trigger: Trigger,
-    status: &str,
-    body: SaleInput,
-) -> Envelope<SaleEvent> {
-    Envelope::new(
-        tenant,
-        sale,
-        SaleEvent {
-            trigger,
-            status: status.into(),
-            accepted_at: Utc::now(),
-            sale: body,
-        },
-    )
-}
-
-fn message(env: &Envelope<SaleEvent>, headers: BTreeMap<String, String>) -> OutgoingMessage {
-    OutgoingMessage::new(
-        env.payload.trigger.routing_key(),
-        env.id.to_string(),
-        "sale.event",
-        headers,
-        env.to_bytes(),
-    )
-}
-
 fn raw(routing_key: &str, body: Vec<u8>) -> OutgoingMessage {
     OutgoingMessage::new(
         routing_key,
@@ -303,108 +155,14 @@ fn raw(routing_key: &str, body: Vec<u8>) -> OutgoingMessage {
     )
 }
 
-type Received = Vec<(BTreeMap<String, String>, Vec<u8>)>;
-
-/// Takes messages off `queue` (bundles opened) until `want` arrived (then waits `quiet` more,
-/// to catch any extra) or `deadline` passed.
-async fn take(
-    ch: &lapin::Channel,
-    queue: &str,
-    want: usize,
-    quiet: Duration,
-    deadline: Duration,
-) -> anyhow::Result<Received> {
-    let mut got = Vec::new();
-    let start = tokio::time::Instant::now();
-    let mut full_since = None;
-    loop {
-        match ch
-            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-            .await?
-        {
-            // A bundle (forward commands of one commit) counts as its parts;
-            // a dead letter (a broken bundle among them) is taken as it is.
-            Some(m)
-                if m.delivery.properties.kind().as_ref().map(|k| k.as_str())
-                    == Some(bundle::BUNDLE_TYPE)
-                    && queue != topology::Q_DEAD =>
-            {
-                let parts = bundle::unbundle(&m.delivery.data).map_err(anyhow::Error::msg)?;
-                got.extend(parts.into_iter().map(|p| (p.headers, p.body)));
-            }
-            Some(m) => got.push((
-                headers_to_map(m.delivery.properties.headers().as_ref()),
-                m.delivery.data.clone(),
-            )),
-            None => {
-                if got.len() >= want {
-                    let since = *full_since.get_or_insert_with(tokio::time::Instant::now);
-                    if since.elapsed() >= quiet {
-                        return Ok(got);
-                    }
-                }
-                if start.elapsed() > deadline {
-                    return Ok(got);
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-/// Waits until `sql` (a count) reaches `want`.
-async fn wait_count(pool: &PgPool, sql: &'static str, want: i64) -> anyhow::Result<i64> {
-    let start = tokio::time::Instant::now();
-    loop {
-        let (n,): (i64,) = sqlx::query_as(sql).fetch_one(pool).await?;
-        if n >= want || start.elapsed() > Duration::from_secs(20) {
-            return Ok(n);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn scenario(sandbox: &Sandbox, how: Delivered) -> anyhow::Result<()> {
     let pool = salesync_core::db::connect_and_migrate(&sandbox.db_url, 4).await?;
     let f = insert_fixture(&pool).await?;
 
-    // Topology first (as every service does), plus a queue of our own bound
-    // to sale.forward to see what the forwarder would get.
-    let conn = amqp::connect(&sandbox.amqp_url, "condition-filter-test").await?;
-    let ch = conn.create_channel().await?;
-    topology::declare(&ch).await?;
-    let tap = "test.forward-tap";
-    ch.queue_declare(
-        tap.into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await?;
-    ch.queue_bind(
-        tap.into(),
-        EXCHANGE.into(),
-        ROUTING_FORWARD.into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await?;
-    let publisher = Publisher::open(&conn).await?;
-
-    let config = <condition_filter::Config as clap::Parser>::try_parse_from([
-        "condition-filter",
-        "--database-url",
-        &sandbox.db_url,
-        "--amqp-url",
-        &sandbox.amqp_url,
-        "--ops-listen",
-        "127.0.0.1:0",
-        "--prefetch",
-        "64",
-        "--shutdown-grace-secs",
-        "5",
-    ])?;
+    let (conn, ch, publisher) = open_tap(sandbox).await?;
+    let tap = TAP;
     let shutdown = CancellationToken::new();
-    let service = tokio::spawn(condition_filter::run(config, shutdown.clone()));
+    let service = start_filter(sandbox, &shutdown)?;
 
     // e1 twice (a redelivery: same envelope id), then e2 for the same sale.
     let e1 = event(f.tenant, f.s1, Trigger::Created, "completed", sale1());

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use salesync_core::amqp::consumer::{self, Outcome, PipelineHandler};
 use salesync_core::amqp::publisher::{OutgoingMessage, Publisher};
 use salesync_core::crypto::SecretBox;
@@ -125,7 +126,9 @@ impl PipelineHandler for ForwardHandler {
             .await
             .run(async |conn| store::record(conn, &attempts, &updates).await)
             .await
-            .map_err(|e| anyhow::anyhow!("recording attempts: {e}"))?;
+            // The sqlx error stays in the chain: a refusal isolates the
+            // message it is about (see `consumer::PipelineHandler::commit`).
+            .context("recording attempts")?;
         effects::observe(&self.metrics, group);
         Ok(group.iter().map(|p| p.outcome.clone()).collect())
     }

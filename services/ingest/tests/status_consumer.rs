@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::{TestDb, TestVhost, call, count, state, tenant};
+use ingest::app::AppState;
 use ingest::status_consumer::StatusConsumer;
 use lapin::options::BasicGetOptions;
 use salesync_core::amqp::consumer::{self, ConsumerConfig};
@@ -72,6 +73,182 @@ async fn wait_for(pool: &PgPool, sql: &'static str, want: i64) {
     );
 }
 
+/// Runs the status consumer on the test's database and vhost until `shutdown`.
+fn start_consumer(
+    db: &TestDb,
+    vhost: &TestVhost,
+    st: &AppState,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(consumer::run(
+        ConsumerConfig {
+            amqp_url: vhost.amqp_url.clone(),
+            queue: topology::Q_STATUS,
+            prefetch: 50,
+            connection_name: "ingest-test-status".into(),
+            retry_delays: vec![],
+        },
+        Arc::new(StatusConsumer {
+            pool: db.pool.clone(),
+            wake: st.wake.clone(),
+        }),
+        Readiness::default().part("status"),
+        Metrics::new("ingest-test"),
+        shutdown.clone(),
+    ))
+}
+
+/// A connection with the topology declared, a channel and a publisher on it.
+async fn open_broker(vhost: &TestVhost) -> (lapin::Connection, lapin::Channel, Publisher) {
+    let conn = amqp::connect(&vhost.amqp_url, "ingest-test-publisher")
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    topology::declare(&ch).await.expect("topology");
+    let publisher = Publisher::open(&conn).await.expect("publisher");
+    (conn, ch, publisher)
+}
+
+/// Takes messages from `salesync.dead` until `want` arrived (or 30 s passed),
+/// then any more that come within a second: (headers, body) each.
+async fn take_dead(ch: &lapin::Channel, want: usize) -> Vec<(BTreeMap<String, String>, Vec<u8>)> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut quiet_until = None;
+    loop {
+        let m = ch
+            .basic_get(topology::Q_DEAD.into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("basic_get");
+        if let Some(m) = m {
+            let headers = headers_to_map(m.delivery.properties.headers().as_ref());
+            got.push((headers, m.delivery.data.clone()));
+            continue;
+        }
+        let now = tokio::time::Instant::now();
+        if got.len() >= want {
+            let until = *quiet_until.get_or_insert(now + Duration::from_secs(1));
+            if now >= until {
+                return got;
+            }
+        } else if now >= deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Status updates for twelve sales in one batch, one of which the database
+/// refuses (a trigger in the test's database raises for its sale): that one
+/// is dead-lettered with the database's reason and its own body, every other
+/// is applied exactly once, and the queue drains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_the_database_refuses_is_dead_lettered_and_the_rest_applied_once() {
+    const SALES: usize = 12;
+    const POISON: usize = 7;
+    let db = TestDb::new().await;
+    let vhost = TestVhost::new().await;
+    let st = state(&db.pool);
+    let app = ingest::app(st.clone());
+    let (tenant_id, token) = tenant(&app, "Shop", false).await;
+    let tenant_id: TenantId = tenant_id.parse().expect("tenant id");
+    let mut sales = Vec::new();
+    for n in 0..SALES {
+        let sale = serde_json::to_value(sample_sale(&format!("pos-{n}"))).expect("sale");
+        let a = call(&app, "POST", "/v1/sales", Some(&token), Some(&sale)).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        let id: SaleId = a.body["id"].as_str().expect("id").parse().expect("sale id");
+        sales.push(id);
+    }
+    let poison = sales[POISON];
+    sqlx::query(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'sale % is poison', NEW.sale_id; END $$",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("function");
+    // A uuid, so formatting it into the DDL is safe.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TRIGGER refuse BEFORE INSERT ON sale_status_history FOR EACH ROW
+         WHEN (NEW.sale_id = '{poison}') EXECUTE FUNCTION refuse()"
+    )))
+    .execute(&db.pool)
+    .await
+    .expect("trigger");
+
+    // All queued before the consumer starts: it finds them in one batch.
+    let (conn, ch, publisher) = open_broker(&vhost).await;
+    let integration = IntegrationId::new();
+    let updates: Vec<_> = sales
+        .iter()
+        .map(|s| update(tenant_id, *s, integration, "processed", Some("paid")))
+        .collect();
+    for u in &updates {
+        publish_update(&publisher, u).await;
+    }
+    let shutdown = CancellationToken::new();
+    let consumer_task = start_consumer(&db, &vhost, &st, &shutdown);
+    let dead = take_dead(&ch, 1).await;
+    wait_for(
+        &db.pool,
+        "SELECT count(*) FROM sales WHERE status = 'paid'",
+        SALES as i64 - 1,
+    )
+    .await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), consumer_task)
+        .await
+        .expect("the consumer stops")
+        .expect("consumer task");
+
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let (headers, body) = &dead[0];
+    assert_eq!(
+        headers.get("x-dead-reason").map(String::as_str),
+        Some(format!("refused by the database: sale {poison} is poison (SQLSTATE P0001)").as_str())
+    );
+    assert_eq!(
+        headers.get("x-original-queue").map(String::as_str),
+        Some(topology::Q_STATUS)
+    );
+    assert_eq!(body, &updates[POISON].to_bytes());
+    // Every other update applied exactly once; the poison sale untouched.
+    let applied: Vec<(SaleId, i64)> = sqlx::query_as(
+        "SELECT sale_id, count(*) FROM sale_status_history
+         WHERE origin = 'integration' GROUP BY sale_id ORDER BY sale_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("history");
+    let mut others: Vec<(SaleId, i64)> = sales
+        .iter()
+        .filter(|s| **s != poison)
+        .map(|s| (*s, 1))
+        .collect();
+    others.sort();
+    assert_eq!(applied, others);
+    let status: String = sqlx::query_scalar("SELECT status FROM sales WHERE id = $1")
+        .bind(poison)
+        .fetch_one(&db.pool)
+        .await
+        .expect("poison sale");
+    assert_ne!(status, "paid");
+    let q = ch
+        .queue_declare(
+            topology::Q_STATUS.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .expect("status queue");
+    assert_eq!(q.message_count(), 0, "the queue drained");
+    let _ = conn.close(200, "bye".into()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_updates_are_applied_once_and_reported() {
     let db = TestDb::new().await;
@@ -87,29 +264,8 @@ async fn status_updates_are_applied_once_and_reported() {
     let integration = IntegrationId::new();
 
     let shutdown = CancellationToken::new();
-    let readiness = Readiness::default();
-    let consumer_task = tokio::spawn(consumer::run(
-        ConsumerConfig {
-            amqp_url: vhost.amqp_url.clone(),
-            queue: topology::Q_STATUS,
-            prefetch: 50,
-            connection_name: "ingest-test-status".into(),
-            retry_delays: vec![],
-        },
-        Arc::new(StatusConsumer {
-            pool: db.pool.clone(),
-            wake: st.wake.clone(),
-        }),
-        readiness.part("status"),
-        Metrics::new("ingest-test"),
-        shutdown.clone(),
-    ));
-    let conn = amqp::connect(&vhost.amqp_url, "ingest-test-publisher")
-        .await
-        .expect("connect");
-    let ch = conn.create_channel().await.expect("channel");
-    topology::declare(&ch).await.expect("topology");
-    let publisher = Publisher::open(&conn).await.expect("publisher");
+    let consumer_task = start_consumer(&db, &vhost, &st, &shutdown);
+    let (conn, ch, publisher) = open_broker(&vhost).await;
 
     // Mapped: the sale's status changes and the history says why.
     let paid = update(tenant_id, sale_id, integration, "processed", Some("paid"));

@@ -1,7 +1,10 @@
 //! The consume loops every service runs, with manual acks sent only after the
 //! outcome is durable. Transient failures keep deliveries unacked and retry
 //! them with backoff; a broken connection is re-established and the topology
-//! re-declared. Two modes share that machinery:
+//! re-declared. A batch the database refuses (a constraint, a trigger, data
+//! it will not hold) is bisected until the message that causes it is found
+//! and dead-lettered, so one bad message never holds a queue (`isolate`).
+//! Two modes share that machinery:
 //!
 //! - [`run`] (batch): take up to `prefetch` messages at once (bundles opened
 //!   into their parts, each counted — see `bundle`), let a [`BatchHandler`]
@@ -17,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::acks::{AckTracker, Unsettled};
 use super::bundle;
+use super::isolate::{Failure, Isolation, MAX_REFUSALS, Refusal, classify};
 use super::publisher::{OutgoingMessage, Publisher};
 use super::{connect_with_retry, headers_to_map, reconnect_backoff, topology};
 use crate::messages::ROUTING_DEAD;
@@ -49,9 +54,12 @@ pub enum Outcome {
     Dead(String),
 }
 
-/// Decides a batch of messages (one outcome each, in order). `Err` means a
-/// transient failure (database down …): nothing of the batch may have taken
-/// effect, and the whole batch is tried again.
+/// Decides a batch of messages (one outcome each, in order). `Err` means
+/// nothing of the batch took effect. A transient failure (database down …)
+/// retries the whole batch; a refusal by the database (`isolate::classify`)
+/// retries it in halves until the message it is about is found, and
+/// dead-letters that one — so a handler must keep the `sqlx::Error` in the
+/// chain (`?` or `context`, not a formatted string).
 pub trait BatchHandler: Send + Sync + 'static {
     fn handle(
         &self,
@@ -173,7 +181,9 @@ pub trait PipelineHandler: Send + Sync + 'static {
     /// Makes a group of prepared messages durable (one transaction, retry
     /// copies confirmed first …) and returns one outcome per element, in
     /// order. `Err` means nothing of the group took effect: the same group is
-    /// committed again after a backoff.
+    /// committed again after a backoff — or, if the database refused it
+    /// (`isolate::classify`), in halves, until the message it is about is
+    /// found and dead-lettered.
     fn commit(
         &self,
         group: &[Self::Prepared],
@@ -403,16 +413,13 @@ async fn consume_batches<H: BatchHandler>(
         }
 
         let Opened { messages, broken } = opened;
-        let outcomes = if messages.is_empty() {
-            Some(Vec::new())
-        } else {
-            retry_until_ok(cfg.queue, messages.len(), shutdown, || {
-                handler.handle(&messages, &publisher)
-            })
-            .await
-        };
+        let outcomes = handle_isolating(cfg.queue, messages.len(), shutdown, |piece| {
+            handler.handle(&messages[piece], &publisher)
+        })
+        .await;
         let Some(mut outcomes) = outcomes else {
-            // Shutdown while the batch kept failing: leave it unacked for redelivery.
+            // Shutdown while the batch kept failing: leave it unacked for
+            // redelivery (pieces already handled are redelivered duplicates).
             return Ok(());
         };
         let mut dead = dead_letters(&messages, &outcomes, cfg.queue);
@@ -658,18 +665,14 @@ async fn commit_group<H: PipelineHandler>(
             Ready::Broken(reason) => outcomes.push(Some(Outcome::Dead(reason))),
         }
     }
-    let handled = if prepared.is_empty() {
-        Some(Vec::new())
-    } else {
-        retry_until_ok(queue, prepared.len(), shutdown, || {
-            handler.commit(&prepared, publisher)
-        })
-        .await
-    };
+    let handled = handle_isolating(queue, prepared.len(), shutdown, |piece| {
+        handler.commit(&prepared[piece], publisher)
+    })
+    .await;
     let result = match handled {
         Some(handled) => {
             let mut handled = handled.into_iter();
-            // `retry_until_ok` checked the count: every slot is filled.
+            // `handle_isolating` checked the counts: every slot is filled.
             let outcomes: Vec<Outcome> = outcomes
                 .into_iter()
                 .map(|o| o.or_else(|| handled.next()))
@@ -700,38 +703,69 @@ async fn commit_group<H: PipelineHandler>(
 
 // ---------------------------------------------------------------- shared steps
 
-/// Runs `attempt` until it returns `expected` outcomes; `None` if shutdown
-/// came first. An `Err` (or a wrong count — a handler bug, treated as
-/// transient rather than acked blindly) is retried with backoff.
-async fn retry_until_ok<F, Fut>(
+/// Runs `attempt` over the `len` messages of a batch until each has an
+/// outcome; `None` if shutdown came first. `attempt(piece)` handles the
+/// messages at those indexes in one go. A refusal by the store isolates the
+/// message that caused it (see `isolate`) and dead-letters it; any other
+/// `Err` (or a wrong count — a handler bug, treated as transient rather than
+/// acked blindly) retries the same piece with backoff, for ever.
+async fn handle_isolating<F, Fut>(
     queue: &str,
-    expected: usize,
+    len: usize,
     shutdown: &CancellationToken,
     mut attempt: F,
 ) -> Option<Vec<Outcome>>
 where
-    F: FnMut() -> Fut,
+    F: FnMut(Range<usize>) -> Fut,
     Fut: Future<Output = anyhow::Result<Vec<Outcome>>>,
 {
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; len];
+    let mut isolation = Isolation::new(len, MAX_REFUSALS);
     let mut backoff = reconnect_backoff();
-    loop {
-        match attempt().await {
-            Ok(outcomes) if outcomes.len() == expected => return Some(outcomes),
-            Ok(outcomes) => {
+    while let Some(piece) = isolation.current() {
+        let size = piece.len();
+        let failure = match attempt(piece.clone()).await {
+            Ok(got) if got.len() == size => {
+                for (slot, outcome) in outcomes[piece].iter_mut().zip(got) {
+                    *slot = Some(outcome);
+                }
+                isolation.handled();
+                backoff = reconnect_backoff();
+                continue;
+            }
+            Ok(got) => {
                 tracing::error!(
                     queue,
-                    expected,
-                    got = outcomes.len(),
+                    expected = size,
+                    got = got.len(),
                     "handler returned a wrong number of outcomes"
                 );
+                Failure::Transient
             }
             Err(e) => {
+                let failure = classify(&e);
                 tracing::warn!(
                     queue,
-                    size = expected,
+                    size,
                     error = format!("{e:#}"),
+                    refused = matches!(failure, Failure::Refused(_)),
                     "batch failed, will retry"
                 );
+                failure
+            }
+        };
+        if let Failure::Refused(reason) = failure {
+            match isolation.refused() {
+                // The database answered: no reason to wait before the halves.
+                Refusal::Split => continue,
+                Refusal::RetryAlone => {}
+                Refusal::Dead(index) => {
+                    tracing::warn!(queue, reason, "message refused by the store, isolated");
+                    outcomes[index] = Some(Outcome::Dead(reason));
+                    // The next poison message of the batch waits no longer.
+                    backoff = reconnect_backoff();
+                    continue;
+                }
             }
         }
         let wait = backoff.next().unwrap_or(Duration::from_secs(5));
@@ -740,6 +774,8 @@ where
             _ = tokio::time::sleep(wait) => {}
         }
     }
+    // Every piece ends handled or dead, so every slot is filled.
+    outcomes.into_iter().collect()
 }
 
 /// The dead-letter copies of the messages whose outcome is `Dead`.

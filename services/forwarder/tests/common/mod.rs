@@ -428,6 +428,38 @@ impl TestEnv {
             .await;
     }
 
+    /// Takes the test's database down for everyone (`up = false`): new
+    /// connections are refused and those open are ended — the forwarder's
+    /// and the test's own alike — or lets connections in again (and waits
+    /// until the test's pool has dropped its ended connections).
+    pub async fn set_database_up(&self, up: bool) {
+        let admin = PgPool::connect(&self.admin_db_url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {up}",
+            self.db_name
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+        if !up {
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            )
+            .bind(&self.db_name)
+            .execute(&admin)
+            .await
+            .unwrap();
+        }
+        admin.close().await;
+        // Each failed query closes one ended connection of the pool.
+        for _ in 0..10 {
+            if !up || sqlx::query("SELECT 1").execute(&self.pool).await.is_ok() {
+                return;
+            }
+        }
+        panic!("the test's pool did not reconnect");
+    }
+
     /// The forwarder's arguments for this environment (loopback allowed).
     pub fn args(&self) -> forwarder::Args {
         self.args_with(&[])
