@@ -5,12 +5,13 @@
 //!
 //! Closed: requests flow; their answers go into a time-based window
 //! ([`FailureWindow`]). It opens when the window holds at least `min_calls`
-//! answers, at least `failure_rate` % of them failures, and its oldest answer
-//! is at least half a window old. That last rule is ours: a burst of first
-//! attempts (a backlog arriving at once) has no retries in it yet, so a target
-//! that fails every first attempt and takes every retry would look like an
-//! outage to a breaker that judged the burst. Keep the window longer than
-//! twice the first retry delay and the retries' answers are in it.
+//! answers, at least `failure_rate` % of them failures, **and the retries
+//! among them fail as often** (at least a quarter of `min_calls` retries,
+//! one at the least). That last rule is ours: a target that answers 503 to
+//! the first attempt of each delivery and takes the retry is not down, but a
+//! backlog sends it a long run of first attempts — their retries wait behind
+//! the backlog in the queue — and a breaker that judged that run would open.
+//! A target that is down fails its retries too.
 //!
 //! Open: nothing is sent until the cooldown is over (the deliveries are put
 //! back to a delay queue instead, see `targets`). Then half-open: up to
@@ -58,9 +59,11 @@ impl BreakerConfig {
 
     /// Whether the closed window's answers open the breaker.
     fn opens(&self, t: Tally) -> bool {
-        t.calls >= self.min_calls.max(1)
-            && self.failing(t.failures, t.calls)
-            && t.span >= self.window / 2
+        let min_retries = (self.min_calls / 4).max(1);
+        t.all.calls >= self.min_calls.max(1)
+            && self.failing(t.all.failures, t.all.calls)
+            && t.retries.calls >= min_retries
+            && self.failing(t.retries.failures, t.retries.calls)
     }
 }
 
@@ -187,11 +190,13 @@ impl Breaker {
         }
     }
 
-    /// Takes the answer to a request admitted as `admission` (`Send` or `Probe`).
+    /// Takes the answer to a request admitted as `admission` (`Send` or
+    /// `Probe`); `retry`: the request was not its delivery's first attempt.
     pub fn record(
         &mut self,
         admission: Admission,
         health: Health,
+        retry: bool,
         now: Instant,
     ) -> Option<Transition> {
         let failed = match health {
@@ -206,7 +211,7 @@ impl Breaker {
         };
         match (self.state, admission) {
             (State::Closed, Admission::Send) => {
-                self.window.record(now, failed);
+                self.window.record(now, failed, retry);
                 let tally = self.window.tally(now);
                 self.config.opens(tally).then(|| self.open(now))
             }
@@ -335,12 +340,14 @@ mod tests {
         Admit(Admission),
         /// Report the answer of a request admitted as `.0`.
         Record(Admission, Health),
-        /// `n` answers to `Send`s, `failed` of them failures.
+        /// `n` answers to `Send`s of first attempts, `failed` of them failures.
         Answers(u32, u32),
+        /// The same for retries.
+        Retries(u32, u32),
         Abandon,
     }
     use Health::{Failing, Healthy, Neutral};
-    use Step::{Abandon, Admit, Answers, Record};
+    use Step::{Abandon, Admit, Answers, Record, Retries};
 
     const SEND: Admission = Admission::Send;
     const PROBE: Admission = Admission::Probe;
@@ -366,11 +373,14 @@ mod tests {
                     assert_eq!(got, *want, "step {i} at {at} ms");
                     seen.extend(t);
                 }
-                Record(admission, health) => seen.extend(b.record(*admission, *health, now)),
-                Answers(n, failed) => {
+                Record(admission, health) => {
+                    seen.extend(b.record(*admission, *health, false, now));
+                }
+                Answers(n, failed) | Retries(n, failed) => {
+                    let retry = matches!(step, Retries(..));
                     for k in 0..*n {
                         let h = if k < *failed { Failing } else { Healthy };
-                        seen.extend(b.record(SEND, h, now));
+                        seen.extend(b.record(SEND, h, retry, now));
                     }
                 }
                 Abandon => b.abandon_probe(),
@@ -380,72 +390,74 @@ mod tests {
         (transitions, b)
     }
 
+    /// Four failed first attempts, then a failed retry 5 s later opens it.
     fn open_at(at: u64) -> Vec<(u64, Step)> {
-        vec![(at, Answers(4, 4)), (at + 5 * S, Answers(1, 1))]
+        vec![(at, Answers(4, 4)), (at + 5 * S, Retries(1, 1))]
     }
 
     #[test]
-    fn opens_on_the_rate_over_a_watched_window() {
+    fn opens_on_the_rate_when_retries_fail_too() {
         type Case = (&'static str, Vec<(u64, Step)>, Vec<(u64, &'static str)>);
         let cases: Vec<Case> = vec![
             (
-                "a burst of failures is not judged until half a window old",
-                vec![
-                    (0, Answers(50, 50)),
-                    (4_999, Answers(1, 1)),
-                    (5 * S, Answers(1, 1)),
-                ],
-                vec![(5 * S, "open")],
+                "failed first attempts alone never open it",
+                vec![(0, Answers(50, 50)), (5 * S, Answers(50, 50))],
+                vec![],
             ),
             (
-                "the burst's retries answering in time keep it closed",
+                "a failed retry with the rate reached opens it",
+                vec![(0, Answers(4, 4)), (S, Retries(1, 1))],
+                vec![(S, "open")],
+            ),
+            (
+                "retries that succeed keep it closed, however many first attempts fail",
                 vec![
                     (0, Answers(50, 50)),
-                    (S, Answers(50, 0)),
-                    (5 * S, Answers(4, 4)),
-                    (9 * S, Answers(4, 4)),
+                    (S, Retries(3, 0)),
+                    (2 * S, Answers(100, 100)),
+                    (3 * S, Retries(1, 1)),
                 ],
                 vec![],
             ),
             (
                 "two failures of every three (67 %) never open it",
                 (0..40u64)
-                    .map(|i| (i * 500, Answers(1, u32::from(i % 3 != 0))))
+                    .map(|i| (i * 500, Retries(1, u32::from(i % 3 != 0))))
                     .collect(),
                 vec![],
             ),
             (
                 "the rate reached exactly opens it (3 of 4 = 75 %)",
-                vec![(0, Answers(3, 3)), (5 * S, Answers(1, 0))],
-                vec![(5 * S, "open")],
+                vec![(0, Retries(3, 3)), (S, Retries(1, 0))],
+                vec![(S, "open")],
             ),
             (
                 "too few calls never open it",
                 vec![
-                    (0, Answers(1, 1)),
-                    (4 * S, Answers(1, 1)),
-                    (8 * S, Answers(1, 1)),
+                    (0, Retries(1, 1)),
+                    (4 * S, Retries(1, 1)),
+                    (8 * S, Retries(1, 1)),
                 ],
                 vec![],
             ),
             (
                 "failures older than the window are forgotten",
                 vec![
-                    (0, Answers(3, 3)),
-                    (10 * S, Answers(1, 1)),
-                    (14 * S, Answers(2, 2)),
+                    (0, Retries(3, 3)),
+                    (10 * S, Retries(1, 1)),
+                    (14 * S, Retries(2, 2)),
                 ],
                 vec![],
             ),
             (
                 "neutral answers neither count nor dilute",
                 vec![
-                    (0, Answers(4, 4)),
-                    (5 * S, Record(SEND, Neutral)),
-                    (5 * S, Record(SEND, Neutral)),
-                    (5 * S, Answers(1, 1)),
+                    (0, Answers(3, 3)),
+                    (S, Record(SEND, Neutral)),
+                    (S, Record(SEND, Neutral)),
+                    (S, Retries(1, 1)),
                 ],
-                vec![(5 * S, "open")],
+                vec![(S, "open")],
             ),
         ];
         for (name, steps, want) in cases {
@@ -454,8 +466,9 @@ mod tests {
     }
 
     /// Traffic that the consecutive-failure breaker this replaced turned into
-    /// an endless outage: every delivery fails its first attempt and gets its
-    /// retry 1 s later; and a target failing half its calls at random.
+    /// an endless outage: a backlog of deliveries that each fail their first
+    /// attempt, their retries (all taken) only coming back after 20 s; and a
+    /// target failing half its calls at random.
     #[test]
     fn partial_failure_keeps_it_closed_with_the_defaults() {
         let config = BreakerConfig {
@@ -465,11 +478,9 @@ mod tests {
         };
         let mut first_fails = Vec::new();
         for sec in 0..60u64 {
-            // 40 new deliveries a second (the first ones a burst), plus the
-            // retries of the second before.
             first_fails.push((sec * S, Answers(40, 40)));
-            if sec > 0 {
-                first_fails.push((sec * S + 1, Answers(40, 0)));
+            if sec >= 20 {
+                first_fails.push((sec * S + 1, Retries(40, 0)));
             }
         }
         assert_eq!(run(config, &first_fails).0, []);
@@ -485,10 +496,13 @@ mod tests {
                         x % 2 == 0
                     })
                     .count() as u32;
-                (i * 100, Answers(20, failed))
+                (i * 100, Retries(20, failed))
             })
             .collect();
         assert_eq!(run(config, &random_half).0, []);
+        // The same window when the target is down: open at the first retries.
+        let down = vec![(0, Answers(500, 500)), (S, Retries(5, 5))];
+        assert_eq!(run(config, &down).0, [(S, "open")]);
     }
 
     #[test]
@@ -566,10 +580,9 @@ mod tests {
             (36 * S, Record(PROBE, Healthy)),
             (36 * S, Record(PROBE, Healthy)),
             (36 * S, Record(PROBE, Healthy)),
-            // Failures at once after closing: not judged before half a window.
-            (37 * S, Answers(10, 10)),
-            (41 * S, Answers(1, 1)),
-            (42 * S, Answers(1, 1)),
+            // The failures before the opening are gone: three are too few.
+            (37 * S, Retries(3, 3)),
+            (38 * S, Retries(1, 1)),
         ]);
         assert_eq!(
             run(CONFIG, &steps).0,
@@ -577,7 +590,7 @@ mod tests {
                 (5 * S, "open"),
                 (35 * S, "half_open"),
                 (36 * S, "closed"),
-                (42 * S, "open")
+                (38 * S, "open")
             ]
         );
     }
@@ -621,7 +634,7 @@ mod tests {
         let mut b = Breaker::new(CONFIG);
         assert_eq!(b.blocked_for(t0), None);
         for at in [0, 0, 0, 5] {
-            b.record(SEND, Failing, t0 + s(at));
+            b.record(SEND, Failing, at == 5, t0 + s(at));
         }
         assert_eq!(b.blocked_for(t0 + s(15)), Some(s(20)));
         assert_eq!(b.blocked_for(t0 + s(35)), None);
@@ -636,17 +649,15 @@ mod tests {
     }
 
     #[test]
-    fn one_failure_is_enough_when_configured_so() {
+    fn one_failed_retry_is_enough_when_configured_so() {
         let config = BreakerConfig {
             failure_rate: 1,
             min_calls: 1,
-            window: Duration::from_millis(1),
             ..CONFIG
         };
         let t0 = Instant::now();
         let mut b = Breaker::new(config);
-        assert_eq!(b.record(SEND, Failing, t0), None, "not yet watched");
-        let later = t0 + Duration::from_micros(600);
-        assert_eq!(b.record(SEND, Failing, later), Some(Transition::Opened));
+        assert_eq!(b.record(SEND, Failing, false, t0), None, "a first attempt");
+        assert_eq!(b.record(SEND, Failing, true, t0), Some(Transition::Opened));
     }
 }

@@ -70,15 +70,17 @@ pub struct Args {
 
     /// Percentage of failed calls (5xx, timeouts, refused or broken
     /// connections — not 4xx) over `BREAKER_WINDOW` that opens a target's
-    /// circuit breaker, per forwarder process; also the rate of failed
-    /// half-open probes that keeps it open. High by default: the breaker is
-    /// for outages; a target failing part of the time is left to the retries.
+    /// circuit breaker, per forwarder process — of all calls and of the
+    /// retries among them; also the rate of failed half-open probes that
+    /// keeps it open. High by default: the breaker is for outages; a target
+    /// failing part of the time is left to the retries.
     #[arg(long, env = "BREAKER_FAILURE_RATE", default_value_t = 90,
           value_parser = clap::value_parser!(u8).range(1..=100))]
     pub breaker_failure_rate: u8,
 
     /// Answered calls the window must hold before their failure rate can
-    /// open the breaker [default: 20].
+    /// open the breaker, a quarter of them (at least one) retries
+    /// [default: 20].
     #[arg(long, env = "BREAKER_MIN_CALLS",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub breaker_min_calls: Option<u32>,
@@ -90,10 +92,9 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub breaker_failures: Option<u32>,
 
-    /// How far back a closed breaker looks (a sliding window of time). It
-    /// judges a target only once its oldest answer there is half a window
-    /// old, so keep it at least twice the first `RETRY_DELAYS` tier: then a
-    /// burst of first attempts is judged together with its retries.
+    /// How far back a closed breaker looks (a sliding window of time). Keep
+    /// it at least twice the first `RETRY_DELAYS` tier, so that the window
+    /// holds retries' answers when the target fails.
     #[arg(long, env = "BREAKER_WINDOW", default_value = "10s", value_parser = parse_nonzero_duration)]
     pub breaker_window: Duration,
 
@@ -142,7 +143,7 @@ impl Args {
         {
             w.push(format!(
                 "BREAKER_WINDOW ({:?}) is shorter than twice the first retry delay ({first:?}): \
-                 a target that fails first attempts and takes retries may be judged down",
+                 the breaker may see too few retries to open on an outage",
                 self.breaker_window
             ));
         }

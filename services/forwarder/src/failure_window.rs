@@ -1,6 +1,7 @@
 //! The closed breaker's memory of one target: how many calls were answered,
-//! and how many of them failed, over the last `length` (a time-based sliding
-//! window). Pure: every method takes the current instant.
+//! and how many of them failed — all of them, and the retries among them —
+//! over the last `length` (a time-based sliding window). Pure: every method
+//! takes the current instant.
 //!
 //! Time-based rather than a count of calls, because a count means different
 //! things at different rates: at 1,000 calls/s a 100-call window is 0.1 s —
@@ -19,8 +20,29 @@ pub const BUCKETS: u32 = 10;
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Bucket {
     start: Instant,
-    calls: u32,
-    failures: u32,
+    all: Counts,
+    retries: Counts,
+}
+
+/// Answers and failures among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub calls: u32,
+    pub failures: u32,
+}
+
+impl Counts {
+    fn add(&mut self, failed: bool) {
+        self.calls = self.calls.saturating_add(1);
+        self.failures = self.failures.saturating_add(u32::from(failed));
+    }
+
+    fn plus(self, other: Counts) -> Counts {
+        Counts {
+            calls: self.calls.saturating_add(other.calls),
+            failures: self.failures.saturating_add(other.failures),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -30,12 +52,12 @@ pub struct FailureWindow {
 }
 
 /// What the window holds now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Tally {
-    pub calls: u32,
-    pub failures: u32,
-    /// How far back the window's oldest call goes (zero when empty).
-    pub span: Duration,
+    /// Every answer.
+    pub all: Counts,
+    /// Answers to retries (a delivery's second attempt or later).
+    pub retries: Counts,
 }
 
 impl FailureWindow {
@@ -46,8 +68,8 @@ impl FailureWindow {
         }
     }
 
-    /// Adds one answered call.
-    pub fn record(&mut self, now: Instant, failed: bool) {
+    /// Adds one answered call; `retry`: not the delivery's first attempt.
+    pub fn record(&mut self, now: Instant, failed: bool, retry: bool) {
         self.expire(now);
         let bucket_len = self.length / BUCKETS;
         let fresh = match self.buckets.back() {
@@ -57,31 +79,25 @@ impl FailureWindow {
         if fresh {
             self.buckets.push_back(Bucket {
                 start: now,
-                calls: 0,
-                failures: 0,
+                all: Counts::default(),
+                retries: Counts::default(),
             });
         }
         if let Some(b) = self.buckets.back_mut() {
-            b.calls = b.calls.saturating_add(1);
-            b.failures = b.failures.saturating_add(u32::from(failed));
+            b.all.add(failed);
+            if retry {
+                b.retries.add(failed);
+            }
         }
     }
 
     /// The calls of the last `length`.
     pub fn tally(&mut self, now: Instant) -> Tally {
         self.expire(now);
-        let (calls, failures) = self.buckets.iter().fold((0u32, 0u32), |(c, f), b| {
-            (c.saturating_add(b.calls), f.saturating_add(b.failures))
-        });
-        let span = self
-            .buckets
-            .front()
-            .map_or(Duration::ZERO, |b| now.saturating_duration_since(b.start));
-        Tally {
-            calls,
-            failures,
-            span,
-        }
+        self.buckets.iter().fold(Tally::default(), |t, b| Tally {
+            all: t.all.plus(b.all),
+            retries: t.retries.plus(b.retries),
+        })
     }
 
     /// Forgets everything (the breaker changed state: a new start).
@@ -104,49 +120,44 @@ impl FailureWindow {
 mod tests {
     use super::*;
 
+    fn counts(calls: u32, failures: u32) -> Counts {
+        Counts { calls, failures }
+    }
+
     #[test]
     fn counts_the_last_length_only() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut w = FailureWindow::new(Duration::from_secs(10));
-        assert_eq!(
-            w.tally(t0),
-            Tally {
-                calls: 0,
-                failures: 0,
-                span: Duration::ZERO
-            }
-        );
-        // (at ms, failed) calls, then the tally expected at the last one.
-        let steps: &[(u64, bool, u32, u32, u64)] = &[
-            (0, true, 1, 1, 0),
-            (500, false, 2, 1, 500),
+        assert_eq!(w.tally(t0), Tally::default());
+        // (at ms, failed, retry) calls, then the tally expected at the last
+        // one: all (calls, failures), retries (calls, failures).
+        type Row = (u64, bool, bool, (u32, u32), (u32, u32));
+        let steps: &[Row] = &[
+            (0, true, false, (1, 1), (0, 0)),
+            (500, false, true, (2, 1), (1, 0)),
             // A new bucket each second at most.
-            (1_000, true, 3, 2, 1_000),
-            (9_999, true, 4, 3, 9_999),
+            (1_000, true, true, (3, 2), (2, 1)),
+            (9_999, true, false, (4, 3), (2, 1)),
             // 10 s after the first bucket opened, it leaves with both its calls.
-            (10_000, false, 3, 2, 9_000),
-            (10_999, false, 4, 2, 9_999),
-            (11_000, false, 4, 1, 1_001),
+            (10_000, false, false, (3, 2), (1, 1)),
+            (10_999, false, true, (4, 2), (2, 1)),
+            (11_000, false, false, (4, 1), (1, 0)),
         ];
-        for (i, &(at, failed, calls, failures, span)) in steps.iter().enumerate() {
+        for (i, &(at, failed, retry, all, retries)) in steps.iter().enumerate() {
             let now = t0 + ms(at);
-            w.record(now, failed);
+            w.record(now, failed, retry);
             assert_eq!(
                 w.tally(now),
                 Tally {
-                    calls,
-                    failures,
-                    span: ms(span)
+                    all: counts(all.0, all.1),
+                    retries: counts(retries.0, retries.1),
                 },
                 "step {i} at {at} ms"
             );
         }
-        // Quiet for a whole window: empty again, and the span starts over.
-        let later = t0 + ms(30_000);
-        assert_eq!(w.tally(later).calls, 0);
-        w.record(later, true);
-        assert_eq!(w.tally(later + ms(200)).span, ms(200));
+        // Quiet for a whole window: empty again.
+        assert_eq!(w.tally(t0 + ms(30_000)), Tally::default());
     }
 
     #[test]
@@ -154,7 +165,7 @@ mod tests {
         let t0 = Instant::now();
         let mut w = FailureWindow::new(Duration::from_secs(1));
         for i in 0..100_000u64 {
-            w.record(t0 + Duration::from_micros(i * 37), i % 2 == 0);
+            w.record(t0 + Duration::from_micros(i * 37), i % 2 == 0, i % 3 == 0);
         }
         assert!(
             w.buckets.len() <= BUCKETS as usize + 1,
@@ -162,6 +173,6 @@ mod tests {
             w.buckets.len()
         );
         w.clear();
-        assert_eq!(w.tally(t0).calls, 0);
+        assert_eq!(w.tally(t0), Tally::default());
     }
 }

@@ -202,13 +202,15 @@ impl Pass {
     }
 
     /// Reports the answer: feeds the breaker and the latency estimate, then
-    /// frees the slot.
-    pub fn finish(mut self, outcome: &HttpOutcome, duration: Duration) {
+    /// frees the slot. `retry`: the request was not its delivery's first
+    /// attempt (the breaker opens only when retries fail too).
+    pub fn finish(mut self, outcome: &HttpOutcome, duration: Duration, retry: bool) {
         self.finished = true;
         let transition = {
             let mut s = self.target.lock();
             s.latency = Some(updated_latency(s.latency, duration));
-            s.breaker.record(self.admission, health(outcome), now())
+            s.breaker
+                .record(self.admission, health(outcome), retry, now())
         };
         observe_transition(&self.metrics, &self.target.key, transition);
     }
@@ -329,6 +331,7 @@ mod tests {
                 body_excerpt: String::new(),
             },
             Duration::from_secs(5),
+            false,
         );
         assert!(waiter.1.await.unwrap(), "got the slot once it was freed");
         drop(other);
@@ -347,13 +350,15 @@ mod tests {
         let t = targets(4);
         let stop = CancellationToken::new();
         for _ in 0..2 {
-            pass(t.enter("http://dead.test/", &stop).await).finish(&refused(), Duration::ZERO);
-            // Half a window apart: the window has watched the target long enough.
-            tokio::time::advance(Duration::from_secs(1)).await;
+            pass(t.enter("http://dead.test/", &stop).await).finish(
+                &refused(),
+                Duration::ZERO,
+                true,
+            );
         }
         let d = deferral(t.enter("http://dead.test/other", &stop).await);
         assert_eq!(d.kind, DeferKind::CircuitOpen);
-        assert!(d.wait >= Duration::from_secs(59), "{d:?}");
+        assert!(d.wait > Duration::from_secs(59), "{d:?}");
         assert!(
             d.reason.starts_with("circuit open: http://dead.test:80"),
             "{}",
@@ -375,8 +380,8 @@ mod tests {
             retry_after: None,
             body_excerpt: String::new(),
         };
-        first.finish(&refused(), Duration::ZERO);
-        second.finish(&ok, Duration::ZERO);
+        first.finish(&refused(), Duration::ZERO, false);
+        second.finish(&ok, Duration::ZERO, false);
         // One failure of two is below 100 %: closed again.
         assert!(!pass(t.enter("http://dead.test/", &stop).await).is_probe());
     }
