@@ -493,7 +493,7 @@ mod tests {
                         x ^= x << 13;
                         x ^= x >> 17;
                         x ^= x << 5;
-                        x % 2 == 0
+                        x.is_multiple_of(2)
                     })
                     .count() as u32;
                 (i * 100, Retries(20, failed))

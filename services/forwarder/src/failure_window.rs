@@ -165,7 +165,11 @@ mod tests {
         let t0 = Instant::now();
         let mut w = FailureWindow::new(Duration::from_secs(1));
         for i in 0..100_000u64 {
-            w.record(t0 + Duration::from_micros(i * 37), i % 2 == 0, i % 3 == 0);
+            w.record(
+                t0 + Duration::from_micros(i * 37),
+                i.is_multiple_of(2),
+                i.is_multiple_of(3),
+            );
         }
         assert!(
             w.buckets.len() <= BUCKETS as usize + 1,
