@@ -43,6 +43,9 @@ pub enum Behaviour {
     FailTimes(u32, u16),
     /// Every request gets `status`.
     Always(u16),
+    /// Each request, independently: `status` with `percent` % probability,
+    /// otherwise 200.
+    FailRandomly(u8, u16),
     /// Every request waits this long, then 200 (the caller has usually gone).
     Stall(Duration),
     /// Per key: the first `n` attempts wait `duration`, then 200 at once.
@@ -95,10 +98,15 @@ impl Reply {
     }
 }
 
-/// The reply to the `attempt`-th request (1-based) carrying one key.
-pub fn respond(behaviour: &Behaviour, attempt: u32) -> Reply {
+/// The reply to the `attempt`-th request (1-based) carrying one key; `roll`
+/// is a random draw in [0, 1) for the behaviours that need one.
+pub fn respond(behaviour: &Behaviour, attempt: u32, roll: f64) -> Reply {
     match behaviour {
         Behaviour::Ok => Reply::status(200),
+        Behaviour::FailRandomly(percent, status) if roll * 100.0 < f64::from(*percent) => {
+            Reply::status(*status)
+        }
+        Behaviour::FailRandomly(..) => Reply::status(200),
         Behaviour::FailTimes(n, status) if attempt <= *n => Reply::status(*status),
         Behaviour::FailTimes(..) => Reply::status(200),
         Behaviour::Always(status) => Reply::status(*status),
@@ -170,6 +178,8 @@ struct Inner {
     status_lookups: u64,
     bad_signatures: u64,
     unsigned: u64,
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 #[derive(Clone, Default)]
@@ -299,6 +309,46 @@ impl TestTarget {
     pub fn status_lookups(&self) -> u64 {
         self.state.lock().status_lookups
     }
+
+    /// The most requests (other than status lookups) that were being
+    /// answered at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.lock().max_in_flight
+    }
+
+    /// For each key, how many requests carrying it were answered 2xx.
+    pub fn accepted_per_key(&self) -> BTreeMap<String, u32> {
+        let mut out = BTreeMap::new();
+        for r in self.state.lock().requests.iter() {
+            if let Some(k) = r
+                .idempotency_key
+                .as_ref()
+                .filter(|_| (200..300).contains(&r.answered))
+            {
+                *out.entry(k.clone()).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+}
+
+/// Counts one request as in flight until dropped (also when the caller goes
+/// away mid-answer and the handler is cancelled).
+struct InFlight(Shared);
+
+impl InFlight {
+    fn start(state: &Shared, inner: &mut Inner) -> Self {
+        inner.in_flight += 1;
+        inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
+        Self(state.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut inner = self.0.lock();
+        inner.in_flight = inner.in_flight.saturating_sub(1);
+    }
 }
 
 impl Drop for TestTarget {
@@ -343,8 +393,9 @@ async fn record(
     let webhook_id = header(&headers, "webhook-id");
     let webhook_timestamp = header(&headers, "webhook-timestamp");
     let webhook_signature = header(&headers, "webhook-signature");
-    let reply = {
+    let (reply, _in_flight) = {
         let mut inner = state.lock();
+        let in_flight = InFlight::start(&state, &mut inner);
         let count_key = key
             .clone()
             .or_else(|| webhook_id.clone())
@@ -355,7 +406,7 @@ async fn record(
             *n
         };
         let behaviour = inner.behaviour.clone().unwrap_or(Behaviour::Ok);
-        let reply = respond(&behaviour, attempt);
+        let reply = respond(&behaviour, attempt, rand::random::<f64>());
         let signature_ok = (!inner.secrets.is_empty()).then(|| {
             signature_valid(
                 &inner.secrets,
@@ -387,7 +438,7 @@ async fn record(
             signature_ok,
             answered: reply.status,
         });
-        reply
+        (reply, in_flight)
     };
     if let Some(d) = reply.delay {
         tokio::time::sleep(d).await;
@@ -592,8 +643,11 @@ mod tests {
             (Behaviour::Garbage, 1, 200, None, None, true),
             (Behaviour::RetryAfter(2), 1, 429, None, Some(2), false),
             (Behaviour::RetryAfter(2), 2, 200, None, None, false),
+            // A roll of 0.5: under 60 % fails, 50 % does not.
+            (Behaviour::FailRandomly(60, 503), 1, 503, None, None, false),
+            (Behaviour::FailRandomly(50, 503), 1, 200, None, None, false),
         ] {
-            let r = respond(&behaviour, attempt);
+            let r = respond(&behaviour, attempt, 0.5);
             assert_eq!(
                 r,
                 Reply {
@@ -618,7 +672,7 @@ mod tests {
             (Behaviour::CloseInHead, 2, 0, None, HEAD_CUT_BYTES),
             (Behaviour::CloseInBody, 1, 200, None, BODY_CUT_BYTES),
         ] {
-            let r = respond(&behaviour, attempt);
+            let r = respond(&behaviour, attempt, 0.5);
             assert_eq!(
                 (r.status, r.delay, r.cut_after),
                 (status, delay, Some(cut)),

@@ -1,12 +1,27 @@
 //! The circuit breaker of one target, as a pure state machine over a clock
-//! the caller passes in (so tests drive it with made-up instants).
+//! the caller passes in (so tests drive it with made-up instants). The model
+//! is resilience4j's: a failure *rate* over a sliding window, not a count of
+//! failures in a row.
 //!
-//! Closed: requests flow; `failures` consecutive failing answers open it.
+//! Closed: requests flow; their answers go into a time-based window
+//! ([`FailureWindow`]). It opens when the window holds at least `min_calls`
+//! answers, at least `failure_rate` % of them failures, **and the retries
+//! among them fail as often** (at least a quarter of `min_calls` retries,
+//! one at the least). That last rule is ours: a target that answers 503 to
+//! the first attempt of each delivery and takes the retry is not down, but a
+//! backlog sends it a long run of first attempts — their retries wait behind
+//! the backlog in the queue — and a breaker that judged that run would open.
+//! A target that is down fails its retries too.
+//!
 //! Open: nothing is sent until the cooldown is over (the deliveries are put
-//! back to a delay queue instead, see `targets`). Then half-open: exactly one
-//! request — the probe — goes through; its success closes the breaker, its
-//! failure opens it for another cooldown. Only the probe decides a half-open
-//! breaker; answers to requests sent before it opened are ignored once open.
+//! back to a delay queue instead, see `targets`). Then half-open: up to
+//! `half_open_calls` requests — the probes — go through; once they have all
+//! answered, a failure rate below `failure_rate` closes the breaker (with an
+//! empty window) and any other opens it for another cooldown. Only probes
+//! decide a half-open breaker; answers to requests sent before it opened are
+//! ignored once open. Probes that never answer do not keep it half-open: once
+//! the last one admitted is `probe_timeout` overdue, a new round of probes
+//! starts.
 //!
 //! A failure is what says the target itself is unwell: a 5xx, a timeout, a
 //! refused or broken connection. Any other answer (2xx, 4xx, also 429 — the
@@ -16,30 +31,57 @@
 use std::time::{Duration, Instant};
 
 use crate::classify::{HttpOutcome, TransportError};
+use crate::failure_window::{FailureWindow, Tally};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BreakerConfig {
-    /// Consecutive failures that open the breaker (≥ 1).
-    pub failures: u32,
+    /// Percentage of failed calls (1..=100) that opens a closed breaker and
+    /// keeps a half-open one open.
+    pub failure_rate: u8,
+    /// Answers the window must hold before their rate can open the breaker.
+    pub min_calls: u32,
+    /// How far back the closed breaker looks.
+    pub window: Duration,
+    /// Probes a half-open breaker lets through, and judges together.
+    pub half_open_calls: u32,
     /// How long an open breaker sends nothing.
     pub cooldown: Duration,
-    /// How long a probe may take before another one is allowed (a probe
+    /// How long a probe may take before another round is allowed (a probe
     /// whose answer never comes must not keep the breaker half-open forever).
     pub probe_timeout: Duration,
 }
 
+impl BreakerConfig {
+    /// Whether `failures` of `calls` reach the failure rate.
+    fn failing(&self, failures: u32, calls: u32) -> bool {
+        u64::from(failures) * 100 >= u64::from(self.failure_rate) * u64::from(calls)
+    }
+
+    /// Whether the closed window's answers open the breaker.
+    fn opens(&self, t: Tally) -> bool {
+        let min_retries = (self.min_calls / 4).max(1);
+        t.all.calls >= self.min_calls.max(1)
+            && self.failing(t.all.failures, t.all.calls)
+            && t.retries.calls >= min_retries
+            && self.failing(t.retries.failures, t.retries.calls)
+    }
+}
+
+/// The probes of one half-open round.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Probes {
+    pub admitted: u32,
+    pub answered: u32,
+    pub failures: u32,
+    /// When the last probe admitted is overdue.
+    pub overdue_at: Instant,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum State {
-    Closed {
-        failures: u32,
-    },
-    Open {
-        until: Instant,
-    },
-    /// A probe is out; another is allowed from `probe_until` on.
-    HalfOpen {
-        probe_until: Instant,
-    },
+    Closed,
+    Open { until: Instant },
+    HalfOpen(Probes),
 }
 
 /// What the target's health says about one answer.
@@ -55,7 +97,7 @@ pub enum Health {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Admission {
     Send,
-    /// Send it as the half-open breaker's one probe.
+    /// Send it as one of the half-open breaker's probes.
     Probe,
     /// Do not send; the breaker lets something through again in `wait` at
     /// the earliest.
@@ -87,13 +129,16 @@ impl Transition {
 pub struct Breaker {
     config: BreakerConfig,
     state: State,
+    /// The closed breaker's answers; empty in the other states.
+    window: FailureWindow,
 }
 
 impl Breaker {
     pub fn new(config: BreakerConfig) -> Self {
         Self {
             config,
-            state: State::Closed { failures: 0 },
+            state: State::Closed,
+            window: FailureWindow::new(config.window),
         }
     }
 
@@ -102,13 +147,14 @@ impl Breaker {
     }
 
     /// How long nothing may be sent, without changing state: `None` when a
-    /// request could be admitted now (closed, cooldown over, probe overdue).
+    /// request could be admitted now (closed, cooldown over, a probe free or
+    /// the last one overdue).
     pub fn blocked_for(&self, now: Instant) -> Option<Duration> {
         match self.state {
-            State::Closed { .. } => None,
-            State::Open { until: t } | State::HalfOpen { probe_until: t } => {
-                (now < t).then(|| t - now)
-            }
+            State::Closed => None,
+            State::Open { until } => (now < until).then(|| until - now),
+            State::HalfOpen(p) if p.admitted < self.config.half_open_calls.max(1) => None,
+            State::HalfOpen(p) => (now < p.overdue_at).then(|| p.overdue_at - now),
         }
     }
 
@@ -116,86 +162,102 @@ impl Breaker {
     /// answer of an admitted request with [`Breaker::record`], or give back an
     /// unsent probe with [`Breaker::abandon_probe`].
     pub fn admit(&mut self, now: Instant) -> (Admission, Option<Transition>) {
+        let overdue_at = now + self.config.probe_timeout;
         match self.state {
-            State::Closed { .. } => (Admission::Send, None),
+            State::Closed => (Admission::Send, None),
             State::Open { until } if now < until => (Admission::Defer { wait: until - now }, None),
             State::Open { .. } => {
-                self.state = self.probing(now);
+                self.state = State::HalfOpen(Probes::first(overdue_at));
                 (Admission::Probe, Some(Transition::HalfOpened))
             }
-            State::HalfOpen { probe_until } if now < probe_until => (
+            State::HalfOpen(mut p) if p.admitted < self.config.half_open_calls.max(1) => {
+                p.admitted += 1;
+                p.overdue_at = overdue_at;
+                self.state = State::HalfOpen(p);
+                (Admission::Probe, None)
+            }
+            State::HalfOpen(p) if now < p.overdue_at => (
                 Admission::Defer {
-                    wait: probe_until - now,
+                    wait: p.overdue_at - now,
                 },
                 None,
             ),
-            State::HalfOpen { .. } => {
-                // The last probe never answered: try another.
-                self.state = self.probing(now);
+            State::HalfOpen(_) => {
+                // Some probe never answered: start a new round.
+                self.state = State::HalfOpen(Probes::first(overdue_at));
                 (Admission::Probe, None)
             }
         }
     }
 
-    /// Takes the answer to a request admitted as `admission` (`Send` or `Probe`).
+    /// Takes the answer to a request admitted as `admission` (`Send` or
+    /// `Probe`); `retry`: the request was not its delivery's first attempt.
     pub fn record(
         &mut self,
         admission: Admission,
         health: Health,
+        retry: bool,
         now: Instant,
     ) -> Option<Transition> {
-        let probe = admission == Admission::Probe;
-        match (self.state, health) {
-            (_, Health::Neutral) => {
-                if probe {
-                    self.abandon_probe(now);
+        let failed = match health {
+            Health::Neutral => {
+                if admission == Admission::Probe {
+                    self.abandon_probe();
                 }
-                None
+                return None;
             }
-            (State::Closed { .. }, Health::Healthy) => {
-                self.state = State::Closed { failures: 0 };
-                None
+            Health::Failing => true,
+            Health::Healthy => false,
+        };
+        match (self.state, admission) {
+            (State::Closed, Admission::Send) => {
+                self.window.record(now, failed, retry);
+                let tally = self.window.tally(now);
+                self.config.opens(tally).then(|| self.open(now))
             }
-            (State::Closed { failures }, Health::Failing) => {
-                let failures = failures.saturating_add(1);
-                if failures >= self.config.failures {
-                    self.state = self.opened(now);
-                    Some(Transition::Opened)
-                } else {
-                    self.state = State::Closed { failures };
+            (State::HalfOpen(mut p), Admission::Probe) => {
+                p.answered += 1;
+                p.failures += u32::from(failed);
+                if p.answered < self.config.half_open_calls.max(1) {
+                    self.state = State::HalfOpen(p);
                     None
+                } else if self.config.failing(p.failures, p.answered) {
+                    Some(self.open(now))
+                } else {
+                    self.window.clear();
+                    self.state = State::Closed;
+                    Some(Transition::Closed)
                 }
             }
-            (State::HalfOpen { .. }, Health::Healthy) if probe => {
-                self.state = State::Closed { failures: 0 };
-                Some(Transition::Closed)
-            }
-            (State::HalfOpen { .. }, Health::Failing) if probe => {
-                self.state = self.opened(now);
-                Some(Transition::Opened)
-            }
-            // Open, or half-open with someone else's probe out: answers to
-            // requests admitted earlier do not decide anything.
+            // Open, or a probe's late answer after its round was decided:
+            // answers to requests admitted earlier do not decide anything.
             _ => None,
         }
     }
 
-    /// A probe that was admitted but not sent: the next request may probe.
-    pub fn abandon_probe(&mut self, now: Instant) {
-        if let State::HalfOpen { .. } = self.state {
-            self.state = State::HalfOpen { probe_until: now };
+    /// A probe that was admitted but not sent: another request may probe.
+    pub fn abandon_probe(&mut self) {
+        if let State::HalfOpen(p) = &mut self.state {
+            p.admitted = p.admitted.saturating_sub(1);
         }
     }
 
-    fn opened(&self, now: Instant) -> State {
-        State::Open {
+    fn open(&mut self, now: Instant) -> Transition {
+        self.window.clear();
+        self.state = State::Open {
             until: now + self.config.cooldown,
-        }
+        };
+        Transition::Opened
     }
+}
 
-    fn probing(&self, now: Instant) -> State {
-        State::HalfOpen {
-            probe_until: now + self.config.probe_timeout,
+impl Probes {
+    fn first(overdue_at: Instant) -> Self {
+        Self {
+            admitted: 1,
+            answered: 0,
+            failures: 0,
+            overdue_at,
         }
     }
 }
@@ -216,14 +278,14 @@ mod tests {
 
     const COOLDOWN: Duration = Duration::from_secs(30);
     const PROBE_TIMEOUT: Duration = Duration::from_secs(11);
-
-    fn breaker() -> Breaker {
-        Breaker::new(BreakerConfig {
-            failures: 3,
-            cooldown: COOLDOWN,
-            probe_timeout: PROBE_TIMEOUT,
-        })
-    }
+    const CONFIG: BreakerConfig = BreakerConfig {
+        failure_rate: 75,
+        min_calls: 4,
+        window: Duration::from_secs(10),
+        half_open_calls: 3,
+        cooldown: COOLDOWN,
+        probe_timeout: PROBE_TIMEOUT,
+    };
 
     fn resp(status: u16) -> HttpOutcome {
         HttpOutcome::Response {
@@ -272,16 +334,20 @@ mod tests {
         }
     }
 
-    /// One step of a scenario, at `at` seconds after the start.
+    /// One step of a scenario, at `at` milliseconds after the start.
     enum Step {
         /// Ask to send; expect this admission (Defer's wait is checked too).
         Admit(Admission),
         /// Report the answer of a request admitted as `.0`.
         Record(Admission, Health),
+        /// `n` answers to `Send`s of first attempts, `failed` of them failures.
+        Answers(u32, u32),
+        /// The same for retries.
+        Retries(u32, u32),
         Abandon,
     }
     use Health::{Failing, Healthy, Neutral};
-    use Step::{Abandon, Admit, Record};
+    use Step::{Abandon, Admit, Answers, Record, Retries};
 
     const SEND: Admission = Admission::Send;
     const PROBE: Admission = Admission::Probe;
@@ -290,157 +356,308 @@ mod tests {
             wait: Duration::from_secs(secs),
         }
     }
+    const S: u64 = 1000;
 
-    /// Runs a scenario; returns the transitions seen and the final state,
-    /// both in seconds since the start.
-    fn run(steps: &[(u64, Step)]) -> (Vec<(u64, &'static str)>, Breaker, Instant) {
+    /// Runs a scenario; returns the transitions seen (ms since the start,
+    /// label) and the breaker.
+    fn run(config: BreakerConfig, steps: &[(u64, Step)]) -> (Vec<(u64, &'static str)>, Breaker) {
         let t0 = Instant::now();
-        let mut b = breaker();
+        let mut b = Breaker::new(config);
         let mut transitions = Vec::new();
         for (i, (at, step)) in steps.iter().enumerate() {
-            let now = t0 + Duration::from_secs(*at);
-            let t = match step {
+            let now = t0 + Duration::from_millis(*at);
+            let mut seen = Vec::new();
+            match step {
                 Admit(want) => {
                     let (got, t) = b.admit(now);
-                    assert_eq!(got, *want, "step {i} at {at}s");
-                    t
+                    assert_eq!(got, *want, "step {i} at {at} ms");
+                    seen.extend(t);
                 }
-                Record(admission, health) => b.record(*admission, *health, now),
-                Abandon => {
-                    b.abandon_probe(now);
-                    None
+                Record(admission, health) => {
+                    seen.extend(b.record(*admission, *health, false, now));
                 }
-            };
-            if let Some(t) = t {
-                transitions.push((*at, t.label()));
+                Answers(n, failed) | Retries(n, failed) => {
+                    let retry = matches!(step, Retries(..));
+                    for k in 0..*n {
+                        let h = if k < *failed { Failing } else { Healthy };
+                        seen.extend(b.record(SEND, h, retry, now));
+                    }
+                }
+                Abandon => b.abandon_probe(),
+            }
+            transitions.extend(seen.into_iter().map(|t| (*at, t.label())));
+        }
+        (transitions, b)
+    }
+
+    /// Four failed first attempts, then a failed retry 5 s later opens it.
+    fn open_at(at: u64) -> Vec<(u64, Step)> {
+        vec![(at, Answers(4, 4)), (at + 5 * S, Retries(1, 1))]
+    }
+
+    #[test]
+    fn opens_on_the_rate_when_retries_fail_too() {
+        type Case = (&'static str, Vec<(u64, Step)>, Vec<(u64, &'static str)>);
+        let cases: Vec<Case> = vec![
+            (
+                "failed first attempts alone never open it",
+                vec![(0, Answers(50, 50)), (5 * S, Answers(50, 50))],
+                vec![],
+            ),
+            (
+                "a failed retry with the rate reached opens it",
+                vec![(0, Answers(4, 4)), (S, Retries(1, 1))],
+                vec![(S, "open")],
+            ),
+            (
+                "retries that succeed keep it closed, however many first attempts fail",
+                vec![
+                    (0, Answers(50, 50)),
+                    (S, Retries(3, 0)),
+                    (2 * S, Answers(100, 100)),
+                    (3 * S, Retries(1, 1)),
+                ],
+                vec![],
+            ),
+            (
+                "two failures of every three (67 %) never open it",
+                (0..40u64)
+                    .map(|i| (i * 500, Retries(1, u32::from(i % 3 != 0))))
+                    .collect(),
+                vec![],
+            ),
+            (
+                "the rate reached exactly opens it (3 of 4 = 75 %)",
+                vec![(0, Retries(3, 3)), (S, Retries(1, 0))],
+                vec![(S, "open")],
+            ),
+            (
+                "too few calls never open it",
+                vec![
+                    (0, Retries(1, 1)),
+                    (4 * S, Retries(1, 1)),
+                    (8 * S, Retries(1, 1)),
+                ],
+                vec![],
+            ),
+            (
+                "failures older than the window are forgotten",
+                vec![
+                    (0, Retries(3, 3)),
+                    (10 * S, Retries(1, 1)),
+                    (14 * S, Retries(2, 2)),
+                ],
+                vec![],
+            ),
+            (
+                "neutral answers neither count nor dilute",
+                vec![
+                    (0, Answers(3, 3)),
+                    (S, Record(SEND, Neutral)),
+                    (S, Record(SEND, Neutral)),
+                    (S, Retries(1, 1)),
+                ],
+                vec![(S, "open")],
+            ),
+        ];
+        for (name, steps, want) in cases {
+            assert_eq!(run(CONFIG, &steps).0, want, "case {name}");
+        }
+    }
+
+    /// Traffic that the consecutive-failure breaker this replaced turned into
+    /// an endless outage: a backlog of deliveries that each fail their first
+    /// attempt, their retries (all taken) only coming back after 20 s; and a
+    /// target failing half its calls at random.
+    #[test]
+    fn partial_failure_keeps_it_closed_with_the_defaults() {
+        let config = BreakerConfig {
+            failure_rate: 90,
+            min_calls: 20,
+            ..CONFIG
+        };
+        let mut first_fails = Vec::new();
+        for sec in 0..60u64 {
+            first_fails.push((sec * S, Answers(40, 40)));
+            if sec >= 20 {
+                first_fails.push((sec * S + 1, Retries(40, 0)));
             }
         }
-        (transitions, b, t0)
+        assert_eq!(run(config, &first_fails).0, []);
+        // A fixed pseudo-random half (xorshift), 20 calls every 100 ms.
+        let mut x: u32 = 0x9e37_79b9;
+        let random_half: Vec<(u64, Step)> = (0..600u64)
+            .map(|i| {
+                let failed = (0..20)
+                    .filter(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        x.is_multiple_of(2)
+                    })
+                    .count() as u32;
+                (i * 100, Retries(20, failed))
+            })
+            .collect();
+        assert_eq!(run(config, &random_half).0, []);
+        // The same window when the target is down: open at the first retries.
+        let down = vec![(0, Answers(500, 500)), (S, Retries(5, 5))];
+        assert_eq!(run(config, &down).0, [(S, "open")]);
     }
 
     #[test]
-    fn opens_after_consecutive_failures_only() {
-        let (transitions, b, t0) = run(&[
-            (0, Admit(SEND)),
-            (1, Record(SEND, Failing)),
-            (2, Record(SEND, Failing)),
-            // A success in between resets the count …
-            (3, Record(SEND, Healthy)),
-            (4, Record(SEND, Failing)),
-            (5, Record(SEND, Failing)),
-            // … a neutral one neither resets nor counts.
-            (6, Record(SEND, Neutral)),
-            (7, Admit(SEND)),
-            (8, Record(SEND, Failing)),
-        ]);
-        assert_eq!(transitions, [(8, "open")]);
-        assert_eq!(
-            b.state(),
-            State::Open {
-                until: t0 + Duration::from_secs(8) + COOLDOWN
-            }
-        );
-    }
-
-    #[test]
-    fn open_defers_until_the_cooldown_then_lets_one_probe_through() {
-        let (transitions, b, _) = run(&[
-            (0, Record(SEND, Failing)),
-            (0, Record(SEND, Failing)),
-            (0, Record(SEND, Failing)),
-            (1, Admit(defer(29))),
-            (29, Admit(defer(1))),
-            (30, Admit(PROBE)),
-            // While the probe is out, everyone else waits for its timeout.
-            (30, Admit(defer(11))),
-            (35, Admit(defer(6))),
-            // Answers to requests sent before the breaker opened change nothing.
-            (36, Record(SEND, Healthy)),
-            (36, Record(SEND, Failing)),
-            (37, Record(PROBE, Healthy)),
-            (37, Admit(SEND)),
-        ]);
-        assert_eq!(
-            transitions,
-            [(0, "open"), (30, "half_open"), (37, "closed")]
-        );
-        assert_eq!(b.state(), State::Closed { failures: 0 });
-    }
-
-    #[test]
-    fn a_failed_probe_opens_for_another_cooldown() {
-        let (transitions, _, _) = run(&[
-            (0, Record(SEND, Failing)),
-            (0, Record(SEND, Failing)),
-            (0, Record(SEND, Failing)),
-            (30, Admit(PROBE)),
-            (32, Record(PROBE, Failing)),
-            (33, Admit(defer(29))),
-            (62, Admit(PROBE)),
-            (63, Record(PROBE, Healthy)),
+    fn half_open_lets_some_probes_through_and_judges_their_rate() {
+        type Case = (&'static str, Vec<(u64, Step)>, Vec<(u64, &'static str)>);
+        let probing = |answers: [Health; 3]| -> Vec<(u64, Step)> {
+            let mut steps = open_at(0);
+            steps.extend([
+                (6 * S, Admit(defer(29))),
+                (
+                    35 * S - 1,
+                    Admit(Admission::Defer {
+                        wait: Duration::from_millis(1),
+                    }),
+                ),
+                (35 * S, Admit(PROBE)),
+                (35 * S, Admit(PROBE)),
+                (36 * S, Admit(PROBE)),
+                // All three out: everyone else waits for the last one's timeout.
+                (36 * S, Admit(defer(11))),
+                // Answers to requests sent before it opened change nothing.
+                (37 * S, Record(SEND, Failing)),
+                (37 * S, Record(SEND, Healthy)),
+            ]);
+            steps.extend(answers.map(|h| (38 * S, Record(PROBE, h))));
+            steps.push((39 * S, Admit(SEND)));
+            steps
+        };
+        let cases: Vec<Case> = vec![
+            (
+                "one failed probe of three does not reopen it",
+                probing([Failing, Healthy, Healthy]),
+                vec![(5 * S, "open"), (35 * S, "half_open"), (38 * S, "closed")],
+            ),
+            (
+                "two of three (67 %) close it too",
+                probing([Failing, Failing, Healthy]),
+                vec![(5 * S, "open"), (35 * S, "half_open"), (38 * S, "closed")],
+            ),
+        ];
+        for (name, steps, want) in cases {
+            assert_eq!(run(CONFIG, &steps).0, want, "case {name}");
+        }
+        // All three failing: open for another cooldown, probed again after it.
+        let mut steps = open_at(0);
+        steps.extend([
+            (35 * S, Admit(PROBE)),
+            (35 * S, Admit(PROBE)),
+            (35 * S, Admit(PROBE)),
+            (36 * S, Record(PROBE, Failing)),
+            (36 * S, Record(PROBE, Failing)),
+            (36 * S, Admit(defer(10))),
+            (37 * S, Record(PROBE, Failing)),
+            (38 * S, Admit(defer(29))),
+            (67 * S, Admit(PROBE)),
         ]);
         assert_eq!(
-            transitions,
+            run(CONFIG, &steps).0,
             [
-                (0, "open"),
-                (30, "half_open"),
-                (32, "open"),
-                (62, "half_open"),
-                (63, "closed")
+                (5 * S, "open"),
+                (35 * S, "half_open"),
+                (37 * S, "open"),
+                (67 * S, "half_open")
             ]
         );
     }
 
     #[test]
-    fn an_unanswered_or_unsent_probe_does_not_wedge_it() {
-        let (transitions, b, t0) = run(&[
-            (0, Record(SEND, Failing)),
-            (0, Record(SEND, Failing)),
-            (0, Record(SEND, Failing)),
-            (30, Admit(PROBE)),
-            // The probe never answers: after its timeout another one goes.
-            (41, Admit(PROBE)),
-            // That one is given back unsent: the next request probes at once.
-            (42, Abandon),
-            (42, Admit(PROBE)),
-            // A neutral answer (never sent) also gives the probe back.
-            (43, Record(PROBE, Neutral)),
-            (43, Admit(PROBE)),
+    fn a_closed_breaker_starts_with_an_empty_window() {
+        let mut steps = open_at(0);
+        steps.extend([
+            (35 * S, Admit(PROBE)),
+            (35 * S, Admit(PROBE)),
+            (35 * S, Admit(PROBE)),
+            (36 * S, Record(PROBE, Healthy)),
+            (36 * S, Record(PROBE, Healthy)),
+            (36 * S, Record(PROBE, Healthy)),
+            // The failures before the opening are gone: three are too few.
+            (37 * S, Retries(3, 3)),
+            (38 * S, Retries(1, 1)),
         ]);
-        assert_eq!(transitions, [(0, "open"), (30, "half_open")]);
         assert_eq!(
-            b.state(),
-            State::HalfOpen {
-                probe_until: t0 + Duration::from_secs(43) + PROBE_TIMEOUT
-            }
+            run(CONFIG, &steps).0,
+            [
+                (5 * S, "open"),
+                (35 * S, "half_open"),
+                (36 * S, "closed"),
+                (38 * S, "open")
+            ]
         );
+    }
+
+    #[test]
+    fn unanswered_or_unsent_probes_do_not_wedge_it() {
+        let mut steps = open_at(0);
+        steps.extend([
+            (35 * S, Admit(PROBE)),
+            (35 * S, Admit(PROBE)),
+            (36 * S, Admit(PROBE)),
+            (36 * S, Admit(defer(11))),
+            // Given back unsent: the next request may probe at once.
+            (37 * S, Abandon),
+            (37 * S, Admit(PROBE)),
+            // A neutral answer (never sent) also gives the probe back.
+            (38 * S, Record(PROBE, Neutral)),
+            (38 * S, Admit(PROBE)),
+            (38 * S, Admit(defer(11))),
+            // None answers: once the last one is overdue a new round starts.
+            (49 * S, Admit(PROBE)),
+            (49 * S, Admit(PROBE)),
+            (49 * S, Admit(PROBE)),
+            (49 * S, Admit(defer(11))),
+            (50 * S, Record(PROBE, Healthy)),
+            (50 * S, Record(PROBE, Healthy)),
+            (50 * S, Record(PROBE, Failing)),
+        ]);
+        let (transitions, b) = run(CONFIG, &steps);
+        assert_eq!(
+            transitions,
+            [(5 * S, "open"), (35 * S, "half_open"), (50 * S, "closed")]
+        );
+        assert_eq!(b.state(), State::Closed);
     }
 
     #[test]
     fn reports_how_long_it_blocks_without_changing_state() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        let mut b = breaker();
+        let mut b = Breaker::new(CONFIG);
         assert_eq!(b.blocked_for(t0), None);
-        for _ in 0..3 {
-            b.record(SEND, Failing, t0);
+        for at in [0, 0, 0, 5] {
+            b.record(SEND, Failing, at == 5, t0 + s(at));
         }
-        assert_eq!(b.blocked_for(t0 + s(10)), Some(s(20)));
-        assert_eq!(b.blocked_for(t0 + s(30)), None);
+        assert_eq!(b.blocked_for(t0 + s(15)), Some(s(20)));
+        assert_eq!(b.blocked_for(t0 + s(35)), None);
         assert!(matches!(b.state(), State::Open { .. }));
-        assert_eq!(b.admit(t0 + s(30)).0, PROBE);
-        assert_eq!(b.blocked_for(t0 + s(31)), Some(s(10)));
-        assert_eq!(b.blocked_for(t0 + s(41)), None);
+        assert_eq!(b.admit(t0 + s(35)).0, PROBE);
+        // Probes left: not blocked.
+        assert_eq!(b.blocked_for(t0 + s(35)), None);
+        b.admit(t0 + s(36));
+        b.admit(t0 + s(37));
+        assert_eq!(b.blocked_for(t0 + s(38)), Some(s(10)));
+        assert_eq!(b.blocked_for(t0 + s(48)), None);
     }
 
     #[test]
-    fn one_failure_is_enough_when_configured_so() {
+    fn one_failed_retry_is_enough_when_configured_so() {
+        let config = BreakerConfig {
+            failure_rate: 1,
+            min_calls: 1,
+            ..CONFIG
+        };
         let t0 = Instant::now();
-        let mut b = Breaker::new(BreakerConfig {
-            failures: 1,
-            cooldown: COOLDOWN,
-            probe_timeout: PROBE_TIMEOUT,
-        });
-        assert_eq!(b.record(SEND, Failing, t0), Some(Transition::Opened));
+        let mut b = Breaker::new(config);
+        assert_eq!(b.record(SEND, Failing, false, t0), None, "a first attempt");
+        assert_eq!(b.record(SEND, Failing, true, t0), Some(Transition::Opened));
     }
 }

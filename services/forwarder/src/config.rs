@@ -68,14 +68,45 @@ pub struct Args {
     #[arg(long, env = "TARGET_MAX_WAIT", default_value = "1s", value_parser = parse_duration)]
     pub target_max_wait: Duration,
 
-    /// Consecutive failures (5xx, timeouts, refused or broken connections —
-    /// not 4xx) that open a target's circuit breaker, per forwarder process.
-    #[arg(long, env = "BREAKER_FAILURES", default_value_t = 5,
+    /// Percentage of failed calls (5xx, timeouts, refused or broken
+    /// connections — not 4xx) over `BREAKER_WINDOW` that opens a target's
+    /// circuit breaker, per forwarder process — of all calls and of the
+    /// retries among them; also the rate of failed half-open probes that
+    /// keeps it open. High by default: the breaker is for outages; a target
+    /// failing part of the time is left to the retries.
+    #[arg(long, env = "BREAKER_FAILURE_RATE", default_value_t = 90,
+          value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub breaker_failure_rate: u8,
+
+    /// Answered calls the window must hold before their failure rate can
+    /// open the breaker, a quarter of them (at least one) retries
+    /// [default: 20].
+    #[arg(long, env = "BREAKER_MIN_CALLS",
           value_parser = clap::value_parser!(u32).range(1..))]
-    pub breaker_failures: u32,
+    pub breaker_min_calls: Option<u32>,
+
+    /// Replaced by `BREAKER_MIN_CALLS` and `BREAKER_FAILURE_RATE` (the
+    /// breaker no longer counts failures in a row); still read as
+    /// `BREAKER_MIN_CALLS` when that is not set.
+    #[arg(long, env = "BREAKER_FAILURES", hide = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub breaker_failures: Option<u32>,
+
+    /// How far back a closed breaker looks (a sliding window of time). Keep
+    /// it at least twice the first `RETRY_DELAYS` tier, so that the window
+    /// holds retries' answers when the target fails.
+    #[arg(long, env = "BREAKER_WINDOW", default_value = "10s", value_parser = parse_nonzero_duration)]
+    pub breaker_window: Duration,
+
+    /// Probe requests a half-open breaker lets through; their failure rate
+    /// decides: below `BREAKER_FAILURE_RATE` closes it, otherwise it opens
+    /// for another cooldown.
+    #[arg(long, env = "BREAKER_HALF_OPEN_CALLS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub breaker_half_open_calls: u32,
 
     /// How long an open breaker sends nothing to its target (deliveries wait
-    /// in the delay queues, using no attempt); then one probe request decides.
+    /// in the delay queues, using no attempt); then the probes decide.
     #[arg(long, env = "BREAKER_COOLDOWN", default_value = "30s", value_parser = parse_nonzero_duration)]
     pub breaker_cooldown: Duration,
 
@@ -83,6 +114,41 @@ pub struct Args {
     /// group commit when no commit is running.
     #[arg(long, env = "COMMIT_LINGER", default_value = "2ms", value_parser = parse_commit_linger)]
     pub commit_linger: Duration,
+}
+
+/// `BREAKER_MIN_CALLS` when none is set.
+pub const DEFAULT_BREAKER_MIN_CALLS: u32 = 20;
+
+impl Args {
+    /// `BREAKER_MIN_CALLS`, else the deprecated `BREAKER_FAILURES`, else the default.
+    pub fn breaker_min_calls(&self) -> u32 {
+        self.breaker_min_calls
+            .or(self.breaker_failures)
+            .unwrap_or(DEFAULT_BREAKER_MIN_CALLS)
+    }
+
+    /// Settings that work but defeat their purpose, as warnings for the log.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.breaker_failures.is_some() {
+            w.push(
+                "BREAKER_FAILURES is deprecated: the breaker opens on a failure rate \
+                 (BREAKER_FAILURE_RATE) over BREAKER_WINDOW once BREAKER_MIN_CALLS \
+                 answers are in; BREAKER_FAILURES is read as BREAKER_MIN_CALLS"
+                    .to_string(),
+            );
+        }
+        if let Some(first) = self.retry_delays.0.first()
+            && self.breaker_window < *first * 2
+        {
+            w.push(format!(
+                "BREAKER_WINDOW ({:?}) is shorter than twice the first retry delay ({first:?}): \
+                 the breaker may see too few retries to open on an outage",
+                self.breaker_window
+            ));
+        }
+        w
+    }
 }
 
 /// The retry tiers. A newtype because clap treats a bare `Vec` as "many
@@ -140,8 +206,12 @@ mod tests {
         assert_eq!(a.max_attempts, 8);
         assert_eq!(a.target_concurrency, 16);
         assert_eq!(a.target_max_wait, Duration::from_secs(1));
-        assert_eq!(a.breaker_failures, 5);
+        assert_eq!(a.breaker_failure_rate, 90);
+        assert_eq!(a.breaker_min_calls(), 20);
+        assert_eq!(a.breaker_window, Duration::from_secs(10));
+        assert_eq!(a.breaker_half_open_calls, 10);
         assert_eq!(a.breaker_cooldown, Duration::from_secs(30));
+        assert_eq!(a.warnings(), Vec::<String>::new());
         assert_eq!(a.commit_linger, Duration::from_millis(2));
         assert_eq!(
             a.retry_delays.0,
@@ -168,6 +238,12 @@ mod tests {
             ),
             ("max wait without unit", &["--target-max-wait", "5"]),
             ("zero breaker failures", &["--breaker-failures", "0"]),
+            ("zero failure rate", &["--breaker-failure-rate", "0"]),
+            ("failure rate over 100", &["--breaker-failure-rate", "101"]),
+            ("zero min calls", &["--breaker-min-calls", "0"]),
+            ("zero window", &["--breaker-window", "0s"]),
+            ("window without unit", &["--breaker-window", "10"]),
+            ("zero half-open calls", &["--breaker-half-open-calls", "0"]),
             ("zero cooldown", &["--breaker-cooldown", "0s"]),
             ("cooldown without unit", &["--breaker-cooldown", "30"]),
             ("long linger", &["--commit-linger", "2s"]),
@@ -197,7 +273,13 @@ mod tests {
             "1",
             "--target-max-wait",
             "0ms",
-            "--breaker-failures",
+            "--breaker-failure-rate",
+            "100",
+            "--breaker-min-calls",
+            "1",
+            "--breaker-window",
+            "2s",
+            "--breaker-half-open-calls",
             "1",
             "--breaker-cooldown",
             "500ms",
@@ -207,8 +289,26 @@ mod tests {
         .unwrap();
         assert_eq!(a.target_concurrency, 1);
         assert_eq!(a.target_max_wait, Duration::ZERO);
-        assert_eq!(a.breaker_failures, 1);
+        assert_eq!(a.breaker_failure_rate, 100);
+        assert_eq!(a.breaker_min_calls(), 1);
+        assert_eq!(a.breaker_window, Duration::from_secs(2));
+        assert_eq!(a.breaker_half_open_calls, 1);
         assert_eq!(a.breaker_cooldown, Duration::from_millis(500));
         assert_eq!(a.commit_linger, Duration::ZERO);
+    }
+
+    #[test]
+    fn the_old_breaker_setting_still_counts_and_warns() {
+        let a = parse(&["--breaker-failures", "1000000"]).unwrap();
+        assert_eq!(a.breaker_min_calls(), 1_000_000);
+        assert_eq!(a.warnings().len(), 1, "{:?}", a.warnings());
+        let a = parse(&["--breaker-failures", "7", "--breaker-min-calls", "30"]).unwrap();
+        assert_eq!(a.breaker_min_calls(), 30, "the new name wins");
+        let a = parse(&["--retry-delays", "6s,10s"]).unwrap();
+        assert!(
+            a.warnings()[0].starts_with("BREAKER_WINDOW"),
+            "{:?}",
+            a.warnings()
+        );
     }
 }

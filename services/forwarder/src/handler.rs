@@ -209,7 +209,7 @@ impl ForwardHandler {
         };
         // Runs inside the message's span, so `traceparent` continues its trace.
         let attempt = self.deliverer.send(&req).await;
-        pass.finish(&attempt.outcome, attempt.duration);
+        pass.finish(&attempt.outcome, attempt.duration, msg.envelope.attempt > 1);
         Ok(effects::sent(
             msg,
             job.purpose,

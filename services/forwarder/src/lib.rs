@@ -9,7 +9,7 @@
 //! `message` (decode, span) → `claims` + `row_loader` (one copy at a time,
 //! its delivery row) → `triage` (duplicates, missing or deleted targets) →
 //! `targets` (per-target slots and circuit breaker: `target_limits`,
-//! `breaker`) → `deliver` (HTTP) → `classify` (verdict and retry step) →
+//! `breaker`, `failure_window`) → `deliver` (HTTP) → `classify` (verdict and retry step) →
 //! `effects` (what to record) → `handler` commit → `store` (attempt log and
 //! delivery state, one transaction per group).
 
@@ -19,6 +19,7 @@ pub mod classify;
 pub mod config;
 pub mod deliver;
 pub mod effects;
+pub mod failure_window;
 pub mod handler;
 pub mod message;
 pub mod row_loader;
@@ -79,7 +80,10 @@ pub async fn run(
             concurrency: usize::from(args.target_concurrency),
             max_wait: args.target_max_wait,
             breaker: BreakerConfig {
-                failures: args.breaker_failures,
+                failure_rate: args.breaker_failure_rate,
+                min_calls: args.breaker_min_calls(),
+                window: args.breaker_window,
+                half_open_calls: args.breaker_half_open_calls,
                 cooldown: args.breaker_cooldown,
                 // The request timeout bounds a probe; a little slack for
                 // scheduling before another probe may go.

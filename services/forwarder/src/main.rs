@@ -35,6 +35,9 @@ async fn main() -> ExitCode {
             "SHUTDOWN_GRACE_SECS is shorter than REQUEST_TIMEOUT"
         );
     }
+    for warning in args.warnings() {
+        tracing::warn!("{warning}");
+    }
     let metrics = Metrics::new("forwarder");
     let readiness = Readiness::default();
     let shutdown = ops::shutdown_on_signal();

@@ -117,7 +117,7 @@ impl Targets {
     pub async fn enter(&self, url: &str, shutdown: &CancellationToken) -> Option<Entry> {
         let target = self.target(url);
         // An open breaker answers before any slot is waited for.
-        if let Some(wait) = target.lock().breaker.blocked_for(Instant::now()) {
+        if let Some(wait) = target.lock().breaker.blocked_for(now()) {
             return Some(Entry::Defer(circuit_open(&target.key, wait)));
         }
         let slot = match Arc::clone(&target.slots).try_acquire_owned() {
@@ -152,7 +152,7 @@ impl Targets {
                 slot?
             }
         };
-        let (admission, transition) = target.lock().breaker.admit(Instant::now());
+        let (admission, transition) = target.lock().breaker.admit(now());
         self.observe(&target, transition);
         match admission {
             Admission::Defer { wait } => Some(Entry::Defer(circuit_open(&target.key, wait))),
@@ -202,14 +202,15 @@ impl Pass {
     }
 
     /// Reports the answer: feeds the breaker and the latency estimate, then
-    /// frees the slot.
-    pub fn finish(mut self, outcome: &HttpOutcome, duration: Duration) {
+    /// frees the slot. `retry`: the request was not its delivery's first
+    /// attempt (the breaker opens only when retries fail too).
+    pub fn finish(mut self, outcome: &HttpOutcome, duration: Duration, retry: bool) {
         self.finished = true;
         let transition = {
             let mut s = self.target.lock();
             s.latency = Some(updated_latency(s.latency, duration));
             s.breaker
-                .record(self.admission, health(outcome), Instant::now())
+                .record(self.admission, health(outcome), retry, now())
         };
         observe_transition(&self.metrics, &self.target.key, transition);
     }
@@ -218,9 +219,14 @@ impl Pass {
 impl Drop for Pass {
     fn drop(&mut self) {
         if !self.finished && self.admission == Admission::Probe {
-            self.target.lock().breaker.abandon_probe(Instant::now());
+            self.target.lock().breaker.abandon_probe();
         }
     }
+}
+
+/// The breaker's clock: tokio's, so tests can stop and advance it.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 fn circuit_open(key: &str, wait: Duration) -> Deferral {
@@ -267,7 +273,10 @@ mod tests {
                 concurrency,
                 max_wait: Duration::from_secs(1),
                 breaker: BreakerConfig {
-                    failures: 2,
+                    failure_rate: 100,
+                    min_calls: 2,
+                    window: Duration::from_secs(2),
+                    half_open_calls: 2,
                     cooldown: Duration::from_secs(60),
                     probe_timeout: Duration::from_secs(10),
                 },
@@ -322,6 +331,7 @@ mod tests {
                 body_excerpt: String::new(),
             },
             Duration::from_secs(5),
+            false,
         );
         assert!(waiter.1.await.unwrap(), "got the slot once it was freed");
         drop(other);
@@ -335,12 +345,16 @@ mod tests {
         drop(again);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn failures_open_the_breaker_for_that_target_only() {
         let t = targets(4);
         let stop = CancellationToken::new();
         for _ in 0..2 {
-            pass(t.enter("http://dead.test/", &stop).await).finish(&refused(), Duration::ZERO);
+            pass(t.enter("http://dead.test/", &stop).await).finish(
+                &refused(),
+                Duration::ZERO,
+                true,
+            );
         }
         let d = deferral(t.enter("http://dead.test/other", &stop).await);
         assert_eq!(d.kind, DeferKind::CircuitOpen);
@@ -351,6 +365,25 @@ mod tests {
             d.reason
         );
         assert!(!pass(t.enter("http://alive.test/", &stop).await).is_probe());
+
+        // After the cooldown, two probes; a dropped (unsent) one is given back.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let first = pass(t.enter("http://dead.test/", &stop).await);
+        assert!(first.is_probe());
+        drop(pass(t.enter("http://dead.test/", &stop).await));
+        let second = pass(t.enter("http://dead.test/", &stop).await);
+        assert!(second.is_probe());
+        let d = deferral(t.enter("http://dead.test/", &stop).await);
+        assert_eq!(d.kind, DeferKind::CircuitOpen);
+        let ok = HttpOutcome::Response {
+            status: 200,
+            retry_after: None,
+            body_excerpt: String::new(),
+        };
+        first.finish(&refused(), Duration::ZERO, false);
+        second.finish(&ok, Duration::ZERO, false);
+        // One failure of two is below 100 %: closed again.
+        assert!(!pass(t.enter("http://dead.test/", &stop).await).is_probe());
     }
 
     #[tokio::test]

@@ -447,7 +447,7 @@ async fn a_retry_copy_back_before_its_predecessor_is_acked_is_still_sent() {
             "--commit-linger",
             "20ms",
             // Ten 503s in a row must not open the breaker here.
-            "--breaker-failures",
+            "--breaker-min-calls",
             "100",
         ]);
         let mut cmds = Vec::new();

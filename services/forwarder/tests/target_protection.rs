@@ -1,7 +1,7 @@
 //! Per-target protection on real PostgreSQL, RabbitMQ and HTTP targets: a
 //! slow target does not hold back a healthy one (no batch barrier), and a
 //! dead target opens its circuit breaker — no requests until the cooldown,
-//! then one probe — without using up the deliveries' attempts.
+//! then one probe (configured so) — without using up the deliveries' attempts.
 
 mod common;
 
@@ -41,6 +41,19 @@ async fn count_in(env: &TestEnv, ids: &[DeliveryId], state: &str) -> usize {
         .filter(|s| s.as_str() == state)
         .count()
 }
+
+/// A breaker that opens once 3 answers in 400 ms have all failed, a retry
+/// among them, and sends one probe per cooldown.
+const STRICT_BREAKER: [&str; 8] = [
+    "--breaker-min-calls",
+    "3",
+    "--breaker-failure-rate",
+    "100",
+    "--breaker-window",
+    "400ms",
+    "--breaker-half-open-calls",
+    "1",
+];
 
 /// The sum of a counter's samples whose labels contain `label`.
 fn counter(metrics: &str, name: &str, label: &str) -> f64 {
@@ -127,17 +140,17 @@ async fn a_dead_target_sees_no_requests_while_its_breaker_is_open_then_one_probe
             format!("http://{}/hook", l.local_addr().unwrap())
         };
         let cooldown = Duration::from_secs(2);
-        let forwarder = env.start_forwarder_with(&[
-            "--breaker-failures",
-            "3",
+        let mut args = STRICT_BREAKER.to_vec();
+        args.extend([
             "--breaker-cooldown",
             "2s",
-            // One request at a time, so exactly three fail before it opens.
+            // One request at a time: once open, only the probe goes.
             "--target-concurrency",
             "1",
             "--max-attempts",
             "50",
         ]);
+        let forwarder = env.start_forwarder_with(&args);
         let mut cmds = Vec::new();
         for _ in 0..5 {
             cmds.push(env.delivery_to(&dead_url, Purpose::Forward).await);
@@ -145,9 +158,25 @@ async fn a_dead_target_sees_no_requests_while_its_breaker_is_open_then_one_probe
         let ids: Vec<DeliveryId> = cmds.iter().map(|c| c.payload.delivery_id).collect();
         env.publish(&cmds.iter().collect::<Vec<_>>()).await;
 
-        // Three failures open it, then one probe per cooldown, each failing.
-        wait_until("three failures and two probes", || async {
-            env.all_attempts().await.len() >= 5
+        // The failures (retries 200 ms – 1 s apart) open it; then one probe
+        // per cooldown, each failing. (Wall-clock timestamps: allow the
+        // clocks a few ms.)
+        let slack = Duration::from_millis(20);
+        let gaps = |attempts: &[common::AttemptRow]| -> Vec<Duration> {
+            let mut starts: Vec<_> = attempts.iter().map(|a| a.started_at).collect();
+            starts.sort();
+            starts
+                .windows(2)
+                .map(|w| (w[1] - w[0]).to_std().unwrap_or_default())
+                .collect()
+        };
+        wait_until("two probes a cooldown apart", || async {
+            let attempts = env.all_attempts().await;
+            gaps(&attempts)
+                .iter()
+                .filter(|g| **g + slack >= cooldown)
+                .count()
+                >= 2
         })
         .await;
         let attempts = env.all_attempts().await;
@@ -155,20 +184,16 @@ async fn a_dead_target_sees_no_requests_while_its_breaker_is_open_then_one_probe
             let error = a.error.as_deref().unwrap_or_default();
             assert!(error.starts_with("cannot connect"), "{a:?}");
         }
-        let gap = |i: usize| {
-            (attempts[i].started_at - attempts[i - 1].started_at)
-                .to_std()
-                .unwrap()
-        };
-        // The breaker opens when the third answer is in, and the probe goes
-        // a full cooldown later; a failed probe re-opens it for another.
-        // (Wall-clock timestamps: allow the clocks a few ms.)
-        let slack = Duration::from_millis(20);
-        assert!(gap(3) + slack >= cooldown, "first probe after {:?}", gap(3));
+        // From the first probe on, nothing but probes: every request a full
+        // cooldown after the one before (a failed probe re-opens it).
+        let gaps = gaps(&attempts);
+        let first_probe = gaps
+            .iter()
+            .position(|g| *g + slack >= cooldown)
+            .expect("a probe");
         assert!(
-            gap(4) + slack >= cooldown,
-            "second probe after {:?}",
-            gap(4)
+            gaps[first_probe..].iter().all(|g| *g + slack >= cooldown),
+            "a request between probes: {gaps:?}"
         );
 
         // Meanwhile the deliveries waited without using attempts. Once the
@@ -209,16 +234,16 @@ async fn a_dead_target_sees_no_requests_while_its_breaker_is_open_then_one_probe
 async fn a_successful_probe_closes_the_breaker_and_no_attempt_was_wasted() {
     with_env(|env| async move {
         let cooldown = Duration::from_secs(1);
-        let forwarder = env.start_forwarder_with(&[
-            "--breaker-failures",
-            "3",
+        let mut args = STRICT_BREAKER.to_vec();
+        args.extend([
             "--breaker-cooldown",
             "1s",
             "--target-concurrency",
             "1",
             "--max-attempts",
-            "5",
+            "10",
         ]);
+        let forwarder = env.start_forwarder_with(&args);
         let mut cmds = Vec::new();
         for _ in 0..4 {
             cmds.push(env.delivery("switch", Purpose::Forward).await);
@@ -226,7 +251,8 @@ async fn a_successful_probe_closes_the_breaker_and_no_attempt_was_wasted() {
         let ids: Vec<DeliveryId> = cmds.iter().map(|c| c.payload.delivery_id).collect();
         env.publish(&cmds.iter().collect::<Vec<_>>()).await;
 
-        // Three 500s open the breaker; the fourth delivery is put back unsent.
+        // The 500s (first attempts and their retries) open the breaker; a
+        // delivery is put back unsent.
         wait_until("the breaker defers a delivery", || async {
             let mut deferred = false;
             for id in &ids {
@@ -239,7 +265,8 @@ async fn a_successful_probe_closes_the_breaker_and_no_attempt_was_wasted() {
             deferred
         })
         .await;
-        assert_eq!(env.target.seen().len(), 3, "no request while open");
+        let failed = env.target.seen().len();
+        assert!(failed >= 3, "{failed}");
         env.target.heal();
 
         wait_until("every delivery is delivered", || async {
@@ -247,10 +274,11 @@ async fn a_successful_probe_closes_the_breaker_and_no_attempt_was_wasted() {
         })
         .await;
         let seen = env.target.seen();
-        // 3 failed + 4 delivered: deferred deliveries were sent once healthy,
-        // and the first request after the failures came a cooldown later.
-        assert_eq!(seen.len(), 7);
-        let probe_gap = seen[3].at.duration_since(seen[2].at);
+        // The failed ones + 4 delivered (no request while open): deferred
+        // deliveries were sent once healthy, and the first request after the
+        // failures came a cooldown later.
+        assert_eq!(seen.len(), failed + 4);
+        let probe_gap = seen[failed].at.duration_since(seen[failed - 1].at);
         assert!(probe_gap >= cooldown, "probe after {probe_gap:?}");
         // Waiting out the breaker used no attempt: the logs hold exactly the
         // requests made, numbered without gaps.
@@ -270,7 +298,7 @@ async fn a_successful_probe_closes_the_breaker_and_no_attempt_was_wasted() {
             );
             logged += attempts.len();
         }
-        assert_eq!(logged, 7);
+        assert_eq!(logged, failed + 4);
         let metrics = forwarder.metrics.render();
         assert!(counter(&metrics, "salesync_breaker_transitions", "state=\"closed\"") >= 1.0);
         assert!(

@@ -54,11 +54,8 @@ async fn main() -> anyhow::Result<()> {
             .env(ServiceKind::Forwarder, "RETRY_DELAYS", "500ms,1s,2s")
             .env(ServiceKind::Forwarder, "MAX_ATTEMPTS", "4")
             .env(ServiceKind::Forwarder, "REQUEST_TIMEOUT", "2s")
-            // The demo's accounting package fails EVERY first attempt on purpose
-            // (to show retries). To a circuit breaker that is an outage: with the
-            // default threshold it would hold the target to one probe per
-            // cooldown. Raise the threshold so the demo shows retries instead.
-            .env(ServiceKind::Forwarder, "BREAKER_FAILURES", "1000000")
+            // The accounting package fails every first attempt (to show
+            // retries); the default breaker stays closed, as its retries succeed.
             .env(ServiceKind::StatusPoller, "POLL_INTERVAL", "1s"),
     )
     .await
