@@ -86,7 +86,7 @@ pub async fn dlq(cli: &Cli, cmd: DlqCommand) -> anyhow::Result<()> {
             target,
             ..
         } => {
-            let target = query::replay_target(&ReplayParams { target }).map_err(invalid)?;
+            let target = query::replay_options(&ReplayParams { target }).map_err(invalid)?;
             print(&dead_letters::replay(&pool, scope.tenant, id, target, Actor::Cli).await?)
         }
         DlqCommand::Replay {

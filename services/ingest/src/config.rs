@@ -366,6 +366,15 @@ mod tests {
             "one or the other"
         );
         assert!(matches!(
+            parse(&["replay", "--to", "x", "--dry-run", "--limit", "5", "--target", "recorded"]),
+            Some(DlqCommand::Replay { dry_run: true, limit: Some(5), target: Some(t), .. })
+                if t == "recorded"
+        ));
+        assert!(
+            parse(&["replay", &id_s, "--dry-run"]).is_none(),
+            "a dry run is for bulk replays"
+        );
+        assert!(matches!(
             parse(&["discard", &id_s, "--reason", "test order"]),
             Some(DlqCommand::Discard { reason, .. }) if reason == "test order"
         ));

@@ -34,24 +34,27 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
-/// An optional request body: none at all (no Content-Type, no bytes) is
-/// `T::default()`; anything else is read exactly as `JsonBody` reads it.
+/// An optional request body: an empty one (with or without a Content-Type)
+/// is `T::default()`; any other is checked and parsed as `JsonBody` does.
 pub struct OptionalJsonBody<T>(pub T);
 
 impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        if req.headers().contains_key(CONTENT_TYPE) {
-            return JsonBody::from_request(req, state)
-                .await
-                .map(|JsonBody(v)| OptionalJsonBody(v));
+        let json_typed = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json_content_type);
+        let bytes = read_body(req, state).await?;
+        if bytes.is_empty() {
+            return Ok(OptionalJsonBody(T::default()));
         }
-        if read_body(req, state).await?.is_empty() {
-            Ok(OptionalJsonBody(T::default()))
-        } else {
-            Err(ApiError::UnsupportedMediaType)
+        if !json_typed {
+            return Err(ApiError::UnsupportedMediaType);
         }
+        parse_json(&bytes).map(OptionalJsonBody)
     }
 }
 

@@ -526,6 +526,24 @@ async fn the_dlq_command_works_on_the_same_dead_letters() {
         "replay",
         "--integration",
         &a.integration.to_string(),
+        "--dry-run",
+    ]))
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        (done["dry_run"].clone(), counts(&done)),
+        (json!(true), (1, 0, 0, 0))
+    );
+    assert_eq!(
+        state_of(&db.pool, d3).await.0,
+        "dead",
+        "a dry run changes nothing"
+    );
+    let (ok, done, err) = run(s(&[
+        "dlq",
+        "replay",
+        "--integration",
+        &a.integration.to_string(),
     ]))
     .await;
     assert!(ok, "{err}");

@@ -351,6 +351,15 @@ async fn bulk_replays_dry_run_cap_audit_and_unavailable_targets() {
         .expect("request");
     let r = raw(&app, untyped).await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text);
+    // An empty body is no options, typed or not: the replay is decided.
+    let empty = Request::post(&path)
+        .header("authorization", format!("Bearer {}", a.token))
+        .header("content-type", "application/json")
+        .body(Body::empty())
+        .expect("request");
+    let r = raw(&app, empty).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "not_replayable");
 
     // B's dead letters: untouched, and B's own dry run sees only them.
     for id in &theirs {

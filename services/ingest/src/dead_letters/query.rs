@@ -229,14 +229,17 @@ pub fn list_query(params: &ListParams) -> Result<ListQuery, Vec<FieldError>> {
     })
 }
 
-/// Checks a single replay's options.
-pub fn replay_target(params: &ReplayParams) -> Result<TargetChoice, Vec<FieldError>> {
-    let mut p = Problems::default();
-    let target = params
-        .target
-        .as_deref()
+/// `target`, when given, checked (else the default, `current`).
+fn target_choice(p: &mut Problems, target: Option<&str>) -> TargetChoice {
+    target
         .and_then(|s| p.check("target", parse_target(s)))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Checks a single replay's options: where it goes.
+pub fn replay_options(params: &ReplayParams) -> Result<TargetChoice, Vec<FieldError>> {
+    let mut p = Problems::default();
+    let target = target_choice(&mut p, params.target.as_deref());
     p.finish(target)
 }
 
@@ -246,11 +249,7 @@ pub fn bulk_replay(params: &BulkReplayParams) -> Result<BulkReplay, Vec<FieldErr
     let filter = bulk_filter(params)
         .map_err(|fields| p.0.extend(fields))
         .unwrap_or_default();
-    let target = params
-        .target
-        .as_deref()
-        .and_then(|s| p.check("target", parse_target(s)))
-        .unwrap_or_default();
+    let target = target_choice(&mut p, params.target.as_deref());
     let limit = params
         .limit
         .and_then(|n| p.check("limit", parse_bulk_limit(n)))
@@ -529,7 +528,7 @@ mod tests {
             assert_eq!(got, want, "{name}");
         }
         let one = |t: Option<&str>| {
-            replay_target(&ReplayParams {
+            replay_options(&ReplayParams {
                 target: t.map(str::to_string),
             })
         };

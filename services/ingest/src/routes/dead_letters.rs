@@ -60,7 +60,7 @@ pub async fn replay(
     OptionalJsonBody(params): OptionalJsonBody<ReplayParams>,
 ) -> Result<(StatusCode, Json<Replayed>), ApiError> {
     let id: DeliveryId = parse_id(&id, "dead letter")?;
-    let target = query::replay_target(&params).map_err(ApiError::Validation)?;
+    let target = query::replay_options(&params).map_err(ApiError::Validation)?;
     let replayed = dead_letters::replay(
         &state.pool,
         Some(caller.tenant_id),
