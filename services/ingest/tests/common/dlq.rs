@@ -245,6 +245,9 @@ impl ForwarderTask {
             "3",
             "--request-timeout",
             "2s",
+            // The test targets listen on loopback.
+            "--target-allow-nets",
+            "127.0.0.0/8,::1",
         ])
         .expect("forwarder args");
         let stop = CancellationToken::new();
