@@ -34,6 +34,16 @@ impl TargetKind {
             _ => None,
         }
     }
+
+    /// Where a forwarded sale is POSTed, given the integration's
+    /// `target_url`: condition-filter plans first sends with it, and a
+    /// dead-letter replay re-targets with it, so both agree.
+    pub fn request_url(&self, target_url: &str) -> String {
+        match self {
+            TargetKind::Salesync => format!("{}/v1/sales", target_url.trim_end_matches('/')),
+            TargetKind::Webhook => target_url.to_string(),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -68,11 +68,11 @@ pub fn target_request(
     let sale_json = serde_json::to_value(&sale).unwrap_or_default();
     Ok(match integration.target_kind {
         TargetKind::Salesync => TargetRequest {
-            url: format!("{}/v1/sales", integration.target_url.trim_end_matches('/')),
+            url: integration.target_kind.request_url(&integration.target_url),
             body: sale_json,
         },
         TargetKind::Webhook => TargetRequest {
-            url: integration.target_url.clone(),
+            url: integration.target_kind.request_url(&integration.target_url),
             body: json!({
                 "type": "sale.forwarded",
                 "timestamp": now.to_rfc3339(),

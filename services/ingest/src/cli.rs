@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::config::{AdminCommand, Cli, DlqCommand};
-use crate::dead_letters::query::{self, BulkReplayParams, ListParams};
+use crate::dead_letters::query::{self, BulkReplayParams, ListParams, ReplayParams};
 use crate::dead_letters::{self, Actor};
 use crate::key_rotation;
 use crate::tenancy::{self, NewTenant};
@@ -83,22 +83,32 @@ pub async fn dlq(cli: &Cli, cmd: DlqCommand) -> anyhow::Result<()> {
         DlqCommand::Replay {
             id: Some(id),
             scope,
+            target,
             ..
-        } => print(&dead_letters::replay(&pool, scope.tenant, id, Actor::Cli).await?),
+        } => {
+            let target = query::replay_options(&ReplayParams { target }).map_err(invalid)?;
+            print(&dead_letters::replay(&pool, scope.tenant, id, target, Actor::Cli).await?)
+        }
         DlqCommand::Replay {
             id: None,
             scope,
             integration,
             from,
             to,
+            target,
+            dry_run,
+            limit,
         } => {
-            let filter = query::bulk_filter(&BulkReplayParams {
+            let req = query::bulk_replay(&BulkReplayParams {
                 integration_id: integration,
                 from,
                 to,
+                target,
+                dry_run: Some(dry_run),
+                limit,
             })
             .map_err(invalid)?;
-            print(&dead_letters::replay_matching(&pool, scope.tenant, &filter, Actor::Cli).await?)
+            print(&dead_letters::replay_matching(&pool, scope.tenant, &req, Actor::Cli).await?)
         }
         DlqCommand::Discard { id, reason, scope } => {
             print(&dead_letters::discard(&pool, scope.tenant, id, &reason, Actor::Cli).await?)

@@ -103,8 +103,9 @@ pub enum DlqCommand {
         #[command(flatten)]
         scope: TenantScope,
     },
-    /// Replay one dead letter (by id), or every one that matches
-    /// --integration / --from / --to (discarded ones are skipped).
+    /// Replay one dead letter (by id), or those that match
+    /// --integration / --from / --to (discarded ones are skipped; at most
+    /// --limit, default and most 1000, per run: `remaining` says how many are left).
     Replay {
         #[arg(
             conflicts_with_all = ["integration", "from", "to"],
@@ -123,6 +124,16 @@ pub enum DlqCommand {
         /// Replay those that died before (RFC 3339).
         #[arg(long)]
         to: Option<String>,
+        /// `current` (default): where the integration points now;
+        /// `recorded`: the URL stored with the delivery.
+        #[arg(long)]
+        target: Option<String>,
+        /// Bulk only: count and sample what would be replayed; change nothing.
+        #[arg(long, conflicts_with = "id")]
+        dry_run: bool,
+        /// Bulk only: replay at most this many (1..=1000).
+        #[arg(long, conflicts_with = "id")]
+        limit: Option<i64>,
     },
     /// Discard a dead letter: it stays dead, recorded with the reason, and is
     /// hidden from the default list.
@@ -354,6 +365,15 @@ mod tests {
         assert!(
             parse(&["replay", &id_s, "--integration", "abc"]).is_none(),
             "one or the other"
+        );
+        assert!(matches!(
+            parse(&["replay", "--to", "x", "--dry-run", "--limit", "5", "--target", "recorded"]),
+            Some(DlqCommand::Replay { dry_run: true, limit: Some(5), target: Some(t), .. })
+                if t == "recorded"
+        ));
+        assert!(
+            parse(&["replay", &id_s, "--dry-run"]).is_none(),
+            "a dry run is for bulk replays"
         );
         assert!(matches!(
             parse(&["discard", &id_s, "--reason", "test order"]),

@@ -30,25 +30,53 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         if !content_type.is_some_and(is_json_content_type) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        // A deadline on the whole body, not on each read: a client trickling
-        // a byte at a time would pass any per-read timeout.
-        let waited = state.body_read_timeout;
-        let read = tokio::time::timeout(waited, Bytes::from_request(req, state));
-        let read = read.await.map_err(|_| ApiError::BodyTimeout { waited })?;
-        let bytes = read.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge {
-                    limit: state.max_body_bytes,
-                }
-            } else {
-                ApiError::InvalidJson {
-                    message: format!("could not read the request body: {rejection}"),
-                    fields: vec![],
-                }
-            }
-        })?;
-        parse_json(&bytes).map(JsonBody)
+        parse_json(&read_body(req, state).await?).map(JsonBody)
     }
+}
+
+/// An optional request body: an empty one (with or without a Content-Type)
+/// is `T::default()`; any other is checked and parsed as `JsonBody` does.
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let json_typed = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json_content_type);
+        let bytes = read_body(req, state).await?;
+        if bytes.is_empty() {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        if !json_typed {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        parse_json(&bytes).map(OptionalJsonBody)
+    }
+}
+
+/// The whole body, within the size limit and the read deadline.
+async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    // A deadline on the whole body, not on each read: a client trickling
+    // a byte at a time would pass any per-read timeout.
+    let waited = state.body_read_timeout;
+    let read = tokio::time::timeout(waited, Bytes::from_request(req, state));
+    let read = read.await.map_err(|_| ApiError::BodyTimeout { waited })?;
+    read.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge {
+                limit: state.max_body_bytes,
+            }
+        } else {
+            ApiError::InvalidJson {
+                message: format!("could not read the request body: {rejection}"),
+                fields: vec![],
+            }
+        }
+    })
 }
 
 /// `application/json`, optionally with parameters (`; charset=utf-8`) or as

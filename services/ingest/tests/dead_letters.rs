@@ -9,73 +9,22 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use common::dlq::{
+    ForwarderTask, RelayTask, ago, counts, integration, outbox_commands, pipeline_state,
+    plan_delivery, shop, state_of, wait_for_state,
+};
 use common::seed::{self, DEAD_REASON, Dead};
 use common::target::Target;
-use common::{ADMIN_TOKEN, TestDb, TestVhost, call, count, state, tenant};
+use common::{ADMIN_TOKEN, TestDb, TestVhost, call, count, state};
 use ingest::app;
 use salesync_core::amqp::publisher::{OutgoingMessage, Publisher};
 use salesync_core::amqp::{self, topology};
 use salesync_core::crypto::SecretBox;
-use salesync_core::domain::{DeliveryId, IntegrationId, SaleId, TenantId, sample_sale};
-use salesync_core::messages::{Envelope, ForwardCommand, Purpose, ROUTING_FORWARD};
-use salesync_core::metrics::Metrics;
-use salesync_core::ops::Readiness;
-use salesync_core::outbox::{self, OutboxMessage, Relay};
+use salesync_core::domain::{DeliveryId, IntegrationId};
+use salesync_core::messages::{Purpose, ROUTING_FORWARD};
 use serde_json::{Value, json};
-use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
-
-/// A tenant with an integration and `sales` sales, made through the API.
-struct Shop {
-    tenant: TenantId,
-    token: String,
-    integration: IntegrationId,
-    sales: Vec<SaleId>,
-}
-
-fn id_of<T: std::str::FromStr>(v: &Value) -> T {
-    v.as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an id: {v}"))
-}
-
-async fn integration(app: &Router, token: &str, name: &str, url: &str) -> IntegrationId {
-    let a = call(
-        app,
-        "POST",
-        "/v1/integrations",
-        Some(token),
-        Some(&json!({"name": name, "target_kind": "webhook", "target_url": url})),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
-    id_of(&a.body["id"])
-}
-
-async fn shop(app: &Router, name: &str, sales: usize, target_url: &str) -> Shop {
-    let (tenant_id, token) = tenant(app, name, false).await;
-    let integration = integration(app, &token, "Books", target_url).await;
-    let mut ids = Vec::new();
-    for i in 0..sales {
-        let sale = serde_json::to_value(sample_sale(&format!("{name}-{i}"))).expect("sale");
-        let a = call(app, "POST", "/v1/sales", Some(&token), Some(&sale)).await;
-        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
-        ids.push(id_of(&a.body["id"]));
-    }
-    Shop {
-        tenant: id_of(&json!(tenant_id)),
-        token,
-        integration,
-        sales: ids,
-    }
-}
-
-fn ago(secs: i64) -> DateTime<Utc> {
-    Utc::now() - chrono::Duration::seconds(secs)
-}
 
 fn ids_in(page: &Value) -> Vec<String> {
     page["dead_letters"]
@@ -88,28 +37,6 @@ fn ids_in(page: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn state_of(pool: &PgPool, id: DeliveryId) -> (String, i32, Option<String>) {
-    sqlx::query_as("SELECT state, attempts, dead_reason FROM deliveries WHERE id = $1")
-        .bind(id)
-        .fetch_one(pool)
-        .await
-        .expect("delivery")
-}
-
-/// The forward commands waiting in the outbox.
-async fn outbox_commands(pool: &PgPool) -> Vec<Envelope<ForwardCommand>> {
-    let bodies: Vec<Vec<u8>> = sqlx::query_scalar(
-        "SELECT body FROM outbox WHERE routing_key = 'sale.forward' ORDER BY id",
-    )
-    .fetch_all(pool)
-    .await
-    .expect("outbox");
-    bodies
-        .iter()
-        .map(|b| Envelope::decode(b).expect("a forward command"))
-        .collect()
-}
-
 #[tokio::test]
 async fn dead_letters_are_listed_replayed_and_discarded_per_tenant() {
     let db = TestDb::new().await;
@@ -117,6 +44,16 @@ async fn dead_letters_are_listed_replayed_and_discarded_per_tenant() {
     let a = shop(&app, "A", 4, seed::TARGET_URL).await;
     let other = integration(&app, &a.token, "Other", seed::TARGET_URL).await;
     let t = Some(a.token.as_str());
+    // Status webhooks replay to the tenant's webhook: it has one.
+    let r = call(
+        &app,
+        "PUT",
+        "/v1/webhook",
+        t,
+        Some(&json!({"url": seed::TARGET_URL})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let dead = |sale: usize, integration: Option<IntegrationId>, age: i64| {
         let mut d = Dead::new(a.tenant, a.sales[sale], integration);
         d.dead_at = ago(age);
@@ -229,7 +166,10 @@ async fn dead_letters_are_listed_replayed_and_discarded_per_tenant() {
     )
     .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    assert_eq!(r.body, json!({"id": d2, "state": "pending"}));
+    assert_eq!(
+        r.body,
+        json!({"id": d2, "state": "pending", "target_url": seed::TARGET_URL})
+    );
     assert_eq!(state_of(&db.pool, d2).await, ("pending".into(), 0, None));
     let commands = outbox_commands(&db.pool).await;
     assert_eq!(commands.len(), 1);
@@ -344,7 +284,7 @@ async fn dead_letters_are_listed_replayed_and_discarded_per_tenant() {
     )
     .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    assert_eq!(r.body, json!({"replayed": 1, "not_replayable": 0}));
+    assert_eq!(counts(&r.body), (1, 0, 0, 0));
     assert_eq!(state_of(&db.pool, d4).await.0, "pending");
     let r = call(
         &app,
@@ -354,11 +294,7 @@ async fn dead_letters_are_listed_replayed_and_discarded_per_tenant() {
         Some(&json!({"from": ago(10_000), "to": Utc::now()})),
     )
     .await;
-    assert_eq!(
-        r.body,
-        json!({"replayed": 1, "not_replayable": 0}),
-        "only d1 is left"
-    );
+    assert_eq!(counts(&r.body), (1, 0, 0, 0), "only d1 is left");
     assert_eq!(state_of(&db.pool, d1).await.0, "pending");
     assert_eq!(
         state_of(&db.pool, d3).await.0,
@@ -413,7 +349,7 @@ async fn dead_letters_are_listed_replayed_and_discarded_per_tenant() {
         Some(&json!({"integration_id": a.integration})),
     )
     .await;
-    assert_eq!(r.body, json!({"replayed": 0, "not_replayable": 1}));
+    assert_eq!(counts(&r.body), (0, 1, 0, 0));
     assert_eq!(state_of(&db.pool, old).await.0, "dead");
 }
 
@@ -468,7 +404,7 @@ async fn another_tenants_dead_letters_do_not_exist() {
         Some(&json!({"to": Utc::now()})),
     )
     .await;
-    assert_eq!(r.body, json!({"replayed": 0, "not_replayable": 0}));
+    assert_eq!(counts(&r.body), (0, 0, 0, 0));
     // A's dead letter is untouched.
     assert_eq!(state_of(&db.pool, mine).await.0, "dead");
     assert_eq!(
@@ -590,10 +526,28 @@ async fn the_dlq_command_works_on_the_same_dead_letters() {
         "replay",
         "--integration",
         &a.integration.to_string(),
+        "--dry-run",
     ]))
     .await;
     assert!(ok, "{err}");
-    assert_eq!(done, json!({"replayed": 1, "not_replayable": 0}), "d3 only");
+    assert_eq!(
+        (done["dry_run"].clone(), counts(&done)),
+        (json!(true), (1, 0, 0, 0))
+    );
+    assert_eq!(
+        state_of(&db.pool, d3).await.0,
+        "dead",
+        "a dry run changes nothing"
+    );
+    let (ok, done, err) = run(s(&[
+        "dlq",
+        "replay",
+        "--integration",
+        &a.integration.to_string(),
+    ]))
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(counts(&done), (1, 0, 0, 0), "d3 only");
     let (ok, _, err) = run(s(&["dlq", "replay", "--from", "yesterday"])).await;
     assert!(!ok && err.contains("from"), "{err}");
 
@@ -618,113 +572,28 @@ async fn the_dlq_command_works_on_the_same_dead_letters() {
     assert_eq!(vias, ["cli"]);
 }
 
-/// Polls until the delivery reaches `state` (20 s at most).
-async fn wait_for_state(pool: &PgPool, id: DeliveryId, want: &str) {
-    for _ in 0..200 {
-        if state_of(pool, id).await.0 == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "delivery {id} never became {want}: {:?}",
-        state_of(pool, id).await
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replayed_dead_letter_is_delivered_by_the_forwarder() {
     let db = TestDb::new().await;
     let vhost = TestVhost::new().await;
     let keys = SecretBox::generate_spec("k1");
-    let mut st = state(&db.pool);
-    st.secrets = Arc::new(SecretBox::from_spec(&keys).expect("keys"));
-    st.amqp_url = vhost.amqp_url.clone();
+    let st = pipeline_state(&db, &vhost, &keys);
     let wake = st.wake.clone();
+    let relay = RelayTask::start(&db, &vhost, &st);
+    let fwd = ForwarderTask::start(&db, &vhost, &keys);
     let app = app(st);
     let target = Target::start().await;
     let a = shop(&app, "A", 1, &target.url).await;
 
-    // The outbox relay and the forwarder, in-process on the test vhost.
-    let shutdown = CancellationToken::new();
-    let readiness = Readiness::default();
-    let relay = tokio::spawn(
-        Relay {
-            pool: db.pool.clone(),
-            amqp_url: vhost.amqp_url.clone(),
-            connection_name: "test-relay".into(),
-            wake: wake.clone(),
-            handoff: None,
-            batch_size: 100,
-            metrics: Metrics::new("test"),
-            ready: readiness.part("relay"),
-        }
-        .run(shutdown.clone()),
-    );
-    let args = <forwarder::Args as clap::Parser>::try_parse_from([
-        "forwarder",
-        "--database-url",
-        &db.url,
-        "--amqp-url",
-        &vhost.amqp_url,
-        "--encryption-keys",
-        &keys,
-        "--retry-delays",
-        "200ms",
-        "--max-attempts",
-        "3",
-        "--request-timeout",
-        "2s",
-    ])
-    .expect("forwarder args");
-    let fwd = tokio::spawn(forwarder::run(
-        args,
-        readiness.clone(),
-        Metrics::new("test-forwarder"),
-        shutdown.clone(),
-    ));
-
     // A delivery as condition-filter makes it; the target fails it once (503,
     // retried) and then refuses it (400): dead after two attempts.
     target.answer(&[503, 400]);
-    let id = DeliveryId::new();
-    let body = json!({"type": "sale.forwarded", "data": {"sale_id": a.sales[0], "n": 1}});
-    let mut tx = db.pool.begin().await.expect("tx");
-    sqlx::query(
-        "INSERT INTO deliveries (id, tenant_id, sale_id, integration_id, purpose, dedupe_key,
-                                 target_url, target_ref, body)
-         VALUES ($1, $2, $3, $4, 'forward', $5, $6, $1::text, $7)",
-    )
-    .bind(id)
-    .bind(a.tenant)
-    .bind(a.sales[0])
-    .bind(a.integration)
-    .bind(format!("forward:{}:{}", a.sales[0], a.integration))
-    .bind(&target.url)
-    .bind(&body)
-    .execute(&mut *tx)
-    .await
-    .expect("delivery");
-    let command = Envelope::new(
-        a.tenant,
-        a.sales[0],
-        ForwardCommand {
-            delivery_id: id,
-            purpose: Purpose::Forward,
-            integration_id: Some(a.integration),
-            target_url: target.url.clone(),
-            target_ref: id.to_string(),
-            accepted_at: Utc::now(),
-            body: None,
-        },
-    );
-    outbox::enqueue(
-        &mut tx,
-        &[OutboxMessage::from_envelope(ROUTING_FORWARD, &command)],
-    )
-    .await
-    .expect("outbox");
-    tx.commit().await.expect("commit");
+    let id = plan_delivery(&db.pool, &a, 0, &target.url).await;
+    let body: Value = sqlx::query_scalar("SELECT body FROM deliveries WHERE id = $1")
+        .bind(id)
+        .fetch_one(&db.pool)
+        .await
+        .expect("body");
     wake.notify_one();
     wait_for_state(&db.pool, id, "dead").await;
 
@@ -839,11 +708,7 @@ async fn a_replayed_dead_letter_is_delivered_by_the_forwarder() {
     let r = call(&app, "GET", "/admin/dlq", Some(ADMIN_TOKEN), None).await;
     assert_eq!(r.body, json!({"depth": 0, "messages": []}));
 
-    shutdown.cancel();
     let _ = conn.close(200, "bye".into()).await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        let _ = relay.await;
-        let _ = fwd.await;
-    })
-    .await;
+    relay.stop().await;
+    fwd.stop().await;
 }

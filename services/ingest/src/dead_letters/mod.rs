@@ -3,9 +3,14 @@
 //! tenant API (`routes::dead_letters`, always scoped to the caller's tenant)
 //! and the operator's `ingest dlq` command (scoped by `--tenant`, or all).
 //!
-//! A replay is one transaction: the delivery goes back to `pending`, the
-//! action is recorded, and a fresh forward command is written to the outbox
-//! — so either all of it happens or none. The caller wakes the relay.
+//! A replay is one transaction: the delivery goes back to `pending` with its
+//! replay's target, the action is recorded with that target, and a fresh
+//! forward command is written to the outbox — so either all of it happens
+//! or none, and two replays of one dead letter serialise on its row lock
+//! (the second finds it pending: 409). The caller wakes the relay. Where a
+//! replay goes is `rules::replay_target`'s call. A bulk replay replays at most
+//! `limit` per request and can be a dry run, which takes the same decisions
+//! and writes nothing.
 //! (Poison messages that never became a delivery live only in the
 //! `salesync.dead` queue: see `dead_letter_queue`.)
 
@@ -22,12 +27,14 @@ use crate::error::ApiError;
 use crate::store;
 use crate::store::dead_letters::{ActionEntry, DeadLetterRow, LockedDelivery, NewAction};
 use crate::store::sales::AttemptEntry;
-use query::{Cursor, Filter, ListQuery};
-use rules::Refusal;
+use query::{BulkReplay, Cursor, Filter, ListQuery};
+use rules::{Refusal, TargetChoice};
 
 /// Deliveries replayed per transaction in a bulk replay: big enough to be
 /// quick, small enough that locks are short and a failure repeats little.
 pub const REPLAY_CHUNK: usize = 500;
+/// Dead letters a bulk replay's answer shows (the first ones it replays).
+pub const SAMPLE_SIZE: usize = 10;
 
 /// Whose request it is, for the action log.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,6 +80,17 @@ fn refused(id: DeliveryId, r: Refusal) -> DlqError {
         Refusal::NotReplayable => {
             format!("dead letter {id} predates request recording; its request cannot be re-sent")
         }
+        Refusal::IntegrationDeleted => format!(
+            "dead letter {id}'s integration was deleted; there is no target to replay it to \
+             (discard it, or forward the sale to another integration)"
+        ),
+        Refusal::IntegrationDisabled => format!(
+            "dead letter {id}'s integration is disabled; enable it to replay, or discard it"
+        ),
+        Refusal::NoWebhook => format!(
+            "dead letter {id} is a status webhook and the tenant has no webhook configured; \
+             configure one to replay it"
+        ),
     };
     DlqError::Refused(message, r)
 }
@@ -86,6 +104,9 @@ impl From<DlqError> for ApiError {
                     Refusal::NotDead(_) => "not_dead",
                     Refusal::AlreadyDiscarded => "already_discarded",
                     Refusal::NotReplayable => "not_replayable",
+                    Refusal::IntegrationDeleted => "integration_deleted",
+                    Refusal::IntegrationDisabled => "integration_disabled",
+                    Refusal::NoWebhook => "webhook_not_configured",
                 },
                 message,
             },
@@ -119,13 +140,34 @@ pub struct DeadLetterDetail {
 pub struct Replayed {
     pub id: DeliveryId,
     pub state: &'static str,
+    /// Where the replay sends it.
+    pub target_url: String,
 }
 
-#[derive(Serialize, Debug, PartialEq)]
+/// A bulk replay's answer. A dry run answers the same, counting what a real
+/// run would do at that moment, and changes nothing.
+#[derive(Serialize, Debug, PartialEq, Default)]
 pub struct BulkReplayed {
+    pub dry_run: bool,
+    /// Replayed (would be, in a dry run).
     pub replayed: u64,
     /// Matched, but too old to have their request recorded.
     pub not_replayable: u64,
+    /// Matched, but their integration is deleted or disabled (or, for status
+    /// webhooks, the tenant has no webhook): left dead.
+    pub target_unavailable: u64,
+    /// Matched but not looked at: `limit` was reached. Ask again.
+    pub remaining: u64,
+    /// The first few replayed (would be), with where they go.
+    pub sample: Vec<ReplaySample>,
+}
+
+/// One dead letter of a bulk replay: why it died and where it goes now.
+#[derive(Serialize, Debug, PartialEq, Clone)]
+pub struct ReplaySample {
+    pub id: DeliveryId,
+    pub reason: Option<String>,
+    pub target_url: String,
 }
 
 #[derive(Serialize, Debug, PartialEq)]
@@ -198,31 +240,44 @@ pub async fn show(
     })
 }
 
-/// Resets the locked deliveries, records the replays and writes their
-/// forward commands, all in the caller's transaction.
+/// A locked dead letter and where its replay goes.
+struct Planned<'a> {
+    delivery: &'a LockedDelivery,
+    url: String,
+}
+
+/// Resets the locked deliveries to their targets, records the replays (with
+/// the target) and writes their forward commands, all in the caller's
+/// transaction.
 async fn replay_locked(
     conn: &mut PgConnection,
-    deliveries: &[LockedDelivery],
+    planned: &[Planned<'_>],
     actor: Actor,
 ) -> Result<(), DlqError> {
-    let mut messages: Vec<OutboxMessage> = Vec::with_capacity(deliveries.len());
-    for d in deliveries {
-        // rules::may_replay passed, so the body exists; a row that still
+    let mut messages: Vec<OutboxMessage> = Vec::with_capacity(planned.len());
+    for p in planned {
+        // rules::replay_target passed, so the body exists; a row that still
         // cannot make a command is refused rather than half-replayed.
-        messages
-            .push(rules::replay_command(d).ok_or_else(|| refused(d.id, Refusal::NotReplayable))?);
+        messages.push(
+            rules::replay_command(p.delivery, &p.url)
+                .ok_or_else(|| refused(p.delivery.id, Refusal::NotReplayable))?,
+        );
     }
-    let ids: Vec<DeliveryId> = deliveries.iter().map(|d| d.id).collect();
-    store::dead_letters::reset_for_replay(conn, &ids).await?;
-    let actions: Vec<NewAction> = deliveries
+    let targets: Vec<(DeliveryId, String)> = planned
         .iter()
-        .map(|d| NewAction {
-            delivery_id: d.id,
-            tenant_id: d.tenant_id,
+        .map(|p| (p.delivery.id, p.url.clone()))
+        .collect();
+    store::dead_letters::reset_for_replay(conn, &targets).await?;
+    let actions: Vec<NewAction> = planned
+        .iter()
+        .map(|p| NewAction {
+            delivery_id: p.delivery.id,
+            tenant_id: p.delivery.tenant_id,
             action: "replay",
             reason: None,
             actor_token_id: actor.token_id(),
             via: actor.via(),
+            target_url: Some(p.url.clone()),
         })
         .collect();
     store::dead_letters::record_actions(conn, &actions).await?;
@@ -230,60 +285,98 @@ async fn replay_locked(
     Ok(())
 }
 
-/// Replays one dead letter: 404 if it is not the tenant's, 409 if it is not
-/// dead (or cannot be re-sent).
+/// Replays one dead letter to `target`: 404 if it is not the tenant's, 409
+/// if it is not dead, cannot be re-sent, or has no target to go to.
 pub async fn replay(
     pool: &PgPool,
     tenant: Option<TenantId>,
     id: DeliveryId,
+    target: TargetChoice,
     actor: Actor,
 ) -> Result<Replayed, DlqError> {
     let mut tx = pool.begin().await?;
     let d = store::dead_letters::lock(&mut tx, tenant, id)
         .await?
         .ok_or(DlqError::NotFound("dead letter"))?;
-    rules::may_replay(&d).map_err(|r| refused(id, r))?;
-    replay_locked(&mut tx, std::slice::from_ref(&d), actor).await?;
+    let url = rules::replay_target(&d, target).map_err(|r| refused(id, r))?;
+    let planned = Planned {
+        delivery: &d,
+        url: url.clone(),
+    };
+    replay_locked(&mut tx, std::slice::from_ref(&planned), actor).await?;
     tx.commit().await?;
-    tracing::info!(delivery_id = %id, tenant_id = %d.tenant_id, "dead letter replayed");
+    tracing::info!(delivery_id = %id, tenant_id = %d.tenant_id, target = %url, "dead letter replayed");
     Ok(Replayed {
         id,
         state: "pending",
+        target_url: url,
     })
 }
 
-/// Replays every dead, not discarded delivery the filter matches (one
-/// transaction per `REPLAY_CHUNK`); a filter is required (`query::bulk_filter`).
+/// Replays the dead, not discarded deliveries the filter matches, oldest
+/// first, until `limit` are replayed (one transaction per chunk of at most
+/// `REPLAY_CHUNK`); what is left is counted in `remaining`. A dry run takes
+/// the same locks and decisions and rolls back, writing nothing. A filter is
+/// required (`query::bulk_filter`).
 pub async fn replay_matching(
     pool: &PgPool,
     tenant: Option<TenantId>,
-    filter: &Filter,
+    req: &BulkReplay,
     actor: Actor,
 ) -> Result<BulkReplayed, DlqError> {
     let ids = {
         let mut conn = pool.acquire().await?;
-        check_integration(&mut conn, tenant, filter).await?;
-        store::dead_letters::matching_ids(&mut conn, tenant, filter).await?
+        check_integration(&mut conn, tenant, &req.filter).await?;
+        store::dead_letters::matching_ids(&mut conn, tenant, &req.filter).await?
     };
+    let limit = u64::from(req.limit);
     let mut done = BulkReplayed {
-        replayed: 0,
-        not_replayable: 0,
+        dry_run: req.dry_run,
+        ..BulkReplayed::default()
     };
-    for chunk in ids.chunks(REPLAY_CHUNK) {
+    let mut looked_at = 0;
+    while looked_at < ids.len() && done.replayed < limit {
+        // Never more in a chunk than may still be replayed, so the limit
+        // holds exactly and everything after the cut counts as remaining.
+        let room = usize::try_from(limit - done.replayed).unwrap_or(usize::MAX);
+        let chunk = &ids[looked_at..ids.len().min(looked_at + room.min(REPLAY_CHUNK))];
+        looked_at += chunk.len();
         let mut tx = pool.begin().await?;
         // Some may have been replayed or discarded since the snapshot.
         let locked = store::dead_letters::lock_still_dead(&mut tx, tenant, chunk).await?;
-        let (ok, old): (Vec<LockedDelivery>, Vec<LockedDelivery>) = locked
-            .into_iter()
-            .partition(|d| rules::may_replay(d).is_ok());
-        replay_locked(&mut tx, &ok, actor).await?;
-        tx.commit().await?;
-        done.replayed += ok.len() as u64;
-        done.not_replayable += old.len() as u64;
+        let mut planned = Vec::with_capacity(locked.len());
+        for d in &locked {
+            match rules::replay_target(d, req.target) {
+                Ok(url) => planned.push(Planned { delivery: d, url }),
+                Err(r) if r.is_target_unavailable() => done.target_unavailable += 1,
+                Err(_) => done.not_replayable += 1,
+            }
+        }
+        for p in planned
+            .iter()
+            .take(SAMPLE_SIZE.saturating_sub(done.sample.len()))
+        {
+            done.sample.push(ReplaySample {
+                id: p.delivery.id,
+                reason: p.delivery.dead_reason.clone(),
+                target_url: p.url.clone(),
+            });
+        }
+        done.replayed += planned.len() as u64;
+        if req.dry_run {
+            tx.rollback().await?;
+        } else {
+            replay_locked(&mut tx, &planned, actor).await?;
+            tx.commit().await?;
+        }
     }
+    done.remaining = (ids.len() - looked_at) as u64;
     tracing::info!(
+        dry_run = done.dry_run,
         replayed = done.replayed,
         not_replayable = done.not_replayable,
+        target_unavailable = done.target_unavailable,
+        remaining = done.remaining,
         "dead letters replayed in bulk"
     );
     Ok(done)
@@ -317,6 +410,7 @@ pub async fn discard(
             reason: Some(reason.clone()),
             actor_token_id: actor.token_id(),
             via: actor.via(),
+            target_url: None,
         }],
     )
     .await?;
@@ -358,6 +452,21 @@ mod tests {
                 refused(id, Refusal::NotReplayable),
                 StatusCode::CONFLICT,
                 "not_replayable",
+            ),
+            (
+                refused(id, Refusal::IntegrationDeleted),
+                StatusCode::CONFLICT,
+                "integration_deleted",
+            ),
+            (
+                refused(id, Refusal::IntegrationDisabled),
+                StatusCode::CONFLICT,
+                "integration_disabled",
+            ),
+            (
+                refused(id, Refusal::NoWebhook),
+                StatusCode::CONFLICT,
+                "webhook_not_configured",
             ),
             (
                 DlqError::Invalid(vec![FieldError::new("reason", "x")]),

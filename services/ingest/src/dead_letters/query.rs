@@ -8,12 +8,18 @@ use chrono::{DateTime, Utc};
 use salesync_core::domain::{DeliveryId, FieldError, IntegrationId};
 use serde::Deserialize;
 
+use super::rules::TargetChoice;
+
 /// Page size when none is asked for.
 pub const DEFAULT_LIMIT: u32 = 50;
 /// Largest page.
 pub const MAX_LIMIT: u32 = 500;
 /// Longest discard reason.
 pub const MAX_REASON_CHARS: usize = 1000;
+/// Most dead letters one bulk replay request replays (and the default
+/// `limit`): the rest is reported as `remaining`, for the next request.
+/// Keeps one request's work (and a mistaken filter's blast radius) bounded.
+pub const MAX_BULK_REPLAY: u32 = 1000;
 
 /// Which dead letters: all filters optional and combined with AND.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -81,6 +87,33 @@ pub struct BulkReplayParams {
     pub from: Option<String>,
     #[serde(default)]
     pub to: Option<String>,
+    /// `current` (default) or `recorded`.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Count and sample only; change nothing.
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+    /// At most this many replayed (1..=`MAX_BULK_REPLAY`, default the max).
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+/// `POST /v1/dead-letters/{id}/replay`'s optional body (and `dlq replay <id>`).
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayParams {
+    /// `current` (default) or `recorded`.
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+/// A bulk replay as checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkReplay {
+    pub filter: Filter,
+    pub target: TargetChoice,
+    pub dry_run: bool,
+    pub limit: u32,
 }
 
 /// Collects field errors so a request hears about every problem at once.
@@ -119,6 +152,17 @@ fn parse_bool(s: &str) -> Result<bool, String> {
         "false" | "0" => Ok(false),
         _ => Err("must be true or false".into()),
     }
+}
+
+fn parse_target(s: &str) -> Result<TargetChoice, String> {
+    TargetChoice::parse(s.trim()).ok_or_else(|| "must be current or recorded".to_string())
+}
+
+fn parse_bulk_limit(n: i64) -> Result<u32, String> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=MAX_BULK_REPLAY).contains(n))
+        .ok_or_else(|| format!("must be a whole number from 1 to {MAX_BULK_REPLAY}"))
 }
 
 fn parse_limit(s: &str) -> Result<u32, String> {
@@ -182,6 +226,39 @@ pub fn list_query(params: &ListParams) -> Result<ListQuery, Vec<FieldError>> {
         filter,
         limit,
         after,
+    })
+}
+
+/// `target`, when given, checked (else the default, `current`).
+fn target_choice(p: &mut Problems, target: Option<&str>) -> TargetChoice {
+    target
+        .and_then(|s| p.check("target", parse_target(s)))
+        .unwrap_or_default()
+}
+
+/// Checks a single replay's options: where it goes.
+pub fn replay_options(params: &ReplayParams) -> Result<TargetChoice, Vec<FieldError>> {
+    let mut p = Problems::default();
+    let target = target_choice(&mut p, params.target.as_deref());
+    p.finish(target)
+}
+
+/// Checks a bulk replay: its filter (`bulk_filter`), target, dry run, limit.
+pub fn bulk_replay(params: &BulkReplayParams) -> Result<BulkReplay, Vec<FieldError>> {
+    let mut p = Problems::default();
+    let filter = bulk_filter(params)
+        .map_err(|fields| p.0.extend(fields))
+        .unwrap_or_default();
+    let target = target_choice(&mut p, params.target.as_deref());
+    let limit = params
+        .limit
+        .and_then(|n| p.check("limit", parse_bulk_limit(n)))
+        .unwrap_or(MAX_BULK_REPLAY);
+    p.finish(BulkReplay {
+        filter,
+        target,
+        dry_run: params.dry_run.unwrap_or(false),
+        limit,
     })
 }
 
@@ -356,6 +433,7 @@ mod tests {
             integration_id: i.map(str::to_string),
             from: f.map(str::to_string),
             to: t.map(str::to_string),
+            ..BulkReplayParams::default()
         };
         // (name, params, accepted)
         let cases = [
@@ -385,6 +463,78 @@ mod tests {
                 assert!(!f.include_discarded, "bulk never replays discarded ones");
             }
         }
+    }
+
+    #[test]
+    fn bulk_replay_options() {
+        let base = BulkReplayParams {
+            to: Some("2025-01-01T00:00:00Z".into()),
+            ..BulkReplayParams::default()
+        };
+        let with = |f: &dyn Fn(&mut BulkReplayParams)| {
+            let mut p = base.clone();
+            f(&mut p);
+            p
+        };
+        let got = bulk_replay(&base).expect("defaults");
+        assert_eq!(
+            (got.target, got.dry_run, got.limit),
+            (TargetChoice::Current, false, MAX_BULK_REPLAY)
+        );
+        let got = bulk_replay(&with(&|p| {
+            p.target = Some("recorded".into());
+            p.dry_run = Some(true);
+            p.limit = Some(3);
+        }))
+        .expect("all set");
+        assert_eq!(
+            (got.target, got.dry_run, got.limit),
+            (TargetChoice::Recorded, true, 3)
+        );
+        // (name, params, fields in error)
+        let cases = [
+            ("limit 0", with(&|p| p.limit = Some(0)), vec!["limit"]),
+            (
+                "limit negative",
+                with(&|p| p.limit = Some(-1)),
+                vec!["limit"],
+            ),
+            (
+                "limit over the cap",
+                with(&|p| p.limit = Some(i64::from(MAX_BULK_REPLAY) + 1)),
+                vec!["limit"],
+            ),
+            (
+                "unknown target",
+                with(&|p| p.target = Some("old".into())),
+                vec!["target"],
+            ),
+            (
+                "no filter and a bad limit",
+                BulkReplayParams {
+                    limit: Some(0),
+                    ..BulkReplayParams::default()
+                },
+                vec!["$", "limit"],
+            ),
+        ];
+        for (name, params, want) in cases {
+            let got: Vec<String> = bulk_replay(&params)
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|f| f.field)
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+        let one = |t: Option<&str>| {
+            replay_options(&ReplayParams {
+                target: t.map(str::to_string),
+            })
+        };
+        assert_eq!(one(None), Ok(TargetChoice::Current));
+        assert_eq!(one(Some("recorded")), Ok(TargetChoice::Recorded));
+        assert!(one(Some("x")).is_err());
     }
 
     #[test]

@@ -1,15 +1,41 @@
-//! Whether a delivery may be replayed or discarded, and the forward command
-//! a replay sends — decided without I/O, so each rule is a table test.
+//! Whether a delivery may be replayed or discarded, where a replay goes, and
+//! the forward command it sends — decided without I/O, so each rule is a
+//! table test.
 //!
-//! A replay re-sends the request exactly as first sent: the stored body, to
-//! the stored URL, with the same `target_ref` (so the target's idempotency
-//! key is unchanged and a target that did book it the first time books it
-//! once). The command is fresh (new message id, attempt 1).
+//! A replay re-sends the stored body with the same `target_ref` (so the
+//! target's idempotency key is unchanged and a target that did book it the
+//! first time books it once). By default it goes where the target points
+//! *now* — the integration's current URL (the forwarder signs with its
+//! current secrets and credentials in any case) — so fixing a broken URL and
+//! replaying works; `TargetChoice::Recorded` keeps the URL stored with the
+//! delivery. The command is fresh (new message id, attempt 1).
 
+use salesync_core::integration::TargetKind;
 use salesync_core::messages::{Envelope, ForwardCommand, Purpose, ROUTING_FORWARD};
 use salesync_core::outbox::OutboxMessage;
 
 use crate::store::dead_letters::LockedDelivery;
+
+/// Which URL a replay sends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TargetChoice {
+    /// The integration's current URL (the tenant's current webhook for
+    /// status webhooks).
+    #[default]
+    Current,
+    /// The URL recorded with the delivery (where it was last sent).
+    Recorded,
+}
+
+impl TargetChoice {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "current" => Some(Self::Current),
+            "recorded" => Some(Self::Recorded),
+            _ => None,
+        }
+    }
+}
 
 /// Why an action on a delivery is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +45,23 @@ pub enum Refusal {
     AlreadyDiscarded,
     /// Created before request bodies were recorded: nothing to re-send.
     NotReplayable,
+    /// Its integration was deleted: nothing signs or receives for it any more.
+    IntegrationDeleted,
+    /// Its integration is disabled: the tenant stopped forwarding to it.
+    IntegrationDisabled,
+    /// A status webhook, and the tenant has no webhook (any more).
+    NoWebhook,
+}
+
+impl Refusal {
+    /// The replay is refused because of where it would go, not because of
+    /// the dead letter itself (a bulk replay counts these apart).
+    pub fn is_target_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Refusal::IntegrationDeleted | Refusal::IntegrationDisabled | Refusal::NoWebhook
+        )
+    }
 }
 
 /// A replay is allowed for any dead delivery whose request was recorded,
@@ -44,23 +87,55 @@ pub fn may_discard(d: &LockedDelivery) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Where a replay of `d` goes, or why it may not be replayed: the dead
+/// letter's own rules (`may_replay`) first, then its target. A deleted or
+/// disabled integration (a webhook removed) refuses either choice — the
+/// forwarder would dead-letter a deleted one at once, and a disabled one is
+/// the tenant saying "send nothing there"; re-enable it, or discard.
+pub fn replay_target(d: &LockedDelivery, choice: TargetChoice) -> Result<String, Refusal> {
+    may_replay(d)?;
+    let now = &d.now;
+    let current = if d.purpose == "status_webhook" {
+        now.webhook_url.clone().ok_or(Refusal::NoWebhook)?
+    } else {
+        // An integration that does not exist in the tenant counts as deleted
+        // (the forwarder treats both alike).
+        let (Some(kind), Some(url)) = (&now.integration_kind, &now.integration_url) else {
+            return Err(Refusal::IntegrationDeleted);
+        };
+        if now.integration_deleted {
+            return Err(Refusal::IntegrationDeleted);
+        }
+        if !now.integration_enabled {
+            return Err(Refusal::IntegrationDisabled);
+        }
+        TargetKind::parse(kind)
+            .ok_or(Refusal::IntegrationDeleted)?
+            .request_url(url)
+    };
+    Ok(match choice {
+        TargetChoice::Current => current,
+        TargetChoice::Recorded => d.target_url.clone(),
+    })
+}
+
 fn purpose(s: &str) -> Option<Purpose> {
     [Purpose::Forward, Purpose::StatusWebhook]
         .into_iter()
         .find(|p| p.as_str() == s)
 }
 
-/// The fresh forward command that re-sends a delivery (the forwarder sends
-/// the body stored with it); call it inside the span that should continue
-/// into the forwarder. `None` if the stored row cannot make one (no body,
-/// unknown purpose).
-pub fn replay_command(d: &LockedDelivery) -> Option<OutboxMessage> {
+/// The fresh forward command that re-sends a delivery to `url` (the
+/// forwarder sends the body stored with it); call it inside the span that
+/// should continue into the forwarder. `None` if the stored row cannot make
+/// one (no body, unknown purpose).
+pub fn replay_command(d: &LockedDelivery, url: &str) -> Option<OutboxMessage> {
     d.body.as_ref()?;
     let command = ForwardCommand {
         delivery_id: d.id,
         purpose: purpose(&d.purpose)?,
         integration_id: d.integration_id,
-        target_url: d.target_url.clone(),
+        target_url: url.to_string(),
         target_ref: d.target_ref.clone(),
         // When the delivery was first planned: the closest stored stand-in
         // for the original acceptance time (it only feeds latency metrics).
@@ -78,6 +153,10 @@ mod tests {
     use salesync_core::domain::{DeliveryId, IntegrationId, SaleId, TenantId};
     use serde_json::json;
 
+    use crate::store::dead_letters::CurrentTarget;
+
+    const RECORDED: &str = "https://old.example/hook";
+
     fn delivery(state: &str, body: bool, discarded: bool) -> LockedDelivery {
         let id = DeliveryId::new();
         LockedDelivery {
@@ -87,12 +166,120 @@ mod tests {
             integration_id: Some(IntegrationId::new()),
             purpose: "forward".into(),
             state: state.into(),
-            target_url: "https://target.example/hook".into(),
+            target_url: RECORDED.into(),
             target_ref: id.to_string(),
             body: body.then(|| json!({"type": "sale.forwarded", "data": {"n": 1}})),
+            dead_reason: Some("target answered 404".into()),
             discarded_at: discarded.then(Utc::now),
             created_at: Utc::now(),
+            now: CurrentTarget {
+                integration_kind: Some("webhook".into()),
+                integration_url: Some("https://new.example/hook".into()),
+                integration_enabled: true,
+                integration_deleted: false,
+                webhook_url: None,
+            },
         }
+    }
+
+    #[test]
+    fn a_replay_goes_where_the_target_points_now_unless_asked_otherwise() {
+        let live = delivery("dead", true, false);
+        let with = |f: &dyn Fn(&mut LockedDelivery)| {
+            let mut d = live.clone();
+            f(&mut d);
+            d
+        };
+        let salesync = with(&|d| {
+            d.now.integration_kind = Some("salesync".into());
+            d.now.integration_url = Some("https://peer.example/".into());
+        });
+        let deleted = with(&|d| d.now.integration_deleted = true);
+        let disabled = with(&|d| d.now.integration_enabled = false);
+        let missing = with(&|d| d.now = CurrentTarget::default());
+        let webhook = with(&|d| {
+            d.purpose = "status_webhook".into();
+            d.integration_id = None;
+            d.now = CurrentTarget {
+                webhook_url: Some("https://shop.example/status".into()),
+                ..CurrentTarget::default()
+            };
+        });
+        let no_webhook = with(&|d| {
+            d.purpose = "status_webhook".into();
+            d.now = CurrentTarget::default();
+        });
+        let ok = |s: &str| Ok(s.to_string());
+        use TargetChoice::{Current, Recorded};
+        // (name, delivery, choice, verdict)
+        let cases = [
+            (
+                "webhook, current",
+                &live,
+                Current,
+                ok("https://new.example/hook"),
+            ),
+            ("webhook, recorded", &live, Recorded, ok(RECORDED)),
+            (
+                "salesync peer: its sales endpoint",
+                &salesync,
+                Current,
+                ok("https://peer.example/v1/sales"),
+            ),
+            (
+                "deleted",
+                &deleted,
+                Current,
+                Err(Refusal::IntegrationDeleted),
+            ),
+            (
+                "deleted, recorded",
+                &deleted,
+                Recorded,
+                Err(Refusal::IntegrationDeleted),
+            ),
+            (
+                "not in the tenant",
+                &missing,
+                Current,
+                Err(Refusal::IntegrationDeleted),
+            ),
+            (
+                "disabled",
+                &disabled,
+                Current,
+                Err(Refusal::IntegrationDisabled),
+            ),
+            (
+                "disabled, recorded",
+                &disabled,
+                Recorded,
+                Err(Refusal::IntegrationDisabled),
+            ),
+            (
+                "status webhook",
+                &webhook,
+                Current,
+                ok("https://shop.example/status"),
+            ),
+            ("status webhook, recorded", &webhook, Recorded, ok(RECORDED)),
+            (
+                "webhook removed",
+                &no_webhook,
+                Current,
+                Err(Refusal::NoWebhook),
+            ),
+        ];
+        for (name, d, choice, want) in cases {
+            assert_eq!(replay_target(d, choice), want, "{name}");
+        }
+        // The dead letter's own rules come first.
+        let old = delivery("dead", false, false);
+        assert_eq!(replay_target(&old, Current), Err(Refusal::NotReplayable));
+        assert!(Refusal::NoWebhook.is_target_unavailable());
+        assert!(!Refusal::NotReplayable.is_target_unavailable());
+        assert_eq!(TargetChoice::parse("recorded"), Some(Recorded));
+        assert_eq!(TargetChoice::parse("Current"), None);
     }
 
     #[test]
@@ -141,7 +328,7 @@ mod tests {
     #[test]
     fn replay_sends_the_original_request_as_a_fresh_first_attempt() {
         let d = delivery("dead", true, false);
-        let m = replay_command(&d).expect("command");
+        let m = replay_command(&d, "https://new.example/hook").expect("command");
         assert_eq!(m.routing_key, ROUTING_FORWARD);
         assert_eq!(m.message_type, "sale.forward");
         let env = Envelope::<ForwardCommand>::decode(&m.body).expect("decodes");
@@ -152,13 +339,13 @@ mod tests {
         assert_eq!(c.delivery_id, d.id);
         assert_eq!(c.purpose, Purpose::Forward);
         assert_eq!(c.integration_id, d.integration_id);
-        assert_eq!(c.target_url, d.target_url);
+        assert_eq!(c.target_url, "https://new.example/hook");
         assert_eq!(c.target_ref, d.target_ref);
         assert_eq!(
             c.body, None,
             "the forwarder sends the body stored with the delivery"
         );
-        let again = replay_command(&d).expect("command");
+        let again = replay_command(&d, RECORDED).expect("command");
         assert_ne!(
             again.message_id, m.message_id,
             "each replay is a new message"
@@ -170,13 +357,13 @@ mod tests {
         let mut d = delivery("dead", true, false);
         d.purpose = "status_webhook".into();
         d.integration_id = None;
-        let env = Envelope::<ForwardCommand>::decode(&replay_command(&d).expect("command").body)
-            .expect("decodes");
+        let m = replay_command(&d, RECORDED).expect("command");
+        let env = Envelope::<ForwardCommand>::decode(&m.body).expect("decodes");
         assert_eq!(env.payload.purpose, Purpose::StatusWebhook);
         assert_eq!(env.payload.integration_id, None);
 
         d.purpose = "fax".into();
-        assert!(replay_command(&d).is_none());
-        assert!(replay_command(&delivery("dead", false, false)).is_none());
+        assert!(replay_command(&d, RECORDED).is_none());
+        assert!(replay_command(&delivery("dead", false, false), RECORDED).is_none());
     }
 }

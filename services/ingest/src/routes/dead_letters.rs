@@ -12,12 +12,12 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::auth::Caller;
-use crate::dead_letters::query::{self, BulkReplayParams, ListParams};
+use crate::dead_letters::query::{self, BulkReplayParams, ListParams, ReplayParams};
 use crate::dead_letters::{
     self, Actor, BulkReplayed, DeadLetterDetail, DeadLetterPage, Discarded, Replayed,
 };
 use crate::error::ApiError;
-use crate::json::JsonBody;
+use crate::json::{JsonBody, OptionalJsonBody};
 use crate::routes::parse_id;
 
 /// A query string that does not even parse (unknown or repeated
@@ -51,17 +51,21 @@ pub async fn get(
     ))
 }
 
-/// `POST /v1/dead-letters/{delivery_id}/replay`
+/// `POST /v1/dead-letters/{delivery_id}/replay` (body optional:
+/// `{"target": "current"|"recorded"}`)
 pub async fn replay(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    OptionalJsonBody(params): OptionalJsonBody<ReplayParams>,
 ) -> Result<(StatusCode, Json<Replayed>), ApiError> {
     let id: DeliveryId = parse_id(&id, "dead letter")?;
+    let target = query::replay_options(&params).map_err(ApiError::Validation)?;
     let replayed = dead_letters::replay(
         &state.pool,
         Some(caller.tenant_id),
         id,
+        target,
         Actor::Token(caller.token_id),
     )
     .await?;
@@ -75,14 +79,18 @@ pub async fn replay_matching(
     caller: Caller,
     JsonBody(params): JsonBody<BulkReplayParams>,
 ) -> Result<(StatusCode, Json<BulkReplayed>), ApiError> {
-    let filter = query::bulk_filter(&params).map_err(ApiError::Validation)?;
+    let req = query::bulk_replay(&params).map_err(ApiError::Validation)?;
     let done = dead_letters::replay_matching(
         &state.pool,
         Some(caller.tenant_id),
-        &filter,
+        &req,
         Actor::Token(caller.token_id),
     )
     .await?;
+    if done.dry_run {
+        // Nothing was queued: a plain answer, not "accepted".
+        return Ok((StatusCode::OK, Json(done)));
+    }
     if done.replayed > 0 {
         state.wake.notify_one();
     }

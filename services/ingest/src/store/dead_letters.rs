@@ -131,6 +131,8 @@ pub struct ActionEntry {
     pub actor_token_id: Option<TokenId>,
     /// `api` or `cli`.
     pub via: String,
+    /// Where a replay was sent; `None` for discards (and older replays).
+    pub target_url: Option<String>,
     pub at: DateTime<Utc>,
 }
 
@@ -141,7 +143,7 @@ pub async fn actions(
     id: DeliveryId,
 ) -> sqlx::Result<Vec<ActionEntry>> {
     sqlx::query_as(
-        "SELECT action, reason, actor_token_id, via, at FROM dead_letter_actions
+        "SELECT action, reason, actor_token_id, via, target_url, at FROM dead_letter_actions
          WHERE delivery_id = $1 AND tenant_id = $2 ORDER BY id",
     )
     .bind(id)
@@ -151,7 +153,7 @@ pub async fn actions(
 }
 
 /// A delivery locked for a replay or a discard: what the decision needs,
-/// and what the forward command is rebuilt from.
+/// what the forward command is rebuilt from, and where its target points now.
 #[derive(sqlx::FromRow, Debug, Clone, PartialEq)]
 pub struct LockedDelivery {
     pub id: DeliveryId,
@@ -160,15 +162,43 @@ pub struct LockedDelivery {
     pub integration_id: Option<IntegrationId>,
     pub purpose: String,
     pub state: String,
+    /// Where it was last sent (recorded with the delivery).
     pub target_url: String,
     pub target_ref: String,
     pub body: Option<serde_json::Value>,
+    pub dead_reason: Option<String>,
     pub discarded_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub now: CurrentTarget,
 }
 
-const LOCKED_COLUMNS: &str = "id, tenant_id, sale_id, integration_id, purpose, state, target_url,
-    target_ref, body, discarded_at, created_at";
+/// What the delivery's target is now: its integration as it stands (for
+/// `forward`), or the tenant's webhook (for `status_webhook`).
+#[derive(sqlx::FromRow, Debug, Clone, PartialEq, Default)]
+pub struct CurrentTarget {
+    /// `None`: no such integration in the tenant (or a status webhook).
+    pub integration_kind: Option<String>,
+    pub integration_url: Option<String>,
+    pub integration_enabled: bool,
+    pub integration_deleted: bool,
+    /// The tenant's webhook URL; `None` when it has none.
+    pub webhook_url: Option<String>,
+}
+
+/// The delivery `d` with its current target: the integration joined within
+/// the delivery's tenant (as the forwarder joins it), the tenant for status
+/// webhooks. Only `d` is locked: a replay must not block integration edits.
+const LOCKED_FROM: &str = "SELECT d.id, d.tenant_id, d.sale_id, d.integration_id, d.purpose,
+        d.state, d.target_url, d.target_ref, d.body, d.dead_reason, d.discarded_at, d.created_at,
+        i.target_kind AS integration_kind, i.target_url AS integration_url,
+        COALESCE(i.enabled, false) AS integration_enabled,
+        i.deleted_at IS NOT NULL AS integration_deleted,
+        t.webhook_url
+    FROM deliveries d
+    LEFT JOIN integrations i
+           ON d.purpose = 'forward' AND i.id = d.integration_id AND i.tenant_id = d.tenant_id
+    LEFT JOIN tenants t ON d.purpose = 'status_webhook' AND t.id = d.tenant_id";
 
 /// The delivery, whatever its state, locked (`FOR UPDATE`) so a replay and
 /// the forwarder, or two replays, cannot interleave.
@@ -178,8 +208,8 @@ pub async fn lock(
     id: DeliveryId,
 ) -> sqlx::Result<Option<LockedDelivery>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {LOCKED_COLUMNS} FROM deliveries
-         WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) FOR UPDATE"
+        "{LOCKED_FROM}
+         WHERE d.id = $1 AND ($2::uuid IS NULL OR d.tenant_id = $2) FOR UPDATE OF d"
     )))
     .bind(id)
     .bind(tenant)
@@ -220,10 +250,10 @@ pub async fn lock_still_dead(
     ids: &[DeliveryId],
 ) -> sqlx::Result<Vec<LockedDelivery>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {LOCKED_COLUMNS} FROM deliveries
-         WHERE id = ANY($1) AND state = 'dead' AND discarded_at IS NULL
-           AND ($2::uuid IS NULL OR tenant_id = $2)
-         ORDER BY id FOR UPDATE"
+        "{LOCKED_FROM}
+         WHERE d.id = ANY($1) AND d.state = 'dead' AND d.discarded_at IS NULL
+           AND ($2::uuid IS NULL OR d.tenant_id = $2)
+         ORDER BY d.id FOR UPDATE OF d"
     )))
     .bind(ids)
     .bind(tenant)
@@ -231,19 +261,26 @@ pub async fn lock_still_dead(
     .await
 }
 
-/// Puts dead deliveries back to `pending` for a fresh round of attempts.
+/// Puts dead deliveries back to `pending` for a fresh round of attempts,
+/// each to its replay's target (`(id, url)`), which becomes the delivery's
+/// recorded `target_url`: where its attempts now go.
 /// `attempts` restarts at 0 because the forwarder numbers attempts from the
 /// message (a replay's is 1) and treats a `retrying` delivery's message with
 /// `attempt <= attempts` as a stale copy: a kept count would make it drop
 /// the replay's own retries. The attempt log keeps every earlier attempt;
 /// the replay action marks where the new round starts.
-pub async fn reset_for_replay(conn: &mut PgConnection, ids: &[DeliveryId]) -> sqlx::Result<u64> {
+pub async fn reset_for_replay(
+    conn: &mut PgConnection,
+    targets: &[(DeliveryId, String)],
+) -> sqlx::Result<u64> {
     let done = sqlx::query(
-        "UPDATE deliveries SET state = 'pending', attempts = 0, dead_reason = NULL,
-                dead_at = NULL, discarded_at = NULL, updated_at = now()
-         WHERE id = ANY($1) AND state = 'dead'",
+        "UPDATE deliveries d SET state = 'pending', attempts = 0, dead_reason = NULL,
+                dead_at = NULL, discarded_at = NULL, target_url = u.url, updated_at = now()
+         FROM UNNEST($1::uuid[], $2::text[]) AS u(id, url)
+         WHERE d.id = u.id AND d.state = 'dead'",
     )
-    .bind(ids)
+    .bind(targets.iter().map(|t| t.0).collect::<Vec<_>>())
+    .bind(targets.iter().map(|t| t.1.as_str()).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
@@ -273,6 +310,8 @@ pub struct NewAction {
     pub reason: Option<String>,
     pub actor_token_id: Option<TokenId>,
     pub via: &'static str,
+    /// Where a replay sends it.
+    pub target_url: Option<String>,
 }
 
 pub async fn record_actions(conn: &mut PgConnection, rows: &[NewAction]) -> sqlx::Result<()> {
@@ -280,8 +319,10 @@ pub async fn record_actions(conn: &mut PgConnection, rows: &[NewAction]) -> sqlx
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO dead_letter_actions (delivery_id, tenant_id, action, reason, actor_token_id, via)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::text[])",
+        "INSERT INTO dead_letter_actions
+             (delivery_id, tenant_id, action, reason, actor_token_id, via, target_url)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[],
+                              $6::text[], $7::text[])",
     )
     .bind(rows.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
@@ -289,6 +330,11 @@ pub async fn record_actions(conn: &mut PgConnection, rows: &[NewAction]) -> sqlx
     .bind(rows.iter().map(|r| r.reason.as_deref()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.actor_token_id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.via).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.target_url.as_deref())
+            .collect::<Vec<_>>(),
+    )
     .execute(conn)
     .await?;
     Ok(())

@@ -3,6 +3,7 @@
 //! (also when the test panics), and helpers to drive the app in-process.
 #![allow(dead_code)]
 
+pub mod dlq;
 pub mod seed;
 pub mod target;
 

@@ -16,6 +16,8 @@ use serde_json::Value;
 pub struct Received {
     pub headers: BTreeMap<String, String>,
     pub body: Value,
+    /// The body as sent (what `webhook-signature` signs).
+    pub raw: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -48,6 +50,7 @@ async fn hook(
             })
             .collect(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        raw: body.to_vec(),
     });
     let code = s.script.pop_front().unwrap_or(200);
     StatusCode::from_u16(code).unwrap_or(StatusCode::OK)
