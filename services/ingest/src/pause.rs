@@ -135,12 +135,14 @@ pub async fn resume(
         });
     }
     store::pause::unpause(&mut tx, id).await?;
-    let mut released = release_chunk(&mut tx, Some(id)).await?;
+    let mut released = release_chunk(&mut tx, id).await?;
     tx.commit().await?;
     if paused_by.is_some() {
         tracing::info!(integration_id = %id, "integration resumed");
     }
-    released += release_all(pool, Some(id)).await?;
+    if released == RELEASE_CHUNK as u64 {
+        released += release_all(pool, id).await?;
+    }
     if released > 0 {
         wake.notify_one();
     }
@@ -150,7 +152,7 @@ pub async fn resume(
 /// Releases one chunk in the caller's transaction, with its commands.
 async fn release_chunk(
     conn: &mut sqlx::PgConnection,
-    integration: Option<IntegrationId>,
+    integration: IntegrationId,
 ) -> sqlx::Result<u64> {
     let released = store::pause::release_held(conn, integration, RELEASE_CHUNK).await?;
     let commands: Vec<OutboxMessage> = released.iter().map(release_command).collect();
@@ -159,7 +161,7 @@ async fn release_chunk(
 }
 
 /// Releases chunk after chunk (a transaction each) until none is left.
-async fn release_all(pool: &PgPool, integration: Option<IntegrationId>) -> sqlx::Result<u64> {
+async fn release_all(pool: &PgPool, integration: IntegrationId) -> sqlx::Result<u64> {
     let mut total = 0;
     loop {
         let mut tx = pool.begin().await?;
@@ -253,8 +255,10 @@ fn notification(p: &AutoPaused, now: DateTime<Utc>) -> Option<(NewWebhookDeliver
 }
 
 /// One periodic pass: auto-pause what is due (telling each tenant), then
-/// release what is held but no longer paused. Each step runs only on the
-/// replica that gets the pass's advisory lock. Returns (paused, released).
+/// release what is held but no longer paused. Auto-pausing runs only on the
+/// replica that gets the pass's advisory lock; releases may run on several
+/// at once (each row is taken by one, `SKIP LOCKED`). Returns (paused,
+/// released).
 pub async fn pass(pool: &PgPool, after: Duration) -> sqlx::Result<(usize, u64)> {
     let reason = auto_reason(after);
     let mut paused = 0;
@@ -283,17 +287,12 @@ pub async fn pass(pool: &PgPool, after: Duration) -> sqlx::Result<(usize, u64)> 
         }
     }
     let mut released = 0;
-    loop {
-        let mut tx = pool.begin().await?;
-        if !store::pause::try_lock_pass(&mut tx).await? {
-            break;
-        }
-        let n = release_chunk(&mut tx, None).await?;
-        tx.commit().await?;
-        released += n;
-        if n < RELEASE_CHUNK as u64 {
-            break;
-        }
+    let leftovers = {
+        let mut conn = pool.acquire().await?;
+        store::pause::released_with_held(&mut conn, AUTO_PAUSE_CHUNK).await?
+    };
+    for id in leftovers {
+        released += release_all(pool, id).await?;
     }
     Ok((paused, released))
 }

@@ -77,23 +77,22 @@ pub struct Released {
     pub created_at: DateTime<Utc>,
 }
 
-/// Takes up to `limit` held deliveries out of `held` — of `integration`, or
-/// (`None`) of every integration that is no longer paused or was deleted —
-/// back to `pending` (no attempt made yet) or `retrying`, and returns them
-/// for their commands. Rows another transaction holds locked are skipped
-/// (the next sweep takes them), so a release never waits on the forwarder.
+/// Takes up to `limit` held deliveries of `integration` — if it is no
+/// longer paused, or was deleted — out of `held`, back to `pending` (no
+/// attempt made yet) or `retrying`, and returns them for their commands.
+/// Rows another transaction holds locked are skipped (the next pass takes
+/// them), so a release never waits on the forwarder.
 pub async fn release_held(
     conn: &mut PgConnection,
-    integration: Option<IntegrationId>,
+    integration: IntegrationId,
     limit: i64,
 ) -> sqlx::Result<Vec<Released>> {
     sqlx::query_as(
         "WITH picked AS (
              SELECT d.id FROM deliveries d JOIN integrations i ON i.id = d.integration_id
-             WHERE d.held_at IS NOT NULL
-               AND ($1::uuid IS NULL OR d.integration_id = $1)
+             WHERE d.integration_id = $1 AND d.held_at IS NOT NULL
                AND (i.paused_at IS NULL OR i.deleted_at IS NOT NULL)
-             ORDER BY d.integration_id, d.held_at, d.id
+             ORDER BY d.held_at, d.id
              LIMIT $2
              FOR UPDATE OF d SKIP LOCKED)
          UPDATE deliveries d SET
@@ -110,13 +109,22 @@ pub async fn release_held(
     .await
 }
 
-/// How many deliveries of the integration are held.
-pub async fn count_held(conn: &mut PgConnection, id: IntegrationId) -> sqlx::Result<i64> {
+/// Integrations that are not paused (or were deleted) but still have held
+/// deliveries: one probe of `deliveries_held` per integration, so
+/// deliveries held for integrations that stay paused cost a pass nothing.
+pub async fn released_with_held(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> sqlx::Result<Vec<IntegrationId>> {
     sqlx::query_scalar(
-        "SELECT count(*) FROM deliveries WHERE integration_id = $1 AND held_at IS NOT NULL",
+        "SELECT i.id FROM integrations i
+         WHERE (i.paused_at IS NULL OR i.deleted_at IS NOT NULL)
+           AND EXISTS (SELECT 1 FROM deliveries d
+                       WHERE d.integration_id = i.id AND d.held_at IS NOT NULL)
+         LIMIT $1",
     )
-    .bind(id)
-    .fetch_one(conn)
+    .bind(limit)
+    .fetch_all(conn)
     .await
 }
 
