@@ -50,6 +50,10 @@ pub enum Observation {
         reason: String,
         queue_delay: Duration,
     },
+    Held {
+        span: tracing::Span,
+        purpose: &'static str,
+    },
 }
 
 impl Prepared {
@@ -79,6 +83,28 @@ impl Prepared {
         Self {
             outcome: Outcome::Dead(reason),
             update,
+            ..Self::ack()
+        }
+    }
+
+    /// Held while the integration is paused: the row says so (and keeps its
+    /// attempt count, so the resumed delivery goes on where it was), nothing
+    /// is sent or queued, and the message is acked — the row is the durable
+    /// copy (see `triage::Triage::Hold`).
+    pub fn hold(msg: &Message) -> Self {
+        Self {
+            update: Some(DeliveryUpdate {
+                delivery_id: msg.envelope.payload.delivery_id,
+                state: "held",
+                attempt: None,
+                last_error: None,
+                dead_reason: None,
+                delivered_at: None,
+            }),
+            observation: Some(Observation::Held {
+                span: msg.span.clone(),
+                purpose: msg.envelope.payload.purpose.as_str(),
+            }),
             ..Self::ack()
         }
     }
@@ -268,6 +294,11 @@ pub fn observe(metrics: &Metrics, group: &[Prepared]) {
                 metrics.deferred(kind.label());
                 tracing::info!(reason, retry_in = ?queue_delay, "not sent now, put back without using an attempt");
             }
+            Some(Observation::Held { span, purpose }) => {
+                let _entered = span.enter();
+                metrics.delivery(purpose, "held");
+                tracing::info!("integration paused: delivery held until it is resumed");
+            }
         }
     }
 }
@@ -420,6 +451,19 @@ mod tests {
             p.delayed_copy
                 .map(|c| c.headers.contains_key("traceparent")),
             Some(true)
+        );
+    }
+
+    #[test]
+    fn a_hold_sends_queues_and_logs_nothing() {
+        let m = message(3);
+        let p = Prepared::hold(&m);
+        assert_eq!(p.outcome, Outcome::Ack);
+        assert!(p.delayed_copy.is_none() && p.attempt.is_none());
+        let u = p.update.expect("the row says held");
+        assert_eq!(
+            (u.delivery_id, u.state, u.attempt),
+            (m.envelope.payload.delivery_id, "held", None)
         );
     }
 

@@ -162,6 +162,7 @@ impl ForwardHandler {
                 tracing::info!(why, "duplicate message, acked without sending");
                 Prepared::ack()
             }
+            (Triage::Hold, _) => Prepared::hold(&msg),
             (Triage::Dead { reason, mark_dead }, _) => {
                 Prepared::dead(reason, mark_dead.then_some(cmd.delivery_id))
             }

@@ -25,6 +25,7 @@ pub struct DeliveryRow {
     pub integration_id: Option<IntegrationId>,
     pub integration_found: bool,
     pub integration_deleted: bool,
+    pub integration_paused: bool,
     pub credentials_enc: Option<Vec<u8>>,
     pub signing_secrets_enc: Option<Vec<u8>>,
     pub webhook_secret_enc: Option<Vec<u8>>,
@@ -43,6 +44,7 @@ impl DeliveryRow {
             integration_id: self.integration_id,
             integration_found: self.integration_found,
             integration_deleted: self.integration_deleted,
+            integration_paused: self.integration_paused,
             tenant_secret_found: self.webhook_secret_enc.is_some(),
             dead_reason: self.dead_reason.clone(),
         }
@@ -63,6 +65,7 @@ pub async fn load_deliveries(
         "SELECT d.id, d.tenant_id, d.purpose, d.state, d.attempts, d.integration_id,
                 i.id IS NOT NULL AS integration_found,
                 i.deleted_at IS NOT NULL AS integration_deleted,
+                i.paused_at IS NOT NULL AS integration_paused,
                 i.credentials_enc, i.signing_secrets_enc, t.webhook_secret_enc, d.dead_reason,
                 d.body
          FROM deliveries d
@@ -104,7 +107,7 @@ pub struct AttemptRecord {
 #[derive(Debug, Clone)]
 pub struct DeliveryUpdate {
     pub delivery_id: DeliveryId,
-    /// `delivered`, `retrying` or `dead`.
+    /// `delivered`, `retrying`, `held` or `dead`.
     pub state: &'static str,
     /// The attempt just made; `None` when nothing was sent.
     pub attempt: Option<i32>,
@@ -116,6 +119,10 @@ pub struct DeliveryUpdate {
 /// Records a group's attempts and state changes atomically. A delivery that is
 /// already `delivered` or `dead` is never moved (a late duplicate cannot undo
 /// a success); its attempt is still logged, since the request did happen.
+/// An integration's `failing_since` is set at its target's first failed
+/// request after a success and cleared at the next success (deferrals and
+/// holds send nothing and change nothing): the auto-pause check
+/// (ingest's `pause`) reads it.
 pub async fn record(
     conn: &mut PgConnection,
     attempts: &[AttemptRecord],
@@ -124,33 +131,54 @@ pub async fn record(
     if attempts.is_empty() && updates.is_empty() {
         return Ok(());
     }
-    // One statement (its own transaction): the attempt log and the state
-    // changes commit together in a single round trip.
+    // One statement (its own transaction): the attempt log, the state
+    // changes and the integrations' health commit together in a single
+    // round trip.
     sqlx::query(
         "WITH logged AS (
              INSERT INTO delivery_attempts
                  (delivery_id, attempt, started_at, duration_ms, status_code, error, outcome, response_excerpt)
              SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::timestamptz[], $4::int4[],
-                                  $5::int4[], $6::text[], $7::text[], $8::text[]))
-         UPDATE deliveries d SET
-             state        = u.state,
-             attempts     = GREATEST(d.attempts, u.attempt),
-             last_error   = COALESCE(u.last_error, d.last_error),
-             dead_reason  = COALESCE(u.dead_reason, d.dead_reason),
-             delivered_at = COALESCE(u.delivered_at, d.delivered_at),
-             -- a delivered sale is the status-poller's to watch from now on, if
-             -- its target can be asked (else it never enters the poller's queue)
-             poll_after   = CASE WHEN u.state = 'delivered' AND d.purpose = 'forward'
-                                      AND EXISTS (SELECT 1 FROM integrations i
-                                                  WHERE i.id = d.integration_id AND i.pollable)
-                                 THEN now() ELSE d.poll_after END,
-             -- set exactly while dead (a CHECK holds it): the dead-letter
-             -- list's key, so that the common update touches no indexed column
-             dead_at      = CASE WHEN u.state = 'dead' THEN now() END,
-             updated_at   = now()
-         FROM UNNEST($9::uuid[], $10::text[], $11::int4[], $12::text[], $13::text[], $14::timestamptz[])
-              AS u(id, state, attempt, last_error, dead_reason, delivered_at)
-         WHERE d.id = u.id AND d.state NOT IN ('delivered', 'dead')",
+                                  $5::int4[], $6::text[], $7::text[], $8::text[])),
+         moved AS (
+             UPDATE deliveries d SET
+                 state        = u.state,
+                 attempts     = GREATEST(d.attempts, u.attempt),
+                 last_error   = COALESCE(u.last_error, d.last_error),
+                 dead_reason  = COALESCE(u.dead_reason, d.dead_reason),
+                 delivered_at = COALESCE(u.delivered_at, d.delivered_at),
+                 -- a delivered sale is the status-poller's to watch from now on, if
+                 -- its target can be asked (else it never enters the poller's queue)
+                 poll_after   = CASE WHEN u.state = 'delivered' AND d.purpose = 'forward'
+                                          AND EXISTS (SELECT 1 FROM integrations i
+                                                      WHERE i.id = d.integration_id AND i.pollable)
+                                     THEN now() ELSE d.poll_after END,
+                 -- set exactly while dead / held (CHECKs hold it): the keys of
+                 -- the dead-letter list and of resume's index, so that the
+                 -- common update touches no indexed column
+                 dead_at      = CASE WHEN u.state = 'dead' THEN now() END,
+                 held_at      = CASE WHEN u.state = 'held' THEN COALESCE(d.held_at, now()) END,
+                 updated_at   = now()
+             FROM UNNEST($9::uuid[], $10::text[], $11::int4[], $12::text[], $13::text[], $14::timestamptz[])
+                  AS u(id, state, attempt, last_error, dead_reason, delivered_at)
+             WHERE d.id = u.id AND d.state NOT IN ('delivered', 'dead')
+             RETURNING d.id, d.integration_id, u.state, u.attempt),
+         -- Per integration whose target was asked: did any request succeed?
+         health AS (
+             SELECT integration_id, bool_or(state = 'delivered') AS ok,
+                    min(id::text) FILTER (WHERE state <> 'delivered')::uuid AS failed_id
+             FROM moved WHERE integration_id IS NOT NULL AND attempt IS NOT NULL
+             GROUP BY integration_id),
+         -- Only integrations whose health flips are written (and locked, in
+         -- id order so that concurrent groups cannot deadlock on them).
+         flips AS (
+             SELECT i.id, h.ok, h.failed_id FROM integrations i JOIN health h ON h.integration_id = i.id
+             WHERE (h.ok AND i.failing_since IS NOT NULL) OR (NOT h.ok AND i.failing_since IS NULL)
+             ORDER BY i.id FOR UPDATE OF i)
+         UPDATE integrations i SET
+             failing_since       = CASE WHEN f.ok THEN NULL ELSE now() END,
+             failing_delivery_id = CASE WHEN f.ok THEN NULL ELSE f.failed_id END
+         FROM flips f WHERE i.id = f.id",
     )
     .bind(attempts.iter().map(|a| a.delivery_id).collect::<Vec<_>>())
     .bind(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>())

@@ -1,6 +1,6 @@
 //! Before anything is sent: what the database says about each message's
 //! delivery decides whether to send it, ack it as a duplicate, or dead-letter
-//! it. Pure, so the duplicate rules — the heart of "nothing booked twice" on
+//! it, or hold it while its integration is paused. Pure, so the duplicate rules — the heart of "nothing booked twice" on
 //! our side — are pinned down by a table of cases.
 
 use salesync_core::domain::ids::{DeliveryId, IntegrationId};
@@ -10,7 +10,7 @@ use salesync_core::domain::ids::{DeliveryId, IntegrationId};
 pub struct DeliveryFacts {
     /// `forward` or `status_webhook`.
     pub purpose: String,
-    /// `pending`, `retrying`, `delivered` or `dead`.
+    /// `pending`, `retrying`, `held`, `delivered` or `dead`.
     pub state: String,
     /// Attempts recorded so far.
     pub attempts: i32,
@@ -18,6 +18,8 @@ pub struct DeliveryFacts {
     /// For `forward`: the integration row exists in the delivery's tenant.
     pub integration_found: bool,
     pub integration_deleted: bool,
+    /// For `forward`: the integration is paused (its deliveries are held).
+    pub integration_paused: bool,
     /// For `status_webhook`: the tenant has a webhook secret.
     pub tenant_secret_found: bool,
     pub dead_reason: Option<String>,
@@ -27,6 +29,9 @@ pub struct DeliveryFacts {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Triage {
     Send,
+    /// Send nothing; record the delivery as held and ack: its integration
+    /// is paused, and resuming it re-sends every held delivery.
+    Hold,
     /// Ack without sending: the work is done or under way elsewhere.
     Duplicate(String),
     /// Dead-letter. `mark_dead`: the delivery row exists and should say so.
@@ -70,6 +75,11 @@ pub fn triage(msg: MessageFacts, facts: Option<&DeliveryFacts>) -> Triage {
             return dead(reason, false);
         }
         "delivered" | "dead" => return Triage::Duplicate(format!("delivery already {}", f.state)),
+        // Already held: the row is the durable record, and only ingest's
+        // release (on resume, or its sweep) takes a delivery out of `held`,
+        // with a fresh command. This copy (a retry or deferral that was
+        // waiting in a delay queue, or a duplicate) is not needed.
+        "held" => return Triage::Duplicate("delivery held: its integration is paused".into()),
         // A copy of an attempt that was already made and recorded (e.g. the
         // original redelivered after its retry copy was published): sending
         // it would start a second retry chain.
@@ -86,6 +96,7 @@ pub fn triage(msg: MessageFacts, facts: Option<&DeliveryFacts>) -> Triage {
             None => dead("no integration: forward delivery without one".into(), true),
             Some(id) if !f.integration_found => dead(format!("integration not found: {id}"), true),
             Some(id) if f.integration_deleted => dead(format!("integration deleted: {id}"), true),
+            Some(_) if f.integration_paused => Triage::Hold,
             Some(_) => Triage::Send,
         },
         "status_webhook" if !f.tenant_secret_found => dead(
@@ -113,6 +124,7 @@ mod tests {
             integration_id: Some(IntegrationId::from_uuid(uuid::Uuid::nil())),
             integration_found: true,
             integration_deleted: false,
+            integration_paused: false,
             tenant_secret_found: false,
             dead_reason: None,
         }
@@ -130,6 +142,7 @@ mod tests {
     fn kind(t: &Triage) -> (&'static str, bool) {
         match t {
             Triage::Send => ("send", false),
+            Triage::Hold => ("hold", false),
             Triage::Duplicate(_) => ("duplicate", false),
             Triage::Dead { mark_dead, .. } => ("dead", *mark_dead),
         }
@@ -145,6 +158,16 @@ mod tests {
         let missing = Some(DeliveryFacts {
             integration_found: false,
             ..facts("forward", "pending", 0)
+        });
+        let paused = |state, attempts| {
+            Some(DeliveryFacts {
+                integration_paused: true,
+                ..facts("forward", state, attempts)
+            })
+        };
+        let paused_and_deleted = Some(DeliveryFacts {
+            integration_deleted: true,
+            ..paused("pending", 0).unwrap()
         });
         let no_integration = Some(DeliveryFacts {
             integration_id: None,
@@ -191,6 +214,38 @@ mod tests {
             ),
             ("already dead", 5, fwd("dead", 4), ("duplicate", false)),
             ("delivery missing", 1, None, ("dead", false)),
+            (
+                "paused: fresh delivery held",
+                1,
+                paused("pending", 0),
+                ("hold", false),
+            ),
+            (
+                "paused: retry copy held",
+                3,
+                paused("retrying", 2),
+                ("hold", false),
+            ),
+            (
+                "paused: stale copy still a duplicate",
+                2,
+                paused("retrying", 2),
+                ("duplicate", false),
+            ),
+            ("already held", 3, paused("held", 2), ("duplicate", false)),
+            (
+                "held, integration resumed: the release re-sends it",
+                3,
+                fwd("held", 2),
+                ("duplicate", false),
+            ),
+            ("paused but deleted", 1, paused_and_deleted, ("dead", true)),
+            (
+                "paused, already delivered",
+                1,
+                paused("delivered", 1),
+                ("duplicate", false),
+            ),
             ("integration deleted", 1, deleted, ("dead", true)),
             ("integration missing", 1, missing, ("dead", true)),
             (

@@ -231,6 +231,19 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTH_CACHE_TTL", default_value = "30s", value_parser = parse_auth_cache_ttl)]
     pub auth_cache_ttl: Duration,
 
+    /// An integration whose target has failed every request for this long
+    /// (no success since its first failure) is paused, and its tenant told
+    /// through its webhook; its deliveries are held until it is resumed.
+    #[arg(long, env = "AUTO_PAUSE_AFTER", default_value = "24h",
+          value_parser = parse_positive_duration)]
+    pub auto_pause_after: Duration,
+
+    /// How often the pause pass runs (one replica at a time): auto-pauses
+    /// what is due and releases held deliveries a resume left behind.
+    #[arg(long, env = "PAUSE_CHECK_INTERVAL", default_value = "30s",
+          value_parser = parse_positive_duration)]
+    pub pause_check_interval: Duration,
+
     /// Most API tokens kept in the authentication cache.
     #[arg(long, env = "AUTH_CACHE_MAX", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -317,6 +330,8 @@ mod tests {
         assert_eq!(cli.serve.group_commit_interval, Duration::from_millis(10));
         assert_eq!(cli.serve.auth_cache_ttl, Duration::from_secs(30));
         assert_eq!(cli.serve.auth_cache_max, 10_000);
+        assert_eq!(cli.serve.auto_pause_after, Duration::from_secs(86_400));
+        assert_eq!(cli.serve.pause_check_interval, Duration::from_secs(30));
         if std::env::var_os("SALESYNC_ENCRYPTION_KEYS").is_none() {
             assert!(
                 Cli::try_parse_from(["ingest"]).is_err(),
@@ -409,6 +424,8 @@ mod tests {
             &["ingest", "--auth-cache-ttl", "6m"],
             &["ingest", "--auth-cache-max", "0"],
             &["ingest", "--body-read-timeout", "0s"],
+            &["ingest", "--auto-pause-after", "0s"],
+            &["ingest", "--pause-check-interval", "often"],
             &["ingest", "--body-read-timeout", "soon"],
             &["ingest", "dlq", "replay"],
             &["ingest", "dlq", "replay", "not-a-uuid"],

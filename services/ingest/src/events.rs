@@ -75,9 +75,8 @@ pub fn status_webhook_body(n: &StatusNotice, timestamp: DateTime<Utc>) -> serde_
 }
 
 /// The forwarder command that delivers one status webhook, whose body
-/// (`status_webhook_body`) is stored with the delivery. `delivery_id`'s
-/// string form is the `target_ref` (Idempotency-Key / webhook-id); `now` is
-/// when the change was accepted (for end-to-end latency).
+/// (`status_webhook_body`) is stored with the delivery. `now` is when the
+/// change was accepted (for end-to-end latency).
 pub fn status_webhook_command(
     tenant_id: TenantId,
     delivery_id: DeliveryId,
@@ -85,9 +84,23 @@ pub fn status_webhook_command(
     notice: &StatusNotice,
     now: DateTime<Utc>,
 ) -> OutboxMessage {
+    tenant_webhook_command(tenant_id, notice.sale_id, delivery_id, target_url, now)
+}
+
+/// The forwarder command that delivers one event to the tenant's own
+/// webhook (signed with the tenant's webhook secret), filed under `sale_id`;
+/// the body is stored with the delivery. `delivery_id`'s string form is the
+/// `target_ref` (Idempotency-Key / webhook-id).
+pub fn tenant_webhook_command(
+    tenant_id: TenantId,
+    sale_id: SaleId,
+    delivery_id: DeliveryId,
+    target_url: &str,
+    now: DateTime<Utc>,
+) -> OutboxMessage {
     let envelope = Envelope::new(
         tenant_id,
-        notice.sale_id,
+        sale_id,
         ForwardCommand {
             delivery_id,
             purpose: Purpose::StatusWebhook,

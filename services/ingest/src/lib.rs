@@ -9,7 +9,8 @@
 //! tokens briefly in `token_cache`, and charges its `rate_limit`), `error` is the one error shape, `config` the command line
 //! and `cli` its non-serving commands, `tenancy` provisions tenants.
 //! Dead deliveries are listed, replayed and discarded through
-//! `dead_letters`; the raw `salesync.dead` queue is peeked and purged through
+//! `dead_letters`; integrations are paused and resumed (and auto-paused)
+//! through `pause`; the raw `salesync.dead` queue is peeked and purged through
 //! `dead_letter_queue`; `key_rotation` re-encrypts secrets at rest;
 //! `erasure` takes a customer's personal data out of the tenant's sales.
 
@@ -31,6 +32,7 @@ pub mod integration_input;
 pub mod json;
 pub mod key_rotation;
 pub mod openapi;
+pub mod pause;
 pub mod quota;
 pub mod rate_limit;
 pub mod revocations;

@@ -87,6 +87,14 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
+    let pause_pass = tokio::spawn(ingest::pause::run_periodic(
+        pool.clone(),
+        wake.clone(),
+        cli.serve.auto_pause_after,
+        cli.serve.pause_check_interval,
+        shutdown.clone(),
+    ));
+
     let committer = SaleCommitter::start(
         pool.clone(),
         handoff.clone(),
@@ -142,6 +150,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(cli.common.shutdown_grace(), async {
             let _ = relay.await;
             let _ = status.await;
+            let _ = pause_pass.await;
         })
         .await;
         return r?;
@@ -151,6 +160,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         let served = server.await;
         let _ = relay.await;
         let _ = status.await;
+        let _ = pause_pass.await;
         served
     })
     .await;

@@ -288,9 +288,14 @@ fn probes(route: &RouteSpec, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
         .replace(
             "{id}",
             &match route.endpoint {
-                GetIntegration | PatchIntegration | DeleteIntegration | RotateIntegrationSecret => {
-                    victim.integration.to_string()
-                }
+                GetIntegration
+                | PatchIntegration
+                | DeleteIntegration
+                | RotateIntegrationSecret
+                | PauseIntegration
+                | ResumeIntegration
+                | AdminPauseIntegration
+                | AdminResumeIntegration => victim.integration.to_string(),
                 _ => victim.sale.to_string(),
             },
         )
@@ -308,7 +313,10 @@ fn probes(route: &RouteSpec, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
         AdminCreateTenant => vec![probe(path, Some(json!({"name": "Sweeper"})), Refused)],
         AdminCreateToken => vec![probe(path, Some(json!({"name": "sweeper"})), Refused)],
         AdminRevokeToken => vec![probe(path, None, Refused)],
-        AdminPeekDeadLetterQueue | AdminPurgeDeadLetterQueue => vec![probe(path, None, Refused)],
+        AdminPeekDeadLetterQueue | AdminPurgeDeadLetterQueue | AdminResumeIntegration => {
+            vec![probe(path, None, Refused)]
+        }
+        AdminPauseIntegration => vec![probe(path, Some(json!({"reason": "mine now"})), Refused)],
         AdminEraseCustomer => vec![probe(
             path,
             Some(json!({"external_ids": [victim.sale_external_id]})),
@@ -360,9 +368,10 @@ fn probes(route: &RouteSpec, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
             OwnDataOnly,
         )],
         ListIntegrations => vec![probe(path, None, OwnDataOnly)],
-        GetIntegration | DeleteIntegration | RotateIntegrationSecret => {
+        GetIntegration | DeleteIntegration | RotateIntegrationSecret | ResumeIntegration => {
             vec![probe(path, None, NotFound)]
         }
+        PauseIntegration => vec![probe(path, Some(json!({"reason": "mine now"})), NotFound)],
         PatchIntegration => vec![probe(
             path,
             Some(json!({"name": "hijacked", "target_url": "https://evil.example/in"})),

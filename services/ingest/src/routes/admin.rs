@@ -1,6 +1,8 @@
 //! Operator routes (`ADMIN_TOKEN`): create tenants, issue and revoke tokens (the
 //! work is in `tenancy`, shared with the `ingest admin` command); peek at and
-//! purge the raw dead-letter queue (`dead_letter_queue`).
+//! purge the raw dead-letter queue (`dead_letter_queue`); pause and resume
+//! any tenant's integration (`pause`; an operator's pause only an operator
+//! lifts).
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -13,7 +15,9 @@ use crate::auth::Admin;
 use crate::dead_letter_queue::{self, DEFAULT_PEEK, MAX_PEEK, Peek};
 use crate::error::ApiError;
 use crate::json::JsonBody;
+use crate::pause::{self, PauseInput, PausedBy};
 use crate::routes::dead_letters::query_error;
+use crate::routes::integrations::{IntegrationView, ResumedView, view};
 use crate::routes::parse_id;
 use crate::store;
 use crate::tenancy::{self, CreatedTenant, CreatedToken, NewTenant, NewToken};
@@ -105,4 +109,49 @@ pub async fn purge_dlq(
         .map_err(broker_error)?;
     tracing::warn!(purged, "dead-letter queue purged by an operator");
     Ok(Json(Purged { purged }))
+}
+
+/// The tenant of the live integration the path names, or 404.
+async fn integration_tenant(
+    state: &AppState,
+    id: &str,
+) -> Result<
+    (
+        salesync_core::domain::TenantId,
+        salesync_core::domain::IntegrationId,
+    ),
+    ApiError,
+> {
+    let id = parse_id(id, "integration")?;
+    let mut conn = state.pool.acquire().await?;
+    let tenant = store::integrations::tenant_of(&mut conn, id)
+        .await?
+        .ok_or(ApiError::NotFound("integration"))?;
+    Ok((tenant, id))
+}
+
+/// `POST /admin/integrations/{id}/pause`
+pub async fn pause_integration(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<PauseInput>,
+) -> Result<Json<IntegrationView>, ApiError> {
+    let (tenant, id) = integration_tenant(&state, &id).await?;
+    pause::pause(&state.pool, None, id, PausedBy::Operator, &input.reason).await?;
+    Ok(Json(view(&state, tenant, id).await?))
+}
+
+/// `POST /admin/integrations/{id}/resume`
+pub async fn resume_integration(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<ResumedView>, ApiError> {
+    let (tenant, id) = integration_tenant(&state, &id).await?;
+    let resumed = pause::resume(&state.pool, &state.wake, None, id).await?;
+    Ok(Json(ResumedView {
+        view: view(&state, tenant, id).await?,
+        resumed,
+    }))
 }

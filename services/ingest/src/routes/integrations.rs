@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use salesync_core::domain::IntegrationId;
+use salesync_core::domain::{IntegrationId, TenantId};
 use salesync_core::integration::{
     Conditions, ForwardingMode, IntegrationConfig, Mapping, TargetKind,
 };
@@ -24,9 +24,10 @@ use crate::integration_input::{
     CredentialsChange, IntegrationInput, IntegrationPatch, Valid, validate, validate_credentials,
 };
 use crate::json::JsonBody;
+use crate::pause::{self, PauseInput, PausedBy, Resumed};
 use crate::routes::parse_id;
 use crate::store;
-use crate::store::integrations::{CredentialsWrite, IntegrationRow};
+use crate::store::integrations::{CredentialsWrite, IntegrationRow, PauseState};
 
 /// How many signing secrets are kept: the new one and the one before, so a
 /// receiver can switch over without rejecting anything in between.
@@ -52,6 +53,9 @@ pub struct IntegrationView {
     pub last_synced_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Who paused it, when and why; `null` while not paused.
+    pub pause: Option<PauseState>,
+    pub failing_since: Option<DateTime<Utc>>,
 }
 
 impl From<IntegrationRow> for IntegrationView {
@@ -76,6 +80,8 @@ impl From<IntegrationRow> for IntegrationView {
             last_synced_at: r.last_synced_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            pause: r.pause,
+            failing_since: r.failing_since,
         }
     }
 }
@@ -233,6 +239,60 @@ pub async fn delete(
     } else {
         Err(ApiError::NotFound("integration"))
     }
+}
+
+/// The integration as it stands, for a pause or resume's answer.
+pub async fn view(
+    state: &AppState,
+    tenant: TenantId,
+    id: IntegrationId,
+) -> Result<IntegrationView, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    store::integrations::get(&mut conn, tenant, id, false)
+        .await?
+        .map(Into::into)
+        .ok_or(ApiError::NotFound("integration"))
+}
+
+/// `POST /v1/integrations/{id}/pause` — its deliveries are held until resumed.
+pub async fn pause(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<PauseInput>,
+) -> Result<Json<IntegrationView>, ApiError> {
+    let id: IntegrationId = parse_id(&id, "integration")?;
+    pause::pause(
+        &state.pool,
+        Some(caller.tenant_id),
+        id,
+        PausedBy::Tenant,
+        &input.reason,
+    )
+    .await?;
+    Ok(Json(view(&state, caller.tenant_id, id).await?))
+}
+
+#[derive(Serialize, Debug)]
+pub struct ResumedView {
+    #[serde(flatten)]
+    pub view: IntegrationView,
+    #[serde(flatten)]
+    pub resumed: Resumed,
+}
+
+/// `POST /v1/integrations/{id}/resume` — held deliveries are sent again.
+pub async fn resume(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ResumedView>, ApiError> {
+    let id: IntegrationId = parse_id(&id, "integration")?;
+    let resumed = pause::resume(&state.pool, &state.wake, Some(caller.tenant_id), id).await?;
+    Ok(Json(ResumedView {
+        view: view(&state, caller.tenant_id, id).await?,
+        resumed,
+    }))
 }
 
 /// The secrets after a rotation: the new one first, then the most recent

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use salesync_core::domain::{IntegrationId, TenantId};
 use salesync_core::integration::IntegrationConfig;
 use salesync_core::integration_store::{COLUMNS, from_row};
+use serde::Serialize;
 use sqlx::{PgConnection, Row};
 
 use crate::integration_input::Valid;
@@ -18,6 +19,35 @@ pub struct IntegrationRow {
     pub last_synced_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// `None` while not paused.
+    pub pause: Option<PauseState>,
+    /// Since when every request to the target has failed (`None`: the last
+    /// one succeeded, or none failed yet).
+    pub failing_since: Option<DateTime<Utc>>,
+}
+
+/// Who paused an integration, when and why.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct PauseState {
+    pub paused_at: DateTime<Utc>,
+    /// `tenant`, `operator` or `auto`.
+    pub paused_by: String,
+    pub reason: String,
+}
+
+fn pause_of(row: &sqlx::postgres::PgRow) -> sqlx::Result<Option<PauseState>> {
+    let at: Option<DateTime<Utc>> = row.try_get("paused_at")?;
+    let by: Option<String> = row.try_get("paused_by")?;
+    let reason: Option<String> = row.try_get("pause_reason")?;
+    // A CHECK keeps the three set together.
+    Ok(match (at, by, reason) {
+        (Some(paused_at), Some(paused_by), Some(reason)) => Some(PauseState {
+            paused_at,
+            paused_by,
+            reason,
+        }),
+        _ => None,
+    })
 }
 
 fn row_of(row: &sqlx::postgres::PgRow) -> sqlx::Result<IntegrationRow> {
@@ -27,11 +57,13 @@ fn row_of(row: &sqlx::postgres::PgRow) -> sqlx::Result<IntegrationRow> {
         last_synced_at: row.try_get("last_synced_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        pause: pause_of(row)?,
+        failing_since: row.try_get("failing_since")?,
     })
 }
 
-const EXTRA: &str =
-    "credentials_enc IS NOT NULL AS has_credentials, last_synced_at, created_at, updated_at";
+const EXTRA: &str = "credentials_enc IS NOT NULL AS has_credentials, last_synced_at, created_at,
+    updated_at, paused_at, paused_by, pause_reason, failing_since";
 
 /// What to do with `credentials_enc` on update.
 pub enum CredentialsWrite {
@@ -219,6 +251,17 @@ pub async fn set_signing_secrets(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The tenant of a live integration (operators name integrations by id only).
+pub async fn tenant_of(
+    conn: &mut PgConnection,
+    id: IntegrationId,
+) -> sqlx::Result<Option<TenantId>> {
+    sqlx::query_scalar("SELECT tenant_id FROM integrations WHERE id = $1 AND deleted_at IS NULL")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }
 
 /// Whether the tenant has this live integration.

@@ -5,6 +5,7 @@
 pub mod dead_letters;
 pub mod erasures;
 pub mod integrations;
+pub mod pause;
 pub mod sales;
 pub mod status;
 pub mod tenants;
