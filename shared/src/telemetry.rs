@@ -1,8 +1,18 @@
 //! Structured logs and traces. Every service installs the same subscriber; the
 //! W3C trace context travels in AMQP headers (and the outbox) so one trace
-//! follows a sale through ingest, condition-filter, forwarder and status-poller.
+//! follows a sale through ingest, condition-filter and forwarder to its target.
+//!
+//! Export (when `OTEL_EXPORTER_OTLP_ENDPOINT` is set) keeps off the hot path:
+//! a finished span is handed to the SDK's batch processor with a non-blocking
+//! send into a bounded queue (`OTEL_BSP_MAX_QUEUE_SIZE`, default 2048) and
+//! dropped when the queue is full. The processor's own OS thread sends the
+//! batches over OTLP/HTTP with the *blocking* reqwest client (the async one
+//! needs a Tokio reactor that thread does not have), so a collector that is
+//! slow, down or hanging holds up only that thread, never a request or a
+//! consumer, and no export work runs on the services' runtime.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TracerProvider as _;
@@ -13,15 +23,32 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-/// Keeps the tracer provider alive; flushes pending spans when dropped.
+/// The longest a stopping service waits for its last spans to be sent. A
+/// collector that does not answer would otherwise hold the exit for the
+/// exporter's whole timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`, 10 s).
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+
+/// Keeps the tracer provider alive; flushes pending spans when dropped, so
+/// each `main` holds it until its graceful shutdown is over.
 pub struct TelemetryGuard {
     provider: SdkTracerProvider,
 }
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        let _ = self.provider.shutdown();
+        // Blocks this thread (the end of `main`) until the processor's thread
+        // has exported what is queued, or `SHUTDOWN_FLUSH` passed.
+        if let Err(e) = self.provider.shutdown_with_timeout(SHUTDOWN_FLUSH) {
+            tracing::warn!(error = %e, "pending spans not exported at shutdown");
+        }
     }
+}
+
+/// Where OTLP/HTTP traces go for an `OTEL_EXPORTER_OTLP_ENDPOINT` (the base
+/// URL of a collector); `None` when unset or empty (no export).
+pub fn traces_url(endpoint: Option<&str>) -> Option<String> {
+    let endpoint = endpoint.map(str::trim).filter(|e| !e.is_empty())?;
+    Some(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
 }
 
 /// Installs logging and tracing for `service`. Spans always get trace ids (so
@@ -35,12 +62,17 @@ pub fn init(
         .with_service_name(service)
         .build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
-    if let Some(endpoint) = otlp_endpoint.filter(|e| !e.is_empty()) {
+    if let Some(url) = traces_url(otlp_endpoint) {
         use opentelemetry_otlp::WithExportConfig;
+        // With only `reqwest-blocking-client` enabled this is the blocking
+        // client (built on a thread of its own, so building it here, inside
+        // the runtime, is allowed).
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
-            .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+            .with_endpoint(url)
             .build()?;
+        // The OS-thread batch processor; queue, batch size and delay come
+        // from the standard OTEL_BSP_* variables.
         builder = builder.with_batch_exporter(exporter);
     }
     let provider = builder.build();
@@ -103,5 +135,24 @@ impl opentelemetry::propagation::Extractor for HeadersRef<'_> {
     }
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(String::as_str).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::traces_url;
+
+    #[test]
+    fn traces_url_appends_the_signal_path_once() {
+        for (endpoint, want) in [
+            (None, None),
+            (Some(""), None),
+            (Some("  "), None),
+            (Some("http://c:4318"), Some("http://c:4318/v1/traces")),
+            (Some("http://c:4318/"), Some("http://c:4318/v1/traces")),
+            (Some("http://c/otlp/"), Some("http://c/otlp/v1/traces")),
+        ] {
+            assert_eq!(traces_url(endpoint).as_deref(), want, "{endpoint:?}");
+        }
     }
 }

@@ -9,6 +9,8 @@
 //! - `Api`: a typed client for ingest's HTTP API
 //! - `TestTarget`: a programmable downstream HTTP system that records and
 //!   verifies what it receives
+//! - `OtlpReceiver`: a stand-in OpenTelemetry collector that keeps the spans
+//!   the services export
 //! - `Broker`: AMQP helpers to capture, inject and count messages
 //! - `Stack`: all of the above wired together for one test
 //! - `wait`, `sales`, `schemas`: polling, sample sales, message JSON Schemas
@@ -18,6 +20,7 @@ pub mod api;
 pub mod broker;
 pub mod chaos;
 pub mod db;
+pub mod otlp;
 pub mod pg;
 pub mod ports;
 pub mod rabbit;
@@ -33,6 +36,7 @@ pub mod wait;
 pub use api::{Api, IntegrationInput};
 pub use broker::{Broker, Capture};
 pub use db::TestDb;
+pub use otlp::{Collector, OtlpReceiver, ReceivedSpan};
 pub use pg::PrivatePostgres;
 pub use rabbit::PrivateRabbit;
 pub use services::{Replicas, ServiceKind, Services, ServicesConfig};

@@ -155,6 +155,8 @@ pub struct RecordedRequest {
     pub webhook_signature: Option<String>,
     pub authorization: Option<String>,
     pub content_type: Option<String>,
+    /// The W3C trace context the caller sent (its trace continues here).
+    pub traceparent: Option<String>,
     /// The body as JSON (`Value::Null` when it was not JSON).
     pub body: Value,
     pub raw_body: Vec<u8>,
@@ -431,6 +433,7 @@ async fn record(
             webhook_signature,
             authorization: header(&headers, "authorization"),
             content_type: header(&headers, "content-type"),
+            traceparent: header(&headers, "traceparent"),
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
             raw_body: body.to_vec(),
             received_at: Utc::now(),

@@ -29,6 +29,20 @@ use crate::store::sales::{NewSale, TenantSale};
 pub struct TenantItems {
     pub tenant: TenantId,
     pub items: Vec<Result<SaleInput, ErrorBody>>,
+    /// Per item, the span of the request that sent it: the item's event is
+    /// built in it, so the sale's trace continues downstream (a group
+    /// commit's items come from different requests). Empty: the current
+    /// span (the batch endpoint's items share its request).
+    pub spans: Vec<tracing::Span>,
+}
+
+impl TenantItems {
+    fn span_of(&self, item: usize) -> tracing::Span {
+        self.spans
+            .get(item)
+            .cloned()
+            .unwrap_or_else(tracing::Span::current)
+    }
 }
 
 /// A tenant's items, planned, with the sales to insert.
@@ -36,6 +50,8 @@ struct Planned<'a> {
     tenant: TenantId,
     plan: Plan,
     new_sales: Vec<NewSale<'a>>,
+    /// The item each new sale is, by position in `TenantItems::items`.
+    new_items: Vec<usize>,
 }
 
 fn plan_tenant(t: &TenantItems) -> Planned<'_> {
@@ -50,6 +66,7 @@ fn plan_tenant(t: &TenantItems) -> Planned<'_> {
         .collect();
     let plan = intake::plan(&hashes);
     let mut new_sales = Vec::with_capacity(plan.unique.len());
+    let mut new_items = Vec::with_capacity(plan.unique.len());
     for &i in &plan.unique {
         if let (Some(Ok(sale)), Some(Ok((_, hash)))) = (t.items.get(i), hashes.get(i)) {
             new_sales.push(NewSale {
@@ -57,12 +74,14 @@ fn plan_tenant(t: &TenantItems) -> Planned<'_> {
                 sale,
                 hash: *hash,
             });
+            new_items.push(i);
         }
     }
     Planned {
         tenant: t.tenant,
         plan,
         new_sales,
+        new_items,
     }
 }
 
@@ -81,12 +100,18 @@ pub async fn store_sales(
     let planned: Vec<Planned> = tenants.iter().map(plan_tenant).collect();
     let to_insert: Vec<TenantSale> = planned
         .iter()
-        .flat_map(|p| {
-            p.new_sales.iter().map(|new| TenantSale {
-                tenant: p.tenant,
-                new,
-                event: sale_event(p.tenant, new.id, Trigger::Created, new.sale.clone()),
-            })
+        .zip(tenants)
+        .flat_map(|(p, t)| {
+            p.new_sales
+                .iter()
+                .zip(&p.new_items)
+                .map(|(new, &item)| TenantSale {
+                    tenant: p.tenant,
+                    new,
+                    event: t.span_of(item).in_scope(|| {
+                        sale_event(p.tenant, new.id, Trigger::Created, new.sale.clone())
+                    }),
+                })
         })
         .collect();
     let held = if to_insert.is_empty() {

@@ -37,6 +37,8 @@ struct Pending {
     tenant: TenantId,
     sale: SaleInput,
     reply: oneshot::Sender<Result<Outcome, ApiError>>,
+    /// The request's span: the sale's event continues its trace.
+    span: tracing::Span,
 }
 
 /// Handle to the committer task; cheap to clone. The task ends once every
@@ -75,6 +77,7 @@ impl SaleCommitter {
             tenant,
             sale,
             reply,
+            span: tracing::Span::current(),
         };
         // Waits for room when the channel is full (backpressure).
         self.queue
@@ -122,9 +125,11 @@ async fn commit_group(db: &mut HeldConnection, handoff: &Handoff, group: Vec<Pen
     let by_tenant = group_by_tenant(&tenants);
     let mut sales: Vec<Option<SaleInput>> = Vec::with_capacity(group.len());
     let mut replies = Vec::with_capacity(group.len());
+    let mut spans = Vec::with_capacity(group.len());
     for p in group {
         sales.push(Some(p.sale));
         replies.push(p.reply);
+        spans.push(p.span);
     }
     let batches: Vec<TenantItems> = by_tenant
         .iter()
@@ -135,6 +140,7 @@ async fn commit_group(db: &mut HeldConnection, handoff: &Handoff, group: Vec<Pen
                 .filter_map(|&i| sales.get_mut(i).and_then(Option::take))
                 .map(Ok)
                 .collect(),
+            spans: members.iter().map(|&i| spans[i].clone()).collect(),
         })
         .collect();
     match store_sales(db, handoff, &batches).await {

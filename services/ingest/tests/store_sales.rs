@@ -30,6 +30,7 @@ fn items(tenant: TenantId, sales: Vec<SaleInput>) -> TenantItems {
     TenantItems {
         tenant,
         items: sales.into_iter().map(Ok).collect(),
+        spans: Vec::new(),
     }
 }
 

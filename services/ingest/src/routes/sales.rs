@@ -126,6 +126,7 @@ pub async fn create_batch(
     let tenant = [TenantItems {
         tenant: caller.tenant_id,
         items,
+        spans: Vec::new(),
     }];
     let mut db = HeldConnection::new(state.pool.clone());
     let outcomes = store_sales(&mut db, &state.handoff, &tenant)
