@@ -3,9 +3,10 @@
 //!
 //! - one sale is one trace through ingest, condition-filter and forwarder,
 //!   and the target's request carries that trace's `traceparent`;
-//! - the status change status-poller finds is a trace of its own that
-//!   continues in ingest, and a stopping status-poller sends its spans on
-//!   the way out (its batch delay is an hour: only the shutdown flush can);
+//! - the status change status-poller finds continues the same trace (the
+//!   sale's trace context is stored with its delivery) into ingest, which
+//!   applies it, and a stopping status-poller sends its spans on the way
+//!   out (its batch delay is an hour: only the shutdown flush can);
 //! - a collector that takes the connection and never answers costs the data
 //!   path nothing: every sale still arrives, once, and every service still
 //!   stops gracefully.
@@ -193,7 +194,11 @@ async fn one_sale_is_one_trace_and_shutdown_flushes() {
             collector.spans_of("status-poller").len()
         )
     });
-    // The status update's trace continues where ingest applies it.
+    // The change is part of the sale's trace, and so is ingest applying it.
+    assert_eq!(
+        update.trace_id, trace,
+        "status-poller's update is not in the sale's trace"
+    );
     wait_until(WAIT, POLL, || async {
         collector
             .spans_of("ingest")

@@ -106,13 +106,14 @@ pub async fn record(
         "WITH created AS (
                  INSERT INTO deliveries
                      (id, tenant_id, sale_id, integration_id, purpose, dedupe_key, target_url,
-                      target_ref, body)
+                      target_ref, body, traceparent)
+                 -- the sale's trace, from its forward command's headers
                  SELECT id, tenant_id, sale_id, integration_id, $8, dedupe_key, target_url,
-                        target_ref, body
+                        target_ref, body, headers->>'traceparent'
                  FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[],
-                             $6::text[], $7::text[], $9::jsonb[])
+                             $6::text[], $7::text[], $9::jsonb[], $13::jsonb[])
                       AS t(id, tenant_id, sale_id, integration_id, dedupe_key, target_url,
-                           target_ref, body)
+                           target_ref, body, headers)
                  ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
                  RETURNING id),
              commands AS (

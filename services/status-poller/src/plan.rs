@@ -21,6 +21,8 @@ pub struct ClaimedDelivery {
     pub target_ref: String,
     /// The last status the target reported (`None`: never asked yet).
     pub target_status: Option<String>,
+    /// The sale's trace (W3C `traceparent`) when its delivery was planned.
+    pub traceparent: Option<String>,
 }
 
 /// What to write for one delivery.
@@ -38,6 +40,8 @@ pub struct Change {
     /// The event for ingest; `None` when only the final flag changes (the
     /// status itself was already carried back).
     pub update: Option<StatusUpdate>,
+    /// The sale's trace, which the change continues.
+    pub traceparent: Option<String>,
 }
 
 /// The changes the target's `answers` (target ref → status) imply for
@@ -77,6 +81,7 @@ pub fn plan(
                 target_status: reported.clone(),
                 is_final,
                 update,
+                traceparent: d.traceparent.clone(),
             })
         })
         .collect()
@@ -120,6 +125,7 @@ mod tests {
             integration_id: cfg.id,
             target_ref: id.to_string(),
             target_status: stored.map(Into::into),
+            traceparent: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! load their integrations (with decrypted credentials), and write a tick's
 //! changes together with the `StatusUpdate` messages announcing them.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use salesync_core::crypto::SecretBox;
@@ -11,6 +11,7 @@ use salesync_core::integration::IntegrationConfig;
 use salesync_core::integration_store::{self, IntegrationSecrets};
 use salesync_core::messages::{Envelope, ROUTING_STATUS};
 use salesync_core::outbox::{self, OutboxMessage};
+use salesync_core::telemetry;
 use sqlx::{PgPool, Row};
 
 use crate::plan::{Change, ClaimedDelivery};
@@ -64,7 +65,7 @@ pub async fn claim_due(pool: &PgPool, interval: Duration, limit: i64) -> sqlx::R
          FROM due
          WHERE d.id = due.id
          RETURNING d.id, d.tenant_id, d.sale_id, d.integration_id, d.target_ref,
-                   d.target_status, due.pollable",
+                   d.target_status, d.traceparent, due.pollable",
     )
     .bind(limit)
     .bind(interval_ms)
@@ -155,14 +156,19 @@ pub async fn apply_changes(pool: &PgPool, changes: &[Change]) -> sqlx::Result<us
         .filter(|c| written.contains(c.delivery_id.as_uuid()))
         .filter_map(|c| {
             let update = c.update.clone()?;
-            // A span per update so its trace context (carried in the outbox
-            // headers) names this delivery's change, not the whole tick.
+            // A span per update, in the sale's own trace (stored with its
+            // delivery): its context, carried in the outbox headers, takes
+            // the change on to ingest — one trace from POST to status back.
             let span = tracing::info_span!(
                 "status_update",
                 delivery_id = %c.delivery_id,
                 sale_id = %c.sale_id,
                 target_status = %c.target_status,
             );
+            if let Some(traceparent) = &c.traceparent {
+                let headers = BTreeMap::from([("traceparent".to_string(), traceparent.clone())]);
+                telemetry::set_parent_from_headers(&span, &headers);
+            }
             Some(span.in_scope(|| {
                 OutboxMessage::from_envelope(
                     ROUTING_STATUS,

@@ -268,6 +268,7 @@ async fn the_same_change_seen_twice_is_announced_once() {
             mapped_status: None,
             observed_at: chrono::Utc::now(),
         }),
+        traceparent: None,
     };
     let first = status_poller::store::apply_changes(&env.pool, std::slice::from_ref(&change))
         .await
