@@ -33,6 +33,22 @@ pub fn check_http_url(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A reason a person gives (for a pause, a discard …): trimmed, not blank,
+/// at most `max` characters, no NUL (PostgreSQL cannot store it). `what`
+/// completes "say why …" in the refusal. `Ok` is the trimmed reason.
+pub fn check_reason(reason: &str, max: usize, what: &str) -> Result<String, String> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        Err(format!("must not be empty: say why {what}"))
+    } else if reason.chars().count() > max {
+        Err(format!("must be at most {max} characters"))
+    } else if reason.contains('\0') {
+        Err("must not contain NUL characters".into())
+    } else {
+        Ok(reason.to_string())
+    }
+}
+
 /// A display name: not blank, at most `MAX_NAME_CHARS` characters.
 pub fn check_name(s: &str) -> Result<(), String> {
     if s.trim().is_empty() {

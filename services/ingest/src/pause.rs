@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use salesync_core::domain::{DeliveryId, FieldError, IntegrationId, SaleId, TenantId};
+use salesync_core::domain::{DeliveryId, IntegrationId, SaleId, TenantId};
 use salesync_core::messages::{Envelope, ForwardCommand, Purpose, ROUTING_FORWARD};
 use salesync_core::outbox::{self, OutboxMessage};
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
 use crate::events::tenant_webhook_command;
+use crate::field_checks;
 use crate::store;
 use crate::store::pause::{AutoPaused, Released};
 use crate::store::status::NewWebhookDelivery;
@@ -66,20 +67,8 @@ pub struct PauseInput {
 
 /// The reason as stored: trimmed, not blank, bounded, storable.
 pub fn check_reason(reason: &str) -> Result<String, ApiError> {
-    let reason = reason.trim();
-    let problem = if reason.is_empty() {
-        Some("must not be empty: say why the integration is paused".to_string())
-    } else if reason.chars().count() > MAX_REASON_CHARS {
-        Some(format!("must be at most {MAX_REASON_CHARS} characters"))
-    } else if reason.contains('\0') {
-        Some("must not contain NUL characters".to_string())
-    } else {
-        None
-    };
-    match problem {
-        Some(p) => Err(ApiError::Validation(vec![FieldError::new("reason", p)])),
-        None => Ok(reason.to_string()),
-    }
+    field_checks::check_reason(reason, MAX_REASON_CHARS, "the integration is paused")
+        .map_err(|p| ApiError::invalid_field("reason", p))
 }
 
 /// Pauses the integration (`tenant`: `None` for an operator). Pausing a

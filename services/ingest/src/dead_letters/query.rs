@@ -9,6 +9,7 @@ use salesync_core::domain::{DeliveryId, FieldError, IntegrationId};
 use serde::Deserialize;
 
 use super::rules::TargetChoice;
+use crate::field_checks;
 
 /// Page size when none is asked for.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -284,20 +285,8 @@ pub fn bulk_filter(params: &BulkReplayParams) -> Result<Filter, Vec<FieldError>>
 
 /// Checks a discard reason; returns it trimmed.
 pub fn discard_reason(reason: &str) -> Result<String, Vec<FieldError>> {
-    let reason = reason.trim();
-    let problem = if reason.is_empty() {
-        Some("must not be empty: say why it is discarded".to_string())
-    } else if reason.chars().count() > MAX_REASON_CHARS {
-        Some(format!("must be at most {MAX_REASON_CHARS} characters"))
-    } else if reason.contains('\0') {
-        Some("must not contain NUL characters".to_string())
-    } else {
-        None
-    };
-    match problem {
-        Some(p) => Err(vec![FieldError::new("reason", p)]),
-        None => Ok(reason.to_string()),
-    }
+    field_checks::check_reason(reason, MAX_REASON_CHARS, "it is discarded")
+        .map_err(|p| vec![FieldError::new("reason", p)])
 }
 
 #[cfg(test)]
