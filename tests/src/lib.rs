@@ -4,6 +4,7 @@
 //! - `TestDb`: a uniquely named PostgreSQL database, migrated, dropped after
 //! - `TestVhost`: a uniquely named RabbitMQ vhost on the shared broker
 //! - `PrivateRabbit`: a whole RabbitMQ node of its own, for outage tests
+//! - `RabbitCluster`: several of them clustered, to lose one
 //! - `PrivatePostgres`: a whole PostgreSQL cluster of its own, to restart
 //! - `Services`: the four service binaries as OS processes, with logs per process
 //! - `Api`: a typed client for ingest's HTTP API
@@ -24,6 +25,7 @@ pub mod otlp;
 pub mod pg;
 pub mod ports;
 pub mod rabbit;
+pub mod rabbit_cluster;
 pub mod sales;
 pub mod schemas;
 pub mod services;
@@ -39,6 +41,7 @@ pub use db::TestDb;
 pub use otlp::{Collector, OtlpReceiver, ReceivedSpan};
 pub use pg::PrivatePostgres;
 pub use rabbit::PrivateRabbit;
+pub use rabbit_cluster::RabbitCluster;
 pub use services::{Replicas, ServiceKind, Services, ServicesConfig};
 pub use stack::{Stack, StackOptions, Tenant};
 pub use target::{Behaviour, TestTarget};

@@ -6,7 +6,10 @@
 //! management port). `/etc/rabbitmq` is bypassed with our own config and env
 //! files. Controlled with `rabbitmqctl -n <node>`; stopped on drop, always.
 //!
-//! On a 2-core machine a start takes about 5 s.
+//! On a 2-core machine a start takes about 5 s (a minute when it is loaded).
+//!
+//! Several nodes started with one cookie form a cluster (`rabbit_cluster`);
+//! a node can be killed with SIGKILL and started again on its data.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,11 +20,12 @@ use tokio::process::{Child, Command};
 use crate::ports::free_port;
 use crate::temp::{TempDir, tail, unique_suffix};
 
-const START_TIMEOUT: Duration = Duration::from_secs(90);
+const START_TIMEOUT: Duration = Duration::from_secs(180);
 
 pub struct PrivateRabbit {
     node: String,
     port: u16,
+    dist_port: u16,
     dir: TempDir,
     bin_dir: PathBuf,
     server: Option<Child>,
@@ -53,6 +57,12 @@ pub fn config_file_contents() -> String {
 impl PrivateRabbit {
     /// Starts a node and waits until it accepts AMQP connections.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with_cookie(&new_cookie()).await
+    }
+
+    /// Starts a node with a given Erlang cookie: nodes that share one can
+    /// be clustered (and `rabbitmqctl` of any of them reaches all).
+    pub async fn start_with_cookie(cookie: &str) -> anyhow::Result<Self> {
         let dir = TempDir::new("salesync-e2e-rabbit")?;
         let node = format!("sstest-{}@localhost", unique_suffix());
         let port = free_port()?;
@@ -64,7 +74,7 @@ impl PrivateRabbit {
         for sub in ["home", "mnesia", "log"] {
             std::fs::create_dir_all(dir.path().join(sub))?;
         }
-        write_cookie(&home)?;
+        write_cookie(&home, cookie)?;
         std::fs::write(dir.path().join("enabled_plugins"), "[].")?;
         std::fs::write(dir.path().join("rabbitmq.conf"), config_file_contents())?;
         std::fs::write(dir.path().join("rabbitmq-env.conf"), "")?;
@@ -72,21 +82,34 @@ impl PrivateRabbit {
         let mut rabbit = Self {
             node,
             port,
+            dist_port,
             dir,
             bin_dir: rabbit_bin_dir(),
             server: None,
         };
-        let log = std::fs::File::create(rabbit.server_log())?;
+        // On failure the node is dropped, which stops it.
+        rabbit.spawn_server()?;
+        rabbit.await_startup().await?;
+        Ok(rabbit)
+    }
+
+    /// Runs `rabbitmq-server` on this node's ports and data (its log is
+    /// appended to, so a restart keeps what happened before).
+    fn spawn_server(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.server_log())?;
         let err = log.try_clone()?;
-        let d = rabbit.dir.path();
-        let server = Command::new(rabbit.bin_dir.join("rabbitmq-server"))
-            .envs(rabbit.base_env())
+        let d = self.dir.path();
+        let server = Command::new(self.bin_dir.join("rabbitmq-server"))
+            .envs(self.base_env())
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", port.to_string())
-            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
             .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", d.join("log"))
-            .env("RABBITMQ_PID_FILE", d.join("rabbit.pid"))
+            .env("RABBITMQ_PID_FILE", self.pid_file())
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
             .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq.conf"))
             .env("RABBITMQ_ADVANCED_CONFIG_FILE", d.join("advanced.config"))
@@ -97,9 +120,8 @@ impl PrivateRabbit {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| anyhow::anyhow!("cannot run rabbitmq-server: {e}"))?;
-        rabbit.server = Some(server);
-        rabbit.await_startup().await?;
-        Ok(rabbit)
+        self.server = Some(server);
+        Ok(())
     }
 
     /// `amqp://guest:guest@127.0.0.1:<port>/%2f`.
@@ -115,8 +137,27 @@ impl PrivateRabbit {
         self.port
     }
 
+    /// The node's own directory (data, logs, cookie), removed on drop.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Whether the node's server process is running (not killed or stopped).
+    pub fn is_running(&self) -> bool {
+        self.server.is_some()
+    }
+
     fn server_log(&self) -> PathBuf {
         self.dir.path().join("server.log")
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir.path().join("rabbit.pid")
+    }
+
+    /// The last lines of the node's console log (for failure messages).
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.server_log(), lines)
     }
 
     /// Environment every rabbitmq command of this node runs with.
@@ -219,17 +260,76 @@ impl PrivateRabbit {
         result.map(drop)
     }
 
-    /// Last resort: SIGKILL the Erlang VM recorded in the pid file.
-    fn kill_by_pid_file(&self) {
-        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("rabbit.pid"))
-            && let Ok(pid) = pid.trim().parse::<u32>()
+    /// `kill -9` of the Erlang VM: the node is gone at once, as in a crash
+    /// (connections cut, no goodbye to the cluster). Its data stays for
+    /// [`start_again`](Self::start_again).
+    pub async fn kill9(&mut self) -> anyhow::Result<()> {
+        let Some(mut server) = self.server.take() else {
+            anyhow::bail!("{} is not running", self.node);
+        };
+        let pid = self.kill_by_pid_file();
+        // The `rabbitmq-server` script ends once the VM it waits for is gone.
+        if tokio::time::timeout(Duration::from_secs(10), server.wait())
+            .await
+            .is_err()
         {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
+            let _ = server.kill().await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pid.is_some_and(process_exists) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// Starts a killed or stopped node again on its ports and data; a
+    /// cluster member rejoins its cluster.
+    pub async fn start_again(&mut self) -> anyhow::Result<()> {
+        if self.server.is_some() {
+            anyhow::bail!("{} is already running", self.node);
+        }
+        self.spawn_server()?;
+        self.await_startup().await
+    }
+
+    /// Kills the node without asking (for a cluster's teardown: a graceful
+    /// stop of one member after another takes long and proves nothing).
+    /// Returns once the VM is gone, so its directory can be removed.
+    pub fn kill_now(&mut self) {
+        let Some(mut server) = self.server.take() else {
+            return;
+        };
+        let pid = self.kill_by_pid_file();
+        let _ = server.start_kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pid.is_some_and(process_exists) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
+
+    /// SIGKILL the Erlang VM recorded in the pid file, and forget the file
+    /// (a later kill must not hit whatever process reuses the number).
+    fn kill_by_pid_file(&self) -> Option<u32> {
+        let pid = std::fs::read_to_string(self.pid_file())
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())?;
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_file(self.pid_file());
+        Some(pid)
+    }
+}
+
+/// Whether a process (not a zombie) with this id is alive.
+fn process_exists(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z'))
+    })
 }
 
 impl Drop for PrivateRabbit {
@@ -262,13 +362,15 @@ impl Drop for PrivateRabbit {
     }
 }
 
-/// A private Erlang cookie (mode 0400, as Erlang insists).
-fn write_cookie(home: &Path) -> std::io::Result<()> {
+/// A fresh random Erlang cookie.
+pub fn new_cookie() -> String {
+    unique_suffix().to_uppercase() + &unique_suffix().to_uppercase()
+}
+
+/// The node's Erlang cookie (mode 0400, as Erlang insists).
+fn write_cookie(home: &Path, cookie: &str) -> std::io::Result<()> {
     let path = home.join(".erlang.cookie");
-    std::fs::write(
-        &path,
-        unique_suffix().to_uppercase() + &unique_suffix().to_uppercase(),
-    )?;
+    std::fs::write(&path, cookie)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

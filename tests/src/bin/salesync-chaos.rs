@@ -2,11 +2,12 @@
 //!
 //! ```sh
 //! cargo build --release --workspace --bins
-//! cargo run --release -p salesync-e2e --bin salesync-chaos -- --sales 20000 [--replicas 2] [--duration-limit 15m]
+//! cargo run --release -p salesync-e2e --bin salesync-chaos -- --sales 20000 [--replicas 2] [--cluster 3] [--duration-limit 15m]
 //! ```
 //!
-//! Runs its own PostgreSQL cluster and RabbitMQ node (never the machine's
-//! shared ones), the four release binaries on them, and posts a steady
+//! Runs its own PostgreSQL cluster and RabbitMQ node or `--cluster 3` nodes
+//! (never the machine's shared ones), the four release binaries on them,
+//! and posts a steady
 //! stream of sales while it kills processes, stops and disconnects the
 //! broker, restarts the database and makes targets misbehave. Ends with the
 //! ledger: exit 0 when every accepted sale reached every target it should,
@@ -37,6 +38,11 @@ struct Args {
     #[arg(long, env = "CHAOS_REPLICAS", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..=4))]
     replicas: u64,
+    /// RabbitMQ nodes: 1, or a cluster of 3 (or 5) whose node leading the
+    /// work queues is killed with SIGKILL and restarted, in place of the
+    /// single node's stop_app/start_app.
+    #[arg(long, env = "CHAOS_CLUSTER", default_value_t = 1, value_parser = parse_cluster)]
+    cluster: usize,
     /// Bound on the whole run: posting and faults stop here, the drain gets
     /// what is left (at least 30 s), then the ledger is drawn up.
     #[arg(long, env = "CHAOS_DURATION_LIMIT", default_value = "15m", value_parser = parse_duration)]
@@ -72,6 +78,15 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_cluster(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n @ (1 | 3 | 5)) => Ok(n),
+        _ => Err(format!(
+            "'{s}': 1 node, or a cluster of 3 or 5 (a quorum queue must keep a majority when one node is lost)"
+        )),
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 async fn interrupted() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -95,6 +110,7 @@ async fn main() -> ExitCode {
     let cfg = CampaignConfig {
         rate: args.rate,
         replicas: usize::try_from(args.replicas).unwrap_or(1),
+        broker_nodes: args.cluster,
         duration_limit: args.duration_limit,
         slow_delay: args.slow_delay,
         window: args.window,
@@ -105,7 +121,7 @@ async fn main() -> ExitCode {
         ..CampaignConfig::full(sales)
     };
     // Dropping the campaign (on a signal) stops the services, the broker
-    // node and the database cluster, and removes them.
+    // node(s) and the database cluster, and removes them.
     let outcome = tokio::select! {
         r = chaos::run(&cfg) => Some(r),
         _ = interrupted() => None,

@@ -4,6 +4,7 @@
 //! lane runs its rounds until the POS is done (at least one full round, so
 //! every kind occurs), the deadline passes, or the campaign stops; every
 //! injection is logged with how long the system took to be ready again.
+//! The loss of a cluster node is in `node_kill`.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -12,17 +13,20 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::node_kill;
 use super::routing::Route;
-use super::schedule::{self, InfraFault};
+use super::schedule::{InfraFault, Plan};
+use crate::db::TestDb;
 use crate::pg::PrivatePostgres;
-use crate::rabbit::PrivateRabbit;
+use crate::rabbit_cluster::RabbitCluster;
 use crate::services::{ServiceKind, Services};
 use crate::target::{Behaviour, TestTarget};
 
 /// Timing of the lanes.
 #[derive(Clone, Debug)]
 pub struct LaneConfig {
-    pub replicas: usize,
+    /// Which faults, in which rounds.
+    pub plan: Plan,
     /// Pause between two faults of a lane.
     pub gap: Duration,
     /// How long a killed process stays dead.
@@ -46,6 +50,9 @@ pub struct Injected {
     /// From the fault to every affected process ready again (`None`: it
     /// was not within `recover_within`, or the fault is a target window).
     pub recovered_in: Option<Duration>,
+    /// Steps of the recovery, each from the fault (e.g. "new leaders
+    /// elected"), for faults that have more than one.
+    pub milestones: Vec<(String, Duration)>,
 }
 
 /// The faults injected and what went wrong on the way.
@@ -75,6 +82,8 @@ pub struct LaneCtx<'a> {
     /// Stop now (deadline or abort).
     pub stop: &'a CancellationToken,
     pub started: Instant,
+    /// The campaign's database, to see deliveries flow.
+    pub db: &'a TestDb,
     pub log: &'a Mutex<FaultLog>,
     pub say: &'a (dyn Fn(String) + Sync),
     pub status: &'a (dyn Fn(String) + Sync),
@@ -85,16 +94,23 @@ impl LaneCtx<'_> {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn finding(&self, text: String) {
+    pub(super) fn finding(&self, text: String) {
         (self.say)(format!("FINDING: {text}"));
         self.lock().findings.push(text);
     }
 
-    fn record(&self, kind: String, at: Duration, recovered_in: Option<Duration>) {
+    fn record(
+        &self,
+        kind: String,
+        at: Duration,
+        recovered_in: Option<Duration>,
+        milestones: Vec<(String, Duration)>,
+    ) {
         self.lock().injected.push(Injected {
             kind,
             at,
             recovered_in,
+            milestones,
         });
     }
 
@@ -120,12 +136,15 @@ fn clock() -> String {
 /// The infrastructure lane.
 pub async fn infra_lane(
     services: &mut Services,
-    rabbit: &mut PrivateRabbit,
+    rabbit: &mut RabbitCluster,
     pg: &mut PrivatePostgres,
     ctx: &LaneCtx<'_>,
 ) {
     for round in 0usize.. {
-        for fault in schedule::round(ctx.cfg.replicas, round).infra {
+        let Some(plan) = ctx.cfg.plan.round(round) else {
+            return;
+        };
+        for fault in plan.infra {
             if !ctx.go_on(round) || !ctx.pause(ctx.cfg.gap).await {
                 return;
             }
@@ -133,14 +152,14 @@ pub async fn infra_lane(
             let wall = clock();
             (ctx.status)(format!("injecting: {}", fault.kind()));
             let recovered = inject(&fault, services, rabbit, pg, ctx).await;
-            let recovered_in = match recovered {
-                Ok(()) => Some(ctx.started.elapsed() - at),
+            let (recovered_in, milestones) = match recovered {
+                Ok(milestones) => (Some(ctx.started.elapsed() - at), milestones),
                 Err(e) => {
                     ctx.finding(format!("{}: {e:#}", fault.kind()));
-                    None
+                    (None, Vec::new())
                 }
             };
-            ctx.record(fault.kind(), at, recovered_in);
+            ctx.record(fault.kind(), at, recovered_in, milestones);
             (ctx.say)(format!(
                 "{wall} {:>6.1}s  {:<36} {}",
                 at.as_secs_f64(),
@@ -156,51 +175,58 @@ pub async fn infra_lane(
     }
 }
 
-/// Injects one fault and waits until the system is ready again.
+/// Injects one fault and waits until the system is ready again; returns
+/// the steps of the recovery for faults that have several.
 async fn inject(
     fault: &InfraFault,
     services: &mut Services,
-    rabbit: &mut PrivateRabbit,
+    rabbit: &mut RabbitCluster,
     pg: &mut PrivatePostgres,
     ctx: &LaneCtx<'_>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<(String, Duration)>> {
+    // Most faults recover in one step: every affected process ready.
+    let one_step = |ready: anyhow::Result<()>| ready.map(|()| Vec::new());
     match fault {
         InfraFault::Kill { service, replica } => {
             services.kill_one(*service, *replica).await;
             tokio::time::sleep(ctx.cfg.dead_for).await;
             services.start_kind(*service)?;
-            ready_kind(services, *service, ctx).await
+            one_step(ready_kind(services, *service, ctx).await)
         }
         InfraFault::KillPair { service } => {
             services.kill_one(*service, 0).await;
             services.kill_one(*service, 1).await;
             tokio::time::sleep(ctx.cfg.dead_for).await;
             services.start_kind(*service)?;
-            ready_kind(services, *service, ctx).await
+            one_step(ready_kind(services, *service, ctx).await)
         }
         InfraFault::BrokerStopStart => {
-            rabbit.stop_app().await?;
+            let node = rabbit.node_mut(0);
+            node.stop_app().await?;
             tokio::time::sleep(ctx.cfg.broker_down).await;
-            rabbit.start_app().await?;
-            ready_all(services, ctx).await
+            node.start_app().await?;
+            one_step(ready_all(services, ctx).await)
         }
         InfraFault::BrokerCloseConnections => {
-            rabbit
-                .ctl(&[
+            // Each node closes the connections it holds.
+            for node in rabbit.nodes() {
+                node.ctl(&[
                     "-q",
                     "close_all_connections",
                     "salesync chaos: forced close",
                 ])
                 .await?;
+            }
             // Give the services a moment to notice before asking.
             tokio::time::sleep(Duration::from_millis(500)).await;
-            ready_all(services, ctx).await
+            one_step(ready_all(services, ctx).await)
         }
         InfraFault::PostgresRestart => {
             pg.restart().await?;
             tokio::time::sleep(Duration::from_millis(500)).await;
-            ready_all(services, ctx).await
+            one_step(ready_all(services, ctx).await)
         }
+        InfraFault::BrokerNodeKill => node_kill::inject(services, rabbit, ctx).await,
     }
 }
 
@@ -278,15 +304,18 @@ pub async fn target_lane(targets: &BTreeMap<Route, TestTarget>, ctx: &LaneCtx<'_
         return;
     };
     'rounds: for round in 0usize.. {
-        for w in schedule::round(ctx.cfg.replicas, round).windows {
+        let Some(plan) = ctx.cfg.plan.round(round) else {
+            break;
+        };
+        for w in plan.windows {
             if !ctx.go_on(round) || !ctx.pause(ctx.cfg.gap).await {
                 break 'rounds;
             }
             let at = ctx.started.elapsed();
             a.set_behaviour(w.a.behaviour(ctx.cfg.hang));
             b.set_behaviour(w.b.behaviour(ctx.cfg.hang));
-            ctx.record(w.a.kind(), at, None);
-            ctx.record(w.b.kind(), at, None);
+            ctx.record(w.a.kind(), at, None, Vec::new());
+            ctx.record(w.b.kind(), at, None, Vec::new());
             (ctx.say)(format!(
                 "{} {:>6.1}s  flaky-a {} / flaky-b {} for {:.0}s",
                 clock(),

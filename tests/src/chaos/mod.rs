@@ -1,6 +1,7 @@
 //! The chaos campaign: the promise "a sale accepted is a sale delivered once,
 //! whatever crashes", turned into a repeatable run. It starts a private
-//! PostgreSQL cluster and RabbitMQ node, the four services on them, a POS
+//! PostgreSQL cluster and RabbitMQ node (or 3-node cluster), the four
+//! services on them, a POS
 //! tenant whose integrations lead to a healthy, a slow and two flaky webhook
 //! targets and to tenant B's own salesync — then posts a steady stream of
 //! sales while it injects faults on a schedule, drains, and balances the
@@ -11,16 +12,19 @@
 //! - `world`: starting everything the campaign runs on
 //! - `pos`: the stream of sales, retried with the same payload until accepted
 //! - `faults`: injecting the schedule, watching the system recover
+//! - `node_kill`: losing the broker node that leads the work queues
 //! - `collect`: reading back what the targets, database and DLQ hold
 //! - `ledger`: balancing accepted against booked (pure)
 //! - `report`: the summary and the verdict
 //! - `ui`: progress bars and the event log
 //!
-//! `salesync-chaos` runs the full campaign, `tests/chaos_fast.rs` a small one.
+//! `salesync-chaos` runs the full campaign, `tests/chaos_fast.rs` a small
+//! one, `tests/chaos_cluster.rs` a small one on a 3-node cluster.
 
 pub mod collect;
 pub mod faults;
 pub mod ledger;
+pub mod node_kill;
 pub mod pos;
 pub mod report;
 pub mod routing;
@@ -42,6 +46,7 @@ use crate::services::ServiceKind;
 use crate::wait::wait_until;
 use faults::{FaultLog, LaneConfig, LaneCtx};
 use pos::{PosConfig, PosLog};
+use schedule::{InfraFault, Plan};
 use ui::Ui;
 use world::{World, WorldConfig};
 
@@ -57,6 +62,12 @@ pub struct CampaignConfig {
     pub clients: usize,
     /// Processes per service.
     pub replicas: usize,
+    /// RabbitMQ nodes: 1, or a cluster of 3 (or 5) whose leading node is
+    /// killed instead of the app being stopped.
+    pub broker_nodes: usize,
+    /// Only these infrastructure faults, once, and no target windows
+    /// (`None`: the full schedule, round after round).
+    pub only: Option<Vec<InfraFault>>,
     /// The whole run stops injecting and posting at this point, then drains
     /// for what is left of it and reports.
     pub duration_limit: Duration,
@@ -87,6 +98,8 @@ impl CampaignConfig {
             batch: 50,
             clients: 8,
             replicas: 1,
+            broker_nodes: 1,
+            only: None,
             duration_limit: Duration::from_secs(15 * 60),
             slow_delay: Duration::from_secs(2),
             request_timeout: Duration::from_secs(4),
@@ -125,9 +138,30 @@ impl CampaignConfig {
         }
     }
 
+    /// The test suite's cluster variant: a 3-node broker, a minute of
+    /// sales, one `kill -9` of the forwarder and then of the node leading
+    /// the work queues while sales are still posted.
+    pub fn cluster_fast() -> Self {
+        Self {
+            sales: 240,
+            rate: 4.0,
+            broker_nodes: 3,
+            only: Some(vec![
+                InfraFault::Kill {
+                    service: ServiceKind::Forwarder,
+                    replica: 0,
+                },
+                InfraFault::BrokerNodeKill,
+            ]),
+            duration_limit: Duration::from_secs(300),
+            ..Self::fast()
+        }
+    }
+
     fn world(&self) -> WorldConfig {
         WorldConfig {
             replicas: self.replicas,
+            broker_nodes: self.broker_nodes,
             slow_delay: self.slow_delay,
             request_timeout: self.request_timeout,
             retry_delays: self.retry_delays.clone(),
@@ -136,8 +170,15 @@ impl CampaignConfig {
     }
 
     fn lanes(&self) -> LaneConfig {
+        let plan = match &self.only {
+            Some(faults) => Plan::Once(faults.clone()),
+            None => Plan::Rounds {
+                replicas: self.replicas,
+                broker_nodes: self.broker_nodes,
+            },
+        };
         LaneConfig {
-            replicas: self.replicas,
+            plan,
             gap: self.gap,
             dead_for: self.dead_for,
             broker_down: self.broker_down,
@@ -158,8 +199,23 @@ impl CampaignConfig {
     }
 
     fn describe(&self) -> String {
+        let broker = if self.broker_nodes > 1 {
+            format!(", a {}-node RabbitMQ cluster", self.broker_nodes)
+        } else {
+            String::new()
+        };
+        let faults = match &self.only {
+            Some(f) => format!(
+                ", faults: {}",
+                f.iter()
+                    .map(InfraFault::kind)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => String::new(),
+        };
         format!(
-            "{} sales at {}/s, {} process(es) per service, slow target {:?}/request, windows of {:?}",
+            "{} sales at {}/s, {} process(es) per service{broker}, slow target {:?}/request, windows of {:?}{faults}",
             self.sales, self.rate, self.replicas, self.slow_delay, self.window
         )
     }
@@ -198,6 +254,7 @@ pub async fn run(cfg: &CampaignConfig) -> anyhow::Result<Report> {
             pos_done: &pos_done,
             stop: &stop,
             started: Instant::now(),
+            db,
             log: &fault_log,
             say: &say,
             status: &status,

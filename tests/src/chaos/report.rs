@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::faults::FaultLog;
+use super::faults::{FaultLog, Injected};
 use super::ledger::{Ledger, percentile};
 use super::routing::Route;
 
@@ -84,6 +84,29 @@ impl Report {
     pub fn balanced(&self) -> bool {
         self.problems().is_empty()
     }
+}
+
+/// Each recovery step of the faults of `kind` with its slowest time, in the
+/// order they happen (a step one fault skipped goes where another had it).
+fn slowest_steps(injected: &[Injected], kind: &str) -> Vec<(String, f64)> {
+    let mut steps: Vec<(String, f64)> = Vec::new();
+    for i in injected.iter().filter(|i| i.kind == kind) {
+        let mut after = 0;
+        for (step, d) in &i.milestones {
+            let secs = d.as_secs_f64();
+            after = match steps.iter().position(|(s, _)| s == step) {
+                Some(at) => {
+                    steps[at].1 = steps[at].1.max(secs);
+                    at + 1
+                }
+                None => {
+                    steps.insert(after, (step.clone(), secs));
+                    after + 1
+                }
+            };
+        }
+    }
+    steps
 }
 
 fn secs(d: Duration) -> String {
@@ -201,6 +224,9 @@ impl fmt::Display for Report {
                 None => String::new(),
             };
             writeln!(f, "      {n:>6}  {kind}{rec}")?;
+            for (step, max) in slowest_steps(&self.faults.injected, kind) {
+                writeln!(f, "              {step:<22} within {max:.1}s")?;
+            }
         }
         for finding in &self.faults.findings {
             writeln!(f, "  FINDING: {finding}")?;
@@ -260,7 +286,6 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chaos::faults::Injected;
     use crate::chaos::ledger::RouteTally;
 
     fn report() -> Report {
@@ -280,17 +305,41 @@ mod tests {
             accepted: 10,
             ledger,
             faults: FaultLog {
-                injected: vec![Injected {
-                    kind: "kill -9 forwarder".into(),
-                    at: Duration::from_secs(3),
-                    recovered_in: Some(Duration::from_millis(1500)),
-                }],
+                injected: vec![
+                    Injected {
+                        kind: "kill -9 forwarder".into(),
+                        at: Duration::from_secs(3),
+                        recovered_in: Some(Duration::from_millis(1500)),
+                        milestones: Vec::new(),
+                    },
+                    node_kill(20, &[("new leaders elected", 4.0), ("node rejoined", 30.0)]),
+                    node_kill(
+                        90,
+                        &[
+                            ("new leaders elected", 6.5),
+                            ("deliveries flowing", 7.0),
+                            ("node rejoined", 25.0),
+                        ],
+                    ),
+                ],
                 findings: Vec::new(),
             },
             drain: Some(Duration::from_secs(2)),
             total: Duration::from_secs(60),
             ready_at_end: BTreeMap::from([("ingest".to_string(), true)]),
             ..Report::default()
+        }
+    }
+
+    fn node_kill(at: u64, steps: &[(&str, f64)]) -> Injected {
+        Injected {
+            kind: "kill -9 rabbitmq node leading the work queues".into(),
+            at: Duration::from_secs(at),
+            recovered_in: Some(Duration::from_secs(30)),
+            milestones: steps
+                .iter()
+                .map(|(s, d)| ((*s).to_string(), Duration::from_secs_f64(*d)))
+                .collect(),
         }
     }
 
@@ -305,6 +354,8 @@ mod tests {
             "lost                        0",
             "duplicates                  0",
             "1  kill -9 forwarder  (ready again within 1.5s)",
+            "2  kill -9 rabbitmq node leading the work queues  (ready again within 30.0s)",
+            "new leaders elected    within 6.5s\n              deliveries flowing     within 7.0s\n              node rejoined          within 30.0s",
             "arrival delay healthy  p50 0.20s  p99 3.00s  max 3.00s",
             "drain time               2.0s",
             "LEDGER BALANCED",

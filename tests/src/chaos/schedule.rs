@@ -3,7 +3,9 @@
 //! faults (processes, broker, database) one after another, and windows in
 //! which the two flaky targets misbehave — so a round fits the time a few
 //! thousand sales take to post. Every kind occurs once per round; rounds
-//! repeat while sales are still being posted.
+//! repeat while sales are still being posted. On a RabbitMQ cluster the
+//! broker's graceful stop gives way to the crash of the node that leads the
+//! work queues; a `Plan::Once` runs a short list of faults a single time.
 
 use std::time::Duration;
 
@@ -22,8 +24,11 @@ pub enum InfraFault {
     KillPair { service: ServiceKind },
     /// `rabbitmqctl stop_app`, a pause, `start_app`.
     BrokerStopStart,
-    /// `rabbitmqctl close_all_connections`.
+    /// `rabbitmqctl close_all_connections` (on every node of a cluster).
     BrokerCloseConnections,
+    /// `kill -9` of the cluster node leading the work queues, then start it
+    /// again and wait until it has rejoined.
+    BrokerNodeKill,
     /// `pg_ctl restart -m fast`.
     PostgresRestart,
 }
@@ -36,6 +41,7 @@ impl InfraFault {
             InfraFault::KillPair { service } => format!("kill -9 two {service} replicas"),
             InfraFault::BrokerStopStart => "rabbitmq stop_app/start_app".into(),
             InfraFault::BrokerCloseConnections => "rabbitmq close_all_connections".into(),
+            InfraFault::BrokerNodeKill => "kill -9 rabbitmq node leading the work queues".into(),
             InfraFault::PostgresRestart => "postgresql restart -m fast".into(),
         }
     }
@@ -114,6 +120,49 @@ const PAIR_ROTATION: [ServiceKind; 4] = [
 pub struct Round {
     pub infra: Vec<InfraFault>,
     pub windows: Vec<Window>,
+}
+
+/// What the lanes inject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Round after round of every fault while sales are posted.
+    Rounds {
+        replicas: usize,
+        /// RabbitMQ nodes; more than one: a cluster, see [`cluster_round`].
+        broker_nodes: usize,
+    },
+    /// These infrastructure faults once, in order, and no target windows.
+    Once(Vec<InfraFault>),
+}
+
+impl Plan {
+    /// Round `n` (0-based), or `None` when the plan has no more.
+    pub fn round(&self, n: usize) -> Option<Round> {
+        match self {
+            Plan::Rounds {
+                replicas,
+                broker_nodes,
+            } if *broker_nodes > 1 => Some(cluster_round(*replicas, n)),
+            Plan::Rounds { replicas, .. } => Some(round(*replicas, n)),
+            Plan::Once(infra) => (n == 0).then(|| Round {
+                infra: infra.clone(),
+                windows: Vec::new(),
+            }),
+        }
+    }
+}
+
+/// A round on a RabbitMQ cluster: as [`round`], with the node leading the
+/// work queues killed where a single node's app is stopped (a graceful
+/// stop of one member hands its leaders over; a crash is the harder loss).
+pub fn cluster_round(replicas: usize, n: usize) -> Round {
+    let mut r = round(replicas, n);
+    for f in &mut r.infra {
+        if *f == InfraFault::BrokerStopStart {
+            *f = InfraFault::BrokerNodeKill;
+        }
+    }
+    r
 }
 
 /// Round `round` (0-based) for `replicas` processes per service. Each
@@ -228,19 +277,60 @@ mod tests {
             InfraFault::Kill { service, .. } | InfraFault::KillPair { service } => {
                 service.to_string()
             }
-            InfraFault::BrokerStopStart | InfraFault::BrokerCloseConnections => "broker".into(),
+            InfraFault::BrokerStopStart
+            | InfraFault::BrokerCloseConnections
+            | InfraFault::BrokerNodeKill => "broker".into(),
             InfraFault::PostgresRestart => "postgres".into(),
         };
         // Within a round and across the boundary to the next one.
-        for replicas in [1, 2] {
+        for (replicas, broker_nodes) in [(1, 1), (2, 1), (1, 3), (2, 3)] {
+            let plan = Plan::Rounds {
+                replicas,
+                broker_nodes,
+            };
+            let round = |n| plan.round(n).expect("rounds go on").infra;
             for n in 0..4 {
-                let mut seq = round(replicas, n).infra;
-                seq.push(round(replicas, n + 1).infra[0].clone());
+                let mut seq = round(n);
+                seq.push(round(n + 1)[0].clone());
                 for w in seq.windows(2) {
                     assert_ne!(component(&w[0]), component(&w[1]), "round {n}: {w:?}");
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_cluster_loses_its_leading_node_instead_of_stopping_the_app() {
+        for replicas in [1, 2] {
+            let single = round(replicas, 0).infra;
+            let cluster = cluster_round(replicas, 0).infra;
+            assert_eq!(single.len(), cluster.len());
+            assert!(!cluster.contains(&InfraFault::BrokerStopStart));
+            assert_eq!(
+                cluster
+                    .iter()
+                    .filter(|f| **f == InfraFault::BrokerNodeKill)
+                    .count(),
+                1
+            );
+            assert!(!single.contains(&InfraFault::BrokerNodeKill));
+            let plan = |broker_nodes| Plan::Rounds {
+                replicas,
+                broker_nodes,
+            };
+            assert_eq!(plan(1).round(0).unwrap().infra, single);
+            assert_eq!(plan(3).round(0).unwrap().infra, cluster);
+        }
+    }
+
+    #[test]
+    fn a_once_plan_runs_its_faults_one_time_without_windows() {
+        let faults = vec![InfraFault::BrokerNodeKill];
+        let plan = Plan::Once(faults.clone());
+        let first = plan.round(0).expect("round 0");
+        assert_eq!(first.infra, faults);
+        assert!(first.windows.is_empty());
+        assert!(plan.round(1).is_none());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Everything one campaign runs on, started in order and torn down in
-//! reverse: a private PostgreSQL cluster and RabbitMQ node (so they can be
-//! restarted and killed without touching the machine's shared ones), the
+//! reverse: a private PostgreSQL cluster and RabbitMQ node or cluster (so
+//! they can be restarted and killed without touching the machine's shared
+//! ones), the
 //! four services on them, the POS tenant with one integration per route,
 //! tenant B as the partner salesync, and the webhook targets.
 
@@ -12,7 +13,7 @@ use salesync_core::domain::ids::IntegrationId;
 use super::routing::Route;
 use crate::api::Api;
 use crate::pg::PrivatePostgres;
-use crate::rabbit::PrivateRabbit;
+use crate::rabbit_cluster::{self, RabbitCluster};
 use crate::services::{Replicas, ServiceKind};
 use crate::stack::{Stack, StackOptions, Tenant};
 use crate::target::{Behaviour, TestTarget};
@@ -22,6 +23,8 @@ use crate::target::{Behaviour, TestTarget};
 pub struct WorldConfig {
     /// Processes per service.
     pub replicas: usize,
+    /// RabbitMQ nodes (more than one: clustered, every service given all).
+    pub broker_nodes: usize,
     /// How long the slow target takes per request.
     pub slow_delay: Duration,
     /// The forwarder's total request timeout (a hang lasts past it).
@@ -43,7 +46,7 @@ pub struct World {
     pub partner: Tenant,
     /// The POS tenant's client on each ingest replica.
     pub pos_apis: Vec<Api>,
-    pub rabbit: PrivateRabbit,
+    pub rabbit: RabbitCluster,
     pub pg: PrivatePostgres,
 }
 
@@ -55,12 +58,14 @@ impl World {
             pg.port(),
             pg.log_path().display()
         ));
-        let rabbit = PrivateRabbit::start().await?;
-        say(format!(
-            "private RabbitMQ node {} on 127.0.0.1:{}",
-            rabbit.node(),
-            rabbit.port()
-        ));
+        let rabbit = RabbitCluster::start(cfg.broker_nodes).await?;
+        for node in rabbit.nodes() {
+            say(format!(
+                "private RabbitMQ node {} on 127.0.0.1:{}",
+                node.node(),
+                node.port()
+            ));
+        }
         let n = cfg.replicas.max(1);
         let replicas = ServiceKind::ALL
             .iter()
@@ -86,6 +91,9 @@ impl World {
         // The whole cluster is removed at the end; dropping one database on
         // it first would only wait for a server that may be down.
         stack.db.forget();
+        if rabbit.len() > 1 {
+            say(replicated(&rabbit).await?);
+        }
         say(format!(
             "{n} process(es) per service; logs in {}",
             stack.services.logs_dir().display()
@@ -147,4 +155,28 @@ impl World {
             }
         }
     }
+}
+
+/// Checks that the services' queues have a replica on every node of the
+/// cluster (declared after it formed, as quorum queues they must), and says
+/// who leads them.
+async fn replicated(rabbit: &RabbitCluster) -> anyhow::Result<String> {
+    use salesync_core::amqp::topology::{Q_DEAD, Q_FORWARD, Q_SALE_EVENTS, Q_STATUS};
+    let queues = [Q_FORWARD, Q_SALE_EVENTS, Q_STATUS, Q_DEAD];
+    let nodes: Vec<&str> = rabbit.nodes().iter().map(|n| n.node()).collect();
+    let replicas = rabbit.queue_replicas().await?;
+    let gaps = rabbit_cluster::replication_gaps(&replicas, &queues, &nodes);
+    if !gaps.is_empty() {
+        anyhow::bail!("queues not replicated on every node: {}", gaps.join("; "));
+    }
+    let leaders: Vec<String> = replicas
+        .iter()
+        .filter(|q| queues.contains(&q.name.as_str()))
+        .map(|q| format!("{} led by {}", q.name, q.leader))
+        .collect();
+    Ok(format!(
+        "quorum queues replicated on all {} nodes; {}",
+        nodes.len(),
+        leaders.join(", ")
+    ))
 }
