@@ -9,6 +9,8 @@
 //! directories (each node's `TempDir`); a graceful stop of one member after
 //! another would take a minute and prove nothing.
 
+use std::collections::BTreeMap;
+
 use anyhow::Context;
 use serde::Deserialize;
 
@@ -95,6 +97,19 @@ pub fn replication_gaps(
     gaps
 }
 
+/// Counts `list_connections pid` lines by the node in each pid
+/// (`<sstest-x@localhost.1796580900.24848.1>`: the node, then numbers).
+pub fn count_connections_by_node(listed: &str) -> BTreeMap<String, usize> {
+    let mut by_node = BTreeMap::new();
+    for pid in listed.lines().map(str::trim).filter(|l| l.starts_with('<')) {
+        let pid = pid.trim_start_matches('<');
+        let Some(at) = pid.find('@') else { continue };
+        let host_end = pid[at..].find('.').map_or(pid.len(), |i| at + i);
+        *by_node.entry(pid[..host_end].to_string()).or_insert(0) += 1;
+    }
+    by_node
+}
+
 impl RabbitCluster {
     /// Starts `n` nodes (at least one) and clusters them.
     pub async fn start(n: usize) -> anyhow::Result<Self> {
@@ -150,6 +165,25 @@ impl RabbitCluster {
             .map(PrivateRabbit::amqp_url)
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// The same nodes, listed from node `start` on and around: services given
+    /// different starting nodes spread their connections over the cluster
+    /// (each process's first connection goes to the first node listed).
+    pub fn amqp_url_from(&self, start: usize) -> String {
+        let n = self.nodes.len();
+        (0..n)
+            .map(|i| self.nodes[(start + i) % n].amqp_url())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// How many client connections each node holds.
+    pub async fn connections_by_node(&self) -> anyhow::Result<BTreeMap<String, usize>> {
+        let out = self
+            .ctl(&["-q", "list_connections", "--no-table-headers", "pid"])
+            .await?;
+        Ok(count_connections_by_node(&out))
     }
 
     /// `rabbitmqctl <args>` on the first node that is running and answers.
@@ -228,6 +262,15 @@ mod tests {
         assert!(q[2].members.is_empty() && q[2].leader.is_empty());
         assert!(q[3].leader.is_empty());
         assert!(parse_queue_replicas("Error: nodedown").is_err());
+    }
+
+    #[test]
+    fn connections_are_counted_by_the_node_in_their_pid() {
+        let listed = "<a@localhost.1796580900.24848.1>\n<b@localhost.17.2.1>\n\n<a@localhost.1.2.3>\nnoise\n";
+        let by_node = count_connections_by_node(listed);
+        assert_eq!(by_node.get("a@localhost"), Some(&2));
+        assert_eq!(by_node.get("b@localhost"), Some(&1));
+        assert_eq!(by_node.len(), 2);
     }
 
     #[test]

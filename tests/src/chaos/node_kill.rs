@@ -6,8 +6,12 @@
 //! steps, each from the kill:
 //!
 //! - new leaders elected: every work queue led by a surviving node
-//! - deliveries flowing: a delivery settled after the kill (skipped when
-//!   nothing was left to deliver)
+//! - deliveries flowing: a delivery created after the kill has been
+//!   delivered — its sale went through `salesync.sale-events` and
+//!   `salesync.forward` on the new leaders (skipped when nothing was left
+//!   to deliver)
+//! - services reconnected: as many client connections as before the kill,
+//!   all on surviving nodes
 //! - services ready: every process answers `/readyz` 200
 //! - node rejoined: the killed node is back, every queue's replica online
 //!
@@ -54,15 +58,25 @@ pub async fn inject(
         .filter(|q| q.leader == leader)
         .map(|q| q.name.as_str())
         .collect();
-    (ctx.say)(format!("killing {leader}, leader of {}", led.join(", ")));
-    let delivered_before = delivered(ctx.db).await.unwrap_or(0);
+    let connections = rabbit.connections_by_node().await.unwrap_or_default();
+    let connected = connections.values().sum::<usize>();
+    (ctx.say)(format!(
+        "killing {leader}, leader of {}, holding {} of {connected} client connections",
+        led.join(", "),
+        connections.get(&leader).copied().unwrap_or(0),
+    ));
+    // The database's clock, as `created_at` is stamped by it.
+    let kill_time: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(ctx.db.pool())
+        .await?;
 
     rabbit.node_mut(victim).kill9().await?;
     let killed = Instant::now();
     let since_kill = |r: anyhow::Result<()>| r.map(|()| killed.elapsed());
-    let (leaders, flowing, ready) = tokio::join!(
+    let (leaders, flowing, reconnected, ready) = tokio::join!(
         async { since_kill(new_leaders(rabbit, &leader, ctx).await) },
-        deliveries_flow(ctx.db, delivered_before, ctx),
+        deliveries_flow(ctx.db, kill_time, ctx),
+        async { since_kill(reconnected(rabbit, connected, ctx).await) },
         async {
             // Give the services a moment to notice the cut before asking.
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -73,6 +87,7 @@ pub async fn inject(
     let restarted = rabbit.node_mut(victim).start_again().await;
     let mut steps = vec![
         ("new leaders elected".to_string(), leaders?),
+        ("services reconnected".to_string(), reconnected?),
         ("services ready".to_string(), ready?),
     ];
     match flowing? {
@@ -112,18 +127,44 @@ async fn new_leaders(rabbit: &RabbitCluster, lost: &str, ctx: &LaneCtx<'_>) -> a
     }
 }
 
-/// Until a delivery settles after the kill: its time since `killed`, or
-/// `None` when nothing is left to deliver (the POS is done and nothing is
-/// open) or the campaign stops.
+/// Until the surviving nodes hold `before` client connections again (the
+/// lost node's clients reconnected elsewhere).
+async fn reconnected(
+    rabbit: &RabbitCluster,
+    before: usize,
+    ctx: &LaneCtx<'_>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + ctx.cfg.recover_within;
+    loop {
+        let now = match rabbit.connections_by_node().await {
+            Ok(by_node) => by_node.values().sum::<usize>(),
+            Err(_) => 0,
+        };
+        if now >= before {
+            return Ok(());
+        }
+        if Instant::now() >= deadline || ctx.stop.is_cancelled() {
+            anyhow::bail!(
+                "{now} of {before} client connections back within {:?}",
+                ctx.cfg.recover_within
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Until a delivery created after `kill_time` is delivered: the time since
+/// the kill, or `None` when nothing is left to deliver (the POS is done and
+/// nothing is open) or the campaign stops.
 async fn deliveries_flow(
     db: &TestDb,
-    before: i64,
+    kill_time: chrono::DateTime<chrono::Utc>,
     ctx: &LaneCtx<'_>,
 ) -> anyhow::Result<Option<Duration>> {
     let killed = Instant::now();
     let deadline = killed + ctx.cfg.recover_within;
     loop {
-        if delivered(db).await.is_ok_and(|n| n > before) {
+        if delivered_since(db, kill_time).await.is_ok_and(|n| n > 0) {
             return Ok(Some(killed.elapsed()));
         }
         if ctx.stop.is_cancelled()
@@ -165,12 +206,13 @@ async fn rejoined(rabbit: &RabbitCluster, ctx: &LaneCtx<'_>) -> anyhow::Result<(
     }
 }
 
-async fn delivered(db: &TestDb) -> anyhow::Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE state = 'delivered'")
-            .fetch_one(db.pool())
-            .await?,
+async fn delivered_since(db: &TestDb, since: chrono::DateTime<chrono::Utc>) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM deliveries WHERE state = 'delivered' AND created_at > $1",
     )
+    .bind(since)
+    .fetch_one(db.pool())
+    .await?)
 }
 
 /// Sales not yet forwarded plus deliveries not yet settled.

@@ -71,8 +71,14 @@ impl World {
             .iter()
             .fold(Replicas::one_each(), |r, k| r.with(*k, n));
         let timeout = format!("{}ms", cfg.request_timeout.as_millis());
+        let mut options = StackOptions::default();
+        // Each service lists the nodes from another one on, so whichever
+        // node is lost, some services lose their connections with it.
+        for (i, kind) in ServiceKind::ALL.iter().enumerate() {
+            options = options.env(*kind, "AMQP_URL", &rabbit.amqp_url_from(i));
+        }
         let mut stack = Stack::start(
-            StackOptions::default()
+            options
                 .replicas(replicas)
                 .amqp_url(&rabbit.amqp_url())
                 .database_server(&pg.url())
