@@ -100,31 +100,47 @@ pub async fn inject(
     Ok(steps)
 }
 
-/// Until every work queue is led by a node other than `lost`.
-async fn new_leaders(rabbit: &RabbitCluster, lost: &str, ctx: &LaneCtx<'_>) -> anyhow::Result<()> {
+/// Polls `check` (`Err`: why not yet) until it passes; fails with the last
+/// reason after `recover_within` or when the campaign stops.
+async fn poll_until<F, Fut>(what: &str, ctx: &LaneCtx<'_>, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
     let deadline = Instant::now() + ctx.cfg.recover_within;
     loop {
-        let last = match rabbit.queue_replicas().await {
-            Ok(q) => {
-                let stuck: Vec<&str> = WORK_QUEUES
-                    .into_iter()
-                    .filter(|w| {
-                        !q.iter()
-                            .any(|r| r.name == *w && !r.leader.is_empty() && r.leader != lost)
-                    })
-                    .collect();
-                if stuck.is_empty() {
-                    return Ok(());
-                }
-                format!("still without a new leader: {}", stuck.join(", "))
-            }
-            Err(e) => format!("{e:#}"),
+        let why = match check().await {
+            Ok(()) => return Ok(()),
+            Err(why) => why,
         };
         if Instant::now() >= deadline || ctx.stop.is_cancelled() {
-            anyhow::bail!("no new leaders within {:?}: {last}", ctx.cfg.recover_within);
+            anyhow::bail!("{what} not within {:?}: {why}", ctx.cfg.recover_within);
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Until every work queue is led by a node other than `lost`.
+async fn new_leaders(rabbit: &RabbitCluster, lost: &str, ctx: &LaneCtx<'_>) -> anyhow::Result<()> {
+    poll_until("new leaders", ctx, || async {
+        let q = rabbit
+            .queue_replicas()
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let stuck: Vec<&str> = WORK_QUEUES
+            .into_iter()
+            .filter(|w| {
+                !q.iter()
+                    .any(|r| r.name == *w && !r.leader.is_empty() && r.leader != lost)
+            })
+            .collect();
+        if stuck.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("still without a new leader: {}", stuck.join(", ")))
+        }
+    })
+    .await
 }
 
 /// Until the surviving nodes hold `before` client connections again (the
@@ -134,23 +150,19 @@ async fn reconnected(
     before: usize,
     ctx: &LaneCtx<'_>,
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + ctx.cfg.recover_within;
-    loop {
-        let now = match rabbit.connections_by_node().await {
-            Ok(by_node) => by_node.values().sum::<usize>(),
-            Err(_) => 0,
-        };
+    poll_until("services reconnected", ctx, || async {
+        let by_node = rabbit
+            .connections_by_node()
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let now = by_node.values().sum::<usize>();
         if now >= before {
-            return Ok(());
+            Ok(())
+        } else {
+            Err(format!("{now} of {before} client connections back"))
         }
-        if Instant::now() >= deadline || ctx.stop.is_cancelled() {
-            anyhow::bail!(
-                "{now} of {before} client connections back within {:?}",
-                ctx.cfg.recover_within
-            );
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    })
+    .await
 }
 
 /// Until a delivery created after `kill_time` is delivered: the time since
@@ -186,24 +198,19 @@ async fn deliveries_flow(
 async fn rejoined(rabbit: &RabbitCluster, ctx: &LaneCtx<'_>) -> anyhow::Result<()> {
     let nodes: Vec<&str> = rabbit.nodes().iter().map(|n| n.node()).collect();
     let queues = [Q_FORWARD, Q_SALE_EVENTS, Q_STATUS, Q_DEAD];
-    let deadline = Instant::now() + ctx.cfg.recover_within;
-    loop {
-        let gaps = match rabbit.queue_replicas().await {
-            Ok(q) => rabbit_cluster::replication_gaps(&q, &queues, &nodes),
-            Err(e) => vec![format!("{e:#}")],
-        };
+    poll_until("rejoined", ctx, || async {
+        let q = rabbit
+            .queue_replicas()
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let gaps = rabbit_cluster::replication_gaps(&q, &queues, &nodes);
         if gaps.is_empty() {
-            return Ok(());
+            Ok(())
+        } else {
+            Err(gaps.join("; "))
         }
-        if Instant::now() >= deadline || ctx.stop.is_cancelled() {
-            anyhow::bail!(
-                "not rejoined within {:?}: {}",
-                ctx.cfg.recover_within,
-                gaps.join("; ")
-            );
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    })
+    .await
 }
 
 async fn delivered_since(db: &TestDb, since: chrono::DateTime<chrono::Utc>) -> anyhow::Result<i64> {
