@@ -102,7 +102,8 @@ impl PrivateRabbit {
             .open(self.server_log())?;
         let err = log.try_clone()?;
         let d = self.dir.path();
-        let server = Command::new(self.bin_dir.join("rabbitmq-server"))
+        let mut command = Command::new(self.bin_dir.join("rabbitmq-server"));
+        command
             .envs(self.base_env())
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
             .env("RABBITMQ_NODE_PORT", self.port.to_string())
@@ -117,7 +118,12 @@ impl PrivateRabbit {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        // A group of its own: the script and the VM it starts can be killed
+        // together (the VM's pid file may not exist yet), and Ctrl-C at the
+        // terminal reaches only us, who clean up.
+        command.process_group(0);
+        let server = command
             .spawn()
             .map_err(|e| anyhow::anyhow!("cannot run rabbitmq-server: {e}"))?;
         self.server = Some(server);
@@ -300,6 +306,7 @@ impl PrivateRabbit {
             return;
         };
         let pid = self.kill_by_pid_file();
+        kill_group(&server);
         let _ = server.start_kill();
         let deadline = Instant::now() + Duration::from_secs(10);
         while pid.is_some_and(process_exists) && Instant::now() < deadline {
@@ -358,7 +365,18 @@ impl Drop for PrivateRabbit {
             let _ = stop.wait();
         }
         self.kill_by_pid_file();
+        kill_group(&server);
         let _ = server.start_kill();
+    }
+}
+
+/// SIGKILL the server's whole process group (the script and its VM).
+fn kill_group(server: &Child) {
+    if let Some(id) = server.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{id}")])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
