@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::ids::{IntegrationId, TenantId};
 
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetKind {
     /// Another tenant's salesync: the target URL is its base URL, sales go to
@@ -46,7 +46,7 @@ impl TargetKind {
     }
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ForwardingMode {
     /// Every sale whose status is in the trigger set (or any, if empty) and
@@ -76,7 +76,7 @@ impl ForwardingMode {
 
 /// Conditions beyond status. Every list that is non-empty must match; empty
 /// lists don't constrain.
-#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Conditions {
     /// Forward only if at least one line has one of these SKUs.
@@ -94,13 +94,14 @@ pub struct Conditions {
     /// Forward only sales whose gross total (minor units) is at least this.
     #[serde(default)]
     pub min_gross: Option<i64>,
-    /// Forward only sales in these currencies.
+    /// Forward only sales in these currencies (ISO 4217 codes).
     #[serde(default)]
+    #[schema(value_type = Vec<crate::domain::Currency>)]
     pub currencies: Vec<String>,
 }
 
 /// One side's vocabulary onto the other's.
-#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Mapping {
     /// Our SKU → the target's SKU (unmapped SKUs are sent as they are).

@@ -62,7 +62,7 @@ impl ReadyFlag {
 }
 
 #[derive(Clone)]
-struct OpsState {
+pub struct OpsState {
     readiness: Readiness,
     metrics: Metrics,
 }
@@ -70,13 +70,39 @@ struct OpsState {
 /// `/healthz`, `/readyz` and `/metrics`, to merge into a service's router or serve alone.
 pub fn router(readiness: Readiness, metrics: Metrics) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .with_state(OpsState { readiness, metrics })
 }
 
-async fn readyz(State(s): State<OpsState>) -> impl IntoResponse {
+/// `/readyz`'s answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Readiness)]
+pub struct ReadinessReport {
+    /// Every part is up.
+    pub ready: bool,
+    /// Each part (database, broker consumers, relays …) and whether it is up.
+    pub parts: BTreeMap<&'static str, bool>,
+    /// The process id: lets a supervisor tell this process from another one
+    /// that holds the port it was told to use.
+    pub pid: u32,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "ops", operation_id = "healthz",
+    summary = "Liveness", security(()),
+    responses((status = 200, description = "The process is alive", body = String, content_type = "text/plain")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "ops", operation_id = "readyz",
+    summary = "Readiness: every part of the service is up", security(()),
+    responses(
+        (status = 200, description = "Ready", body = ReadinessReport),
+        (status = 503, description = "Not ready", body = ReadinessReport),
+    ))]
+pub async fn readyz(State(s): State<OpsState>) -> impl IntoResponse {
     let parts = s.readiness.snapshot();
     let ready = parts.values().all(|up| *up);
     let code = if ready {
@@ -84,17 +110,19 @@ async fn readyz(State(s): State<OpsState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        code,
-        // The pid lets a supervisor tell this process from another one that
-        // holds the port it was told to use.
-        axum::Json(
-            serde_json::json!({ "ready": ready, "parts": parts, "pid": std::process::id() }),
-        ),
-    )
+    let report = ReadinessReport {
+        ready,
+        parts,
+        pid: std::process::id(),
+    };
+    (code, axum::Json(report))
 }
 
-async fn metrics_text(State(s): State<OpsState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/metrics", tag = "ops", operation_id = "metrics",
+    summary = "Prometheus metrics", security(()),
+    responses((status = 200, description = "OpenMetrics text", body = String,
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
+pub async fn metrics_text(State(s): State<OpsState>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,

@@ -22,7 +22,8 @@ pub const MAX_PEEK: u32 = 100;
 pub const DEFAULT_PEEK: u32 = 10;
 
 /// One message in the dead-letter queue, as an operator needs to see it.
-#[derive(Serialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
+#[schema(as = DlqMessage)]
 pub struct PeekedMessage {
     pub message_id: Option<String>,
     /// The envelope `type` the message claims (AMQP `type` property).
@@ -43,7 +44,8 @@ pub struct PeekedMessage {
     pub body: serde_json::Value,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[schema(as = DlqPeek)]
 pub struct Peek {
     /// Messages in the queue when the peek began.
     pub depth: u64,

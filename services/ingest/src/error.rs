@@ -54,16 +54,23 @@ pub enum ApiError {
 
 /// The inner object of an error response; also used for per-item errors in
 /// batch results.
-#[derive(Serialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
 pub struct ErrorBody {
+    /// snake_case and stable: branch on it, never on `message`.
+    #[schema(examples("invalid_json", "validation_failed", "not_found"))]
     pub code: &'static str,
     pub message: String,
+    /// Every field at fault: for `validation_failed`, and for `invalid_json`
+    /// type errors.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<FieldError>)]
     pub fields: Option<Vec<FieldError>>,
 }
 
-#[derive(Serialize)]
-struct Envelope {
+/// Every error answer: `{"error": {...}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct Envelope {
     error: ErrorBody,
 }
 

@@ -5,8 +5,13 @@
 pub const MAX_NOTE_CHARS: usize = 1000;
 /// Longest accepted URL (targets, status URLs, webhooks).
 pub const MAX_URL_CHARS: usize = 2048;
+/// Longest accepted target status name (the target's vocabulary, not ours).
+pub const MAX_TARGET_STATUS_CHARS: usize = 64;
 /// Longest accepted display name (integrations, tenants, tokens).
 pub const MAX_NAME_CHARS: usize = 200;
+
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 /// A salesync status: `^[a-z0-9_-]{1,64}$`.
 pub fn is_valid_status(s: &str) -> bool {
@@ -59,6 +64,37 @@ pub fn check_name(s: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A salesync status in the API document: the rule of `is_valid_status`.
+pub struct StatusName;
+
+impl utoipa::PartialSchema for StatusName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[a-z0-9_-]{1,64}$"))
+            .description(Some("A salesync status"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for StatusName {}
+
+/// A target's own status name in the API document.
+pub struct TargetStatusName;
+
+impl utoipa::PartialSchema for TargetStatusName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_TARGET_STATUS_CHARS))
+            .description(Some("A status in the target's vocabulary"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TargetStatusName {}
 
 #[cfg(test)]
 mod tests {

@@ -13,64 +13,108 @@ use salesync_core::integration::{
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::field_checks::{check_http_url, check_name, is_valid_status};
+use crate::field_checks::{
+    MAX_TARGET_STATUS_CHARS, StatusName, TargetStatusName, check_http_url, check_name,
+    is_valid_status,
+};
 
 /// Longest accepted bearer token for a target.
 const MAX_TOKEN_CHARS: usize = 4096;
-/// Longest accepted target status name (the target's vocabulary, not ours).
-const MAX_TARGET_STATUS_CHARS: usize = 64;
 
-/// `POST /v1/integrations`.
-#[derive(Deserialize, Debug)]
+/// A new integration: where the tenant's sales go and by which rules.
+/// Loosely typed on purpose (strings, raw JSON) so that every problem is
+/// reported at once; the schema says what is accepted.
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationInput {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
+    #[schema(value_type = TargetKind)]
     pub target_kind: String,
+    /// An absolute http(s) URL; for a `salesync` target, the other
+    /// salesync's base URL.
+    #[schema(format = "uri", max_length = 2048)]
     pub target_url: String,
+    /// `null` or absent: none.
     #[serde(default)]
+    #[schema(value_type = Option<Credentials>)]
     pub credentials: Option<Value>,
+    /// Default true.
     #[serde(default)]
+    #[schema(value_type = bool)]
     pub enabled: Option<bool>,
+    /// Default `automatic`.
     #[serde(default)]
+    #[schema(value_type = ForwardingMode)]
     pub mode: Option<String>,
+    /// Statuses that forward a sale (empty or absent: any).
     #[serde(default)]
+    #[schema(value_type = Vec<StatusName>)]
     pub trigger_statuses: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(value_type = Conditions)]
     pub conditions: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Mapping)]
     pub mapping: Option<Value>,
+    /// Send the customer's marketing opt-ins along (default false).
     #[serde(default)]
+    #[schema(value_type = bool)]
     pub send_opt_in: Option<bool>,
+    /// Ask the target for each forwarded sale's status (default false).
     #[serde(default)]
+    #[schema(value_type = bool)]
     pub poll_status: Option<bool>,
+    /// Where to ask; required when `poll_status` is true for a webhook target.
     #[serde(default)]
+    #[schema(format = "uri", max_length = 2048)]
     pub status_url: Option<String>,
+    /// The target's status → ours.
     #[serde(default)]
+    #[schema(value_type = BTreeMap<TargetStatusName, StatusName>)]
     pub status_map: Option<BTreeMap<String, String>>,
+    /// Target statuses after which a sale is no longer polled.
     #[serde(default)]
+    #[schema(value_type = Vec<TargetStatusName>)]
     pub final_statuses: Option<Vec<String>>,
 }
 
 /// `PATCH /v1/integrations/{id}`: absent fields stay as they are; `null`
 /// clears the two nullable ones (`credentials`, `status_url`).
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationPatch {
+    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: Option<String>,
+    #[schema(value_type = TargetKind)]
     pub target_kind: Option<String>,
+    #[schema(value_type = String, format = "uri", max_length = 2048)]
     pub target_url: Option<String>,
+    /// `null` clears them.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Credentials>)]
     pub credentials: Option<Option<Value>>,
+    #[schema(value_type = bool)]
     pub enabled: Option<bool>,
+    #[schema(value_type = ForwardingMode)]
     pub mode: Option<String>,
+    #[schema(value_type = Vec<StatusName>)]
     pub trigger_statuses: Option<Vec<String>>,
+    #[schema(value_type = Conditions)]
     pub conditions: Option<Value>,
+    #[schema(value_type = Mapping)]
     pub mapping: Option<Value>,
+    #[schema(value_type = bool)]
     pub send_opt_in: Option<bool>,
+    #[schema(value_type = bool)]
     pub poll_status: Option<bool>,
+    /// `null` clears it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = "uri", max_length = 2048)]
     pub status_url: Option<Option<String>>,
+    #[schema(value_type = BTreeMap<TargetStatusName, StatusName>)]
     pub status_map: Option<BTreeMap<String, String>>,
+    #[schema(value_type = Vec<TargetStatusName>)]
     pub final_statuses: Option<Vec<String>>,
 }
 
@@ -295,16 +339,21 @@ pub fn validate(d: Draft) -> Result<Valid, Vec<FieldError>> {
     }
 }
 
+/// Credentials salesync presents to the target. Stored encrypted; never
+/// shown again.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// Sent as `Authorization: Bearer …`.
+    #[schema(min_length = 1, max_length = 4096)]
+    bearer_token: Option<String>,
+}
+
 /// Target credentials from their JSON; `None` means "no credentials".
 pub fn validate_credentials(v: Value) -> Result<Option<TargetCredentials>, Vec<FieldError>> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Input {
-        bearer_token: Option<String>,
-    }
     let mut errors = Vec::new();
     let mut err = |field: &str, problem: String| errors.push(FieldError::new(field, problem));
-    let Some(input) = typed::<Input>("credentials", v, &mut err) else {
+    let Some(input) = typed::<Credentials>("credentials", v, &mut err) else {
         return Err(errors);
     };
     match input.bearer_token {

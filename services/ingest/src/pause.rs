@@ -59,9 +59,12 @@ impl PausedBy {
 }
 
 /// `POST …/pause`'s body.
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PauseRequest)]
 pub struct PauseInput {
+    /// Why: shown to the tenant and kept with the pause.
+    #[schema(min_length = 1, max_length = 500, pattern = "^[^\\x00]*\\S[^\\x00]*$")]
     pub reason: String,
 }
 
@@ -93,7 +96,7 @@ pub async fn pause(
     }
 }
 
-#[derive(Serialize, Debug, PartialEq)]
+#[derive(Serialize, Debug, PartialEq, utoipa::ToSchema)]
 pub struct Resumed {
     /// Held deliveries sent on their way again.
     pub released: u64,

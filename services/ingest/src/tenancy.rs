@@ -15,17 +15,21 @@ use crate::store::tenants::NewTokenRow;
 /// Token name used when none is given.
 pub const DEFAULT_TOKEN_NAME: &str = "default";
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
+    /// A display name, unique among tenants.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
+    /// The first token's name; `default` when absent.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub token_name: Option<String>,
     #[serde(default)]
     pub integration_only: bool,
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct CreatedTenant {
     pub tenant_id: TenantId,
     pub name: String,
@@ -33,15 +37,16 @@ pub struct CreatedTenant {
     pub token_id: TokenId,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
     #[serde(default)]
     pub integration_only: bool,
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct CreatedToken {
     pub token_id: TokenId,
     pub token: String,

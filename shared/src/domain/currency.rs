@@ -261,6 +261,21 @@ impl<'de> Deserialize<'de> for Currency {
     }
 }
 
+/// In the API document: a string limited to the codes this table knows, so
+/// a client (or a fuzzer) sees exactly what is accepted.
+impl utoipa::PartialSchema for Currency {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("ISO 4217 currency code"))
+            .enum_values(Some(TABLE.iter().map(|(code, _)| *code)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Currency {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ macro_rules! define_ids {
         $(#[$meta])*
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
-            Serialize, Deserialize, sqlx::Type,
+            Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
         )]
         // Transparent on both sides: on the wire and in Postgres the id is a
         // plain UUID, the newtype exists only in Rust.

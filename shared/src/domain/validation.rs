@@ -42,7 +42,7 @@ pub const MAX_ROUNDING: Minor = 99;
 
 /// One validation problem: where (`lines[2].net_amount`, `totals.vat[21].vat`)
 /// and what.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub problem: String,

@@ -117,7 +117,7 @@ impl From<DlqError> for ApiError {
 }
 
 /// One page of dead letters.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct DeadLetterPage {
     pub dead_letters: Vec<DeadLetterRow>,
     /// Pass as `cursor` for the next page; absent on the last one.
@@ -127,7 +127,7 @@ pub struct DeadLetterPage {
 
 /// One dead letter with its attempt log, the actions taken on it, and the
 /// request a replay would re-send.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct DeadLetterDetail {
     #[serde(flatten)]
     pub summary: DeadLetterRow,
@@ -136,7 +136,7 @@ pub struct DeadLetterDetail {
     pub actions: Vec<ActionEntry>,
 }
 
-#[derive(Serialize, Debug, PartialEq)]
+#[derive(Serialize, Debug, PartialEq, utoipa::ToSchema)]
 pub struct Replayed {
     pub id: DeliveryId,
     pub state: &'static str,
@@ -146,7 +146,7 @@ pub struct Replayed {
 
 /// A bulk replay's answer. A dry run answers the same, counting what a real
 /// run would do at that moment, and changes nothing.
-#[derive(Serialize, Debug, PartialEq, Default)]
+#[derive(Serialize, Debug, PartialEq, Default, utoipa::ToSchema)]
 pub struct BulkReplayed {
     pub dry_run: bool,
     /// Replayed (would be, in a dry run).
@@ -163,14 +163,14 @@ pub struct BulkReplayed {
 }
 
 /// One dead letter of a bulk replay: why it died and where it goes now.
-#[derive(Serialize, Debug, PartialEq, Clone)]
+#[derive(Serialize, Debug, PartialEq, Clone, utoipa::ToSchema)]
 pub struct ReplaySample {
     pub id: DeliveryId,
     pub reason: Option<String>,
     pub target_url: String,
 }
 
-#[derive(Serialize, Debug, PartialEq)]
+#[derive(Serialize, Debug, PartialEq, utoipa::ToSchema)]
 pub struct Discarded {
     pub id: DeliveryId,
     pub discarded_at: DateTime<Utc>,

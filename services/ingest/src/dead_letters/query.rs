@@ -67,44 +67,72 @@ pub struct ListQuery {
 }
 
 /// The list's parameters as given (query string or CLI flags), unchecked.
-#[derive(Deserialize, Debug, Default, Clone)]
+#[derive(Deserialize, Debug, Default, Clone, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only this integration's (404 if it is not the tenant's).
+    #[param(value_type = Option<uuid::Uuid>)]
     pub integration_id: Option<String>,
+    /// Died at or after (RFC 3339).
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub from: Option<String>,
+    /// Died before (RFC 3339).
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub to: Option<String>,
+    /// Page size (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(
+        pattern = "^[0-9]{1,16}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )]
     pub cursor: Option<String>,
+    /// Also list discarded ones (default false).
+    #[param(value_type = Option<bool>)]
     pub include_discarded: Option<String>,
 }
 
 /// `POST /v1/dead-letters/replay` (and `dlq replay --integration/--from/--to`).
-#[derive(Deserialize, Debug, Default, Clone)]
+#[derive(Deserialize, Debug, Default, Clone, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BulkReplayRequest)]
 pub struct BulkReplayParams {
+    /// Only this integration's (404 if it is not the tenant's).
     #[serde(default)]
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub integration_id: Option<String>,
+    /// Died at or after.
     #[serde(default)]
+    #[schema(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub from: Option<String>,
+    /// Died before.
     #[serde(default)]
+    #[schema(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub to: Option<String>,
-    /// `current` (default) or `recorded`.
+    /// `current` (default): where the integration points now; `recorded`:
+    /// the URL stored with each delivery.
     #[serde(default)]
+    #[schema(value_type = Option<TargetChoice>)]
     pub target: Option<String>,
     /// Count and sample only; change nothing.
     #[serde(default)]
     pub dry_run: Option<bool>,
     /// At most this many replayed (1..=`MAX_BULK_REPLAY`, default the max).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
 /// `POST /v1/dead-letters/{id}/replay`'s optional body (and `dlq replay <id>`).
-#[derive(Deserialize, Debug, Default, Clone)]
+#[derive(Deserialize, Debug, Default, Clone, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ReplayRequest)]
 pub struct ReplayParams {
-    /// `current` (default) or `recorded`.
+    /// `current` (default): where the integration points now; `recorded`:
+    /// the URL stored with the delivery.
     #[serde(default)]
+    #[schema(value_type = Option<TargetChoice>)]
     pub target: Option<String>,
 }
 

@@ -17,7 +17,8 @@ use salesync_core::outbox::OutboxMessage;
 use crate::store::dead_letters::LockedDelivery;
 
 /// Which URL a replay sends to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, utoipa::ToSchema)]
+#[schema(as = ReplayTarget, rename_all = "lowercase")]
 pub enum TargetChoice {
     /// The integration's current URL (the tenant's current webhook for
     /// status webhooks).

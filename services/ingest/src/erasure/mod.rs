@@ -36,22 +36,28 @@ pub const MAX_EXTERNAL_IDS: usize = 500;
 
 /// `POST /v1/erasures` and the admin route: who the customer is. Any
 /// combination; a sale matching any of them is erased.
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct ErasureRequest {
+    /// Matched ignoring case.
+    #[schema(max_length = 320, pattern = "\\S.*@|@.*\\S")]
     pub email: Option<String>,
+    /// Matched ignoring case and spaces.
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
     pub vat_number: Option<String>,
+    #[schema(min_items = 1, max_items = 500)]
     pub external_ids: Option<Vec<String>>,
 }
 
 /// A sale that was erased.
-#[derive(Serialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
 pub struct ErasedSale {
     pub id: SaleId,
     pub external_id: String,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct Erased {
     pub erasure: ErasureRecord,
     pub sales: Vec<ErasedSale>,

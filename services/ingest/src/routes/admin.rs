@@ -23,6 +23,16 @@ use crate::store;
 use crate::tenancy::{self, CreatedTenant, CreatedToken, NewTenant, NewToken};
 
 /// `POST /admin/tenants`
+#[utoipa::path(
+    post, path = "/admin/tenants", tag = "admin", operation_id = "adminCreateTenant",
+    summary = "Create a tenant and its first token",
+    request_body = NewTenant,
+    responses(
+        (status = 201, description = "Created; the token is shown once", body = CreatedTenant),
+        (status = 409, description = "A tenant of that name exists (`tenant_exists`)"),
+        (status = 422, description = "Invalid (`validation_failed`)"),
+    )
+)]
 pub async fn create_tenant(
     State(state): State<AppState>,
     _admin: Admin,
@@ -33,6 +43,17 @@ pub async fn create_tenant(
 }
 
 /// `POST /admin/tenants/{tenant_id}/tokens`
+#[utoipa::path(
+    post, path = "/admin/tenants/{tenant_id}/tokens", tag = "admin", operation_id = "adminCreateToken",
+    summary = "Issue another token for a tenant",
+    params(("tenant_id" = Uuid, Path, description = "Tenant id")),
+    request_body = NewToken,
+    responses(
+        (status = 201, description = "Created; the token is shown once", body = CreatedToken),
+        (status = 404, description = "No such tenant"),
+        (status = 422, description = "Invalid (`validation_failed`)"),
+    )
+)]
 pub async fn create_token(
     State(state): State<AppState>,
     _admin: Admin,
@@ -46,6 +67,19 @@ pub async fn create_token(
 
 /// `DELETE /admin/tenants/{tenant_id}/tokens/{token_id}` — the token stops
 /// working on every ingest process at once.
+#[utoipa::path(
+    delete, path = "/admin/tenants/{tenant_id}/tokens/{token_id}", tag = "admin", operation_id = "adminRevokeToken",
+    summary = "Revoke a tenant's token",
+    description = "The token stops working at once on every ingest process (the database notifies each process, which drops it from its token cache). Revoking a revoked token again is a no-op (204).",
+    params(
+        ("tenant_id" = Uuid, Path, description = "Tenant id"),
+        ("token_id" = Uuid, Path, description = "Token id (as returned when it was issued)"),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such token of that tenant"),
+    )
+)]
 pub async fn revoke_token(
     State(state): State<AppState>,
     _admin: Admin,
@@ -60,9 +94,12 @@ pub async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PeekParams {
+    /// How many messages (default 10).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -74,6 +111,16 @@ fn broker_error(e: anyhow::Error) -> ApiError {
 }
 
 /// `GET /admin/dlq?limit=N` — the first N messages of `salesync.dead`, left in place.
+#[utoipa::path(
+    get, path = "/admin/dlq", tag = "admin", operation_id = "adminPeekDeadLetterQueue",
+    summary = "Peek at the raw dead-letter queue salesync.dead (messages stay there)",
+    description = "Poison messages (undecodable, unknown schema version, missing sale or integration) and copies of dead deliveries, with their dead-letter headers. Not tenant-scoped.",
+    params(PeekParams),
+    responses(
+        (status = 200, description = "The first messages", body = Peek),
+        (status = 422, description = "Invalid query (`validation_failed`)"),
+    )
+)]
 pub async fn peek_dlq(
     State(state): State<AppState>,
     _admin: Admin,
@@ -93,13 +140,20 @@ pub async fn peek_dlq(
     Ok(Json(peek))
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[schema(as = DlqPurged)]
 pub struct Purged {
     pub purged: u64,
 }
 
 /// `POST /admin/dlq/purge` — empties `salesync.dead`. Dead deliveries stay
 /// in the database (and replayable from there); only the queue copies go.
+#[utoipa::path(
+    post, path = "/admin/dlq/purge", tag = "admin", operation_id = "adminPurgeDeadLetterQueue",
+    summary = "Empty the raw dead-letter queue salesync.dead",
+    description = "Dead deliveries stay in the database and remain replayable through /v1/dead-letters.",
+    responses((status = 200, description = "Purged", body = Purged))
+)]
 pub async fn purge_dlq(
     State(state): State<AppState>,
     _admin: Admin,
@@ -131,6 +185,18 @@ async fn integration_tenant(
 }
 
 /// `POST /admin/integrations/{id}/pause`
+#[utoipa::path(
+    post, path = "/admin/integrations/{id}/pause", tag = "admin", operation_id = "adminPauseIntegration",
+    summary = "Pause any tenant's integration (recorded as paused by an operator)",
+    description = "As the tenant's pause; only an operator can resume it.",
+    params(("id" = Uuid, Path, description = "Integration id")),
+    request_body = PauseInput,
+    responses(
+        (status = 200, description = "The integration, paused (pausing a paused one changes nothing: the first pause stands)", body = IntegrationView),
+        (status = 404, description = "No such integration"),
+        (status = 422, description = "Invalid reason (`validation_failed`)"),
+    )
+)]
 pub async fn pause_integration(
     State(state): State<AppState>,
     _admin: Admin,
@@ -143,6 +209,16 @@ pub async fn pause_integration(
 }
 
 /// `POST /admin/integrations/{id}/resume`
+#[utoipa::path(
+    post, path = "/admin/integrations/{id}/resume", tag = "admin", operation_id = "adminResumeIntegration",
+    summary = "Resume any tenant's integration, whoever paused it",
+    description = "As the tenant's resume.",
+    params(("id" = Uuid, Path, description = "Integration id")),
+    responses(
+        (status = 200, description = "The integration, resumed, and how many held deliveries were released", body = ResumedView),
+        (status = 404, description = "No such integration"),
+    )
+)]
 pub async fn resume_integration(
     State(state): State<AppState>,
     _admin: Admin,

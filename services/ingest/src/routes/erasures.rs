@@ -19,6 +19,16 @@ use crate::store::erasures::{self, ErasureRecord, Requester};
 const LIST_LIMIT: i64 = 100;
 
 /// `POST /v1/erasures`
+#[utoipa::path(
+    post, path = "/v1/erasures", tag = "erasure", operation_id = "eraseCustomer",
+    summary = "Erase a customer's personal data",
+    description = "Erases one customer's personal data from the tenant's sales matching any of the given e-mail (ignoring case), VAT number (ignoring case and spaces) or external ids, in one transaction: each sale keeps its amounts, VAT, lines, status and payload hash and loses the customer's name, e-mail, VAT number and opt-ins (the country stays); the same values are scrubbed from the deliveries' stored requests and attempt excerpts. The erasure is recorded (who, when, which sales) without the personal data itself. Erasing again finds nothing more and records that too.",
+    request_body = ErasureRequest,
+    responses(
+        (status = 200, description = "Erased", body = Erased),
+        (status = 422, description = "Invalid (`validation_failed`)"),
+    )
+)]
 pub async fn erase(
     State(state): State<AppState>,
     caller: Caller,
@@ -30,12 +40,17 @@ pub async fn erase(
     ))
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct ErasureList {
     pub erasures: Vec<ErasureRecord>,
 }
 
 /// `GET /v1/erasures` — the tenant's latest erasures, newest first.
+#[utoipa::path(
+    get, path = "/v1/erasures", tag = "erasure", operation_id = "listErasures",
+    summary = "The tenant's latest erasures (at most 100), newest first",
+    responses((status = 200, description = "Erasures", body = ErasureList))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -46,6 +61,18 @@ pub async fn list(
 }
 
 /// `POST /admin/tenants/{tenant_id}/erasures`
+#[utoipa::path(
+    post, path = "/admin/tenants/{tenant_id}/erasures", tag = "admin", operation_id = "adminEraseCustomer",
+    summary = "Erase a customer's personal data for a tenant (operator)",
+    description = "As `POST /v1/erasures`, on the operator's authority; recorded with `via: admin`.",
+    params(("tenant_id" = Uuid, Path, description = "Tenant id")),
+    request_body = ErasureRequest,
+    responses(
+        (status = 200, description = "Erased", body = Erased),
+        (status = 404, description = "No such tenant"),
+        (status = 422, description = "Invalid (`validation_failed`)"),
+    )
+)]
 pub async fn admin_erase(
     State(state): State<AppState>,
     _admin: Admin,

@@ -33,7 +33,7 @@ use crate::store::integrations::{CredentialsWrite, IntegrationRow, PauseState};
 /// receiver can switch over without rejecting anything in between.
 pub const MAX_SIGNING_SECRETS: usize = 2;
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct IntegrationView {
     pub id: IntegrationId,
     pub name: String,
@@ -86,7 +86,7 @@ impl From<IntegrationRow> for IntegrationView {
     }
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct CreatedIntegration {
     #[serde(flatten)]
     pub view: IntegrationView,
@@ -94,12 +94,12 @@ pub struct CreatedIntegration {
     pub signing_secret: String,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct IntegrationList {
     pub integrations: Vec<IntegrationView>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct RotatedSecret {
     pub id: IntegrationId,
     /// Shown once. The previous secret keeps signing alongside until the next rotation.
@@ -131,6 +131,16 @@ fn encrypt_credentials(state: &AppState, v: Value) -> Result<Option<Vec<u8>>, Ap
 }
 
 /// `POST /v1/integrations`
+#[utoipa::path(
+    post, path = "/v1/integrations", tag = "integrations", operation_id = "createIntegration",
+    summary = "Create an integration",
+    description = "Target and status URLs must not resolve to a private or loopback address unless the operator allowed it (TARGET_ALLOW_NETS).",
+    request_body = IntegrationInput,
+    responses(
+        (status = 201, description = "Created; the signing secret is shown once", body = CreatedIntegration),
+        (status = 422, description = "Invalid (`validation_failed`)"),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -166,6 +176,11 @@ pub async fn create(
 }
 
 /// `GET /v1/integrations`
+#[utoipa::path(
+    get, path = "/v1/integrations", tag = "integrations", operation_id = "listIntegrations",
+    summary = "List the tenant's integrations",
+    responses((status = 200, description = "Integrations", body = IntegrationList))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -178,6 +193,15 @@ pub async fn list(
 }
 
 /// `GET /v1/integrations/{id}`
+#[utoipa::path(
+    get, path = "/v1/integrations/{id}", tag = "integrations", operation_id = "getIntegration",
+    summary = "One integration",
+    params(("id" = Uuid, Path, description = "Integration id")),
+    responses(
+        (status = 200, description = "The integration", body = IntegrationView),
+        (status = 404, description = "No such integration of the tenant"),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -192,6 +216,18 @@ pub async fn get(
 }
 
 /// `PATCH /v1/integrations/{id}` — the merged result is validated as a whole.
+#[utoipa::path(
+    patch, path = "/v1/integrations/{id}", tag = "integrations", operation_id = "patchIntegration",
+    summary = "Change an integration",
+    description = "Any subset of the fields of IntegrationInput; absent fields stay, null clears credentials or status_url. The merged result is validated as a whole.",
+    params(("id" = Uuid, Path, description = "Integration id")),
+    request_body = IntegrationPatch,
+    responses(
+        (status = 200, description = "The changed integration", body = IntegrationView),
+        (status = 404, description = "No such integration of the tenant"),
+        (status = 422, description = "Invalid (`validation_failed`)"),
+    )
+)]
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -227,6 +263,15 @@ pub async fn patch(
 }
 
 /// `DELETE /v1/integrations/{id}`
+#[utoipa::path(
+    delete, path = "/v1/integrations/{id}", tag = "integrations", operation_id = "deleteIntegration",
+    summary = "Delete an integration (soft)",
+    params(("id" = Uuid, Path, description = "Integration id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such integration of the tenant"),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -255,6 +300,18 @@ pub async fn view(
 }
 
 /// `POST /v1/integrations/{id}/pause` — its deliveries are held until resumed.
+#[utoipa::path(
+    post, path = "/v1/integrations/{id}/pause", tag = "integrations", operation_id = "pauseIntegration",
+    summary = "Pause an integration: its deliveries are held until it is resumed",
+    description = "Unlike `enabled: false` (sales are not forwarded at all), a pause loses nothing: every delivery is recorded `held` and sent when the integration is resumed.",
+    params(("id" = Uuid, Path, description = "Integration id")),
+    request_body = PauseInput,
+    responses(
+        (status = 200, description = "The integration, paused (pausing a paused one changes nothing: the first pause stands)", body = IntegrationView),
+        (status = 404, description = "No such integration of the tenant"),
+        (status = 422, description = "Invalid reason (`validation_failed`)"),
+    )
+)]
 pub async fn pause(
     State(state): State<AppState>,
     caller: Caller,
@@ -273,7 +330,8 @@ pub async fn pause(
     Ok(Json(view(&state, caller.tenant_id, id).await?))
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[schema(as = ResumedIntegration)]
 pub struct ResumedView {
     #[serde(flatten)]
     pub view: IntegrationView,
@@ -282,6 +340,17 @@ pub struct ResumedView {
 }
 
 /// `POST /v1/integrations/{id}/resume` — held deliveries are sent again.
+#[utoipa::path(
+    post, path = "/v1/integrations/{id}/resume", tag = "integrations", operation_id = "resumeIntegration",
+    summary = "Resume an integration: its held deliveries are sent",
+    description = "Clears the pause and, in the same transaction, re-queues every held delivery (same delivery id and Idempotency-Key). A pause by an operator can only be lifted by an operator (409 `paused_by_operator`). Resuming an integration that is not paused changes nothing.",
+    params(("id" = Uuid, Path, description = "Integration id")),
+    responses(
+        (status = 200, description = "The integration, resumed, and how many held deliveries were released", body = ResumedView),
+        (status = 404, description = "No such integration of the tenant"),
+        (status = 409, description = "Paused by an operator (`paused_by_operator`)"),
+    )
+)]
 pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
@@ -305,6 +374,15 @@ pub fn rotated(new: String, previous: Vec<String>) -> Vec<String> {
 }
 
 /// `POST /v1/integrations/{id}/rotate-secret`
+#[utoipa::path(
+    post, path = "/v1/integrations/{id}/rotate-secret", tag = "integrations", operation_id = "rotateIntegrationSecret",
+    summary = "Rotate the signing secret (the previous one keeps signing alongside)",
+    params(("id" = Uuid, Path, description = "Integration id")),
+    responses(
+        (status = 200, description = "The new secret, shown once", body = RotatedSecret),
+        (status = 404, description = "No such integration of the tenant"),
+    )
+)]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,

@@ -10,6 +10,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use salesync_core::db::HeldConnection;
 use salesync_core::domain::{IntegrationId, SaleId, SaleInput, validate_sale};
+
+use crate::openapi::SaleInputSchema;
 use salesync_core::messages::Trigger;
 use salesync_core::outbox;
 use serde::{Deserialize, Serialize};
@@ -32,7 +34,7 @@ pub const MAX_BATCH: usize = 1000;
 /// Most external ids in one lookup.
 pub const MAX_LOOKUP: usize = 500;
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct Accepted {
     pub id: SaleId,
     pub external_id: String,
@@ -41,6 +43,18 @@ pub struct Accepted {
 }
 
 /// `POST /v1/sales`
+#[utoipa::path(
+    post, path = "/v1/sales", tag = "sales", operation_id = "createSale",
+    summary = "Submit a sale (idempotent by external_id)",
+    description = "Allowed for integration-only tokens. Emits `sale.ingested` when created. The figures must add up (lines, VAT, totals, payments); every problem is named in `fields`.",
+    request_body = SaleInputSchema,
+    responses(
+        (status = 201, description = "Created", body = Accepted),
+        (status = 200, description = "Same payload sent again: nothing emitted", body = Accepted),
+        (status = 409, description = "A different sale with this external_id exists (`sale_conflict`)"),
+        (status = 422, description = "Invalid (`validation_failed`)"),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -67,17 +81,21 @@ pub async fn create(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// Kept as raw JSON so each item is parsed, and can fail, on its own.
+    /// Each item is parsed and validated on its own (kept as raw JSON for
+    /// that); invalid items do not fail the batch.
+    #[schema(value_type = Vec<SaleInputSchema>, min_items = 1, max_items = 1000)]
     pub sales: Vec<Value>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct BatchItem {
+    /// The item's place in the request.
     pub index: usize,
     pub external_id: Option<String>,
+    #[schema(value_type = String, pattern = "^(created|duplicate|conflict|invalid)$")]
     pub outcome: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<SaleId>,
@@ -85,12 +103,22 @@ pub struct BatchItem {
     pub error: Option<ErrorBody>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct BatchResponse {
     pub results: Vec<BatchItem>,
 }
 
 /// `POST /v1/sales/batch`
+#[utoipa::path(
+    post, path = "/v1/sales/batch", tag = "sales", operation_id = "createSaleBatch",
+    summary = "Submit up to 1000 sales in one transaction",
+    description = "Allowed for integration-only tokens. Each item is parsed and validated on its own; invalid items do not fail the batch. Repeated external_ids inside one batch: the first wins, later ones are `duplicate` (same payload) or `conflict`.",
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "Per-item results, in input order", body = BatchResponse),
+        (status = 422, description = "Invalid (`validation_failed`)"),
+    )
+)]
 pub async fn create_batch(
     State(state): State<AppState>,
     caller: Caller,
@@ -149,6 +177,16 @@ pub async fn create_batch(
 }
 
 /// `GET /v1/sales/{id}`
+#[utoipa::path(
+    get, path = "/v1/sales/{id}", tag = "sales", operation_id = "getSale",
+    summary = "A sale with its status history, forwarding decisions and deliveries",
+    description = "Allowed for integration-only tokens.",
+    params(("id" = Uuid, Path, description = "Sale id")),
+    responses(
+        (status = 200, description = "The sale", body = SaleDetail),
+        (status = 404, description = "No such sale of the tenant"),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -162,15 +200,18 @@ pub async fn get(
         .ok_or(ApiError::NotFound("sale"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub status: String,
+    /// Kept in the status history.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub note: Option<String>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct StatusChanged {
     pub id: SaleId,
     pub status: String,
@@ -178,6 +219,18 @@ pub struct StatusChanged {
 }
 
 /// `POST /v1/sales/{id}/status`
+#[utoipa::path(
+    post, path = "/v1/sales/{id}/status", tag = "sales", operation_id = "changeSaleStatus",
+    summary = "Change a sale's status (source side)",
+    description = "Emits `sale.status_changed` when the status changed.",
+    params(("id" = Uuid, Path, description = "Sale id")),
+    request_body = StatusChange,
+    responses(
+        (status = 200, description = "Applied (or already the status: changed=false)", body = StatusChanged),
+        (status = 404, description = "No such sale of the tenant"),
+        (status = 422, description = "Invalid (`validation_failed`)"),
+    )
+)]
 pub async fn change_status(
     State(state): State<AppState>,
     caller: Caller,
@@ -228,19 +281,30 @@ pub async fn change_status(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardRequest {
     pub integration_id: IntegrationId,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct Queued {
     pub queued: bool,
 }
 
 /// `POST /v1/sales/{id}/forward` — a person sends one sale through one
 /// integration; condition-filter still applies the integration's conditions.
+#[utoipa::path(
+    post, path = "/v1/sales/{id}/forward", tag = "sales", operation_id = "forwardSale",
+    summary = "Send one sale through one integration (manual; conditions still apply)",
+    description = "Emits `sale.forward_requested`.",
+    params(("id" = Uuid, Path, description = "Sale id")),
+    request_body = ForwardRequest,
+    responses(
+        (status = 202, description = "Queued", body = Queued),
+        (status = 404, description = "No such sale or integration of the tenant"),
+    )
+)]
 pub async fn forward(
     State(state): State<AppState>,
     caller: Caller,
@@ -275,19 +339,30 @@ fn stored_sale(stored: Value, status: &str) -> Result<SaleInput, ApiError> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LookupRequest {
+    #[schema(max_items = 500)]
     pub external_ids: Vec<String>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct LookupResponse {
     pub sales: Vec<LookupRow>,
 }
 
 /// `POST /v1/sales/lookup` — the sales found, in the order asked; unknown
 /// external ids are left out.
+#[utoipa::path(
+    post, path = "/v1/sales/lookup", tag = "sales", operation_id = "lookupSales",
+    summary = "Look sales up by external id (used by another salesync's status-poller)",
+    description = "Allowed for integration-only tokens.",
+    request_body = LookupRequest,
+    responses(
+        (status = 200, description = "Found sales", body = LookupResponse),
+        (status = 422, description = "Invalid (`validation_failed`)"),
+    )
+)]
 pub async fn lookup(
     State(state): State<AppState>,
     caller: Caller,

@@ -15,13 +15,15 @@ use crate::field_checks::check_http_url;
 use crate::json::JsonBody;
 use crate::store;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
+    /// An absolute http(s) URL.
+    #[schema(format = "uri", max_length = 2048)]
     pub url: String,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct WebhookSet {
     pub url: String,
     /// Shown once: verify `webhook-signature` with it.
@@ -29,6 +31,16 @@ pub struct WebhookSet {
 }
 
 /// `PUT /v1/webhook`
+#[utoipa::path(
+    put, path = "/v1/webhook", tag = "webhook", operation_id = "putWebhook",
+    summary = "Set the tenant's status webhook",
+    description = "Status changes of the tenant's sales reported back by targets are POSTed here as `sale.status_changed`, signed (Standard Webhooks) with the returned secret. The URL must not resolve to a private or loopback address unless the operator allowed it (TARGET_ALLOW_NETS).",
+    request_body = WebhookInput,
+    responses(
+        (status = 200, description = "Set; the secret is shown once", body = WebhookSet),
+        (status = 422, description = "Invalid or forbidden URL (`validation_failed`)"),
+    )
+)]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,

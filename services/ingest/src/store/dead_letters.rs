@@ -18,7 +18,8 @@ use crate::dead_letters::query::{Filter, ListQuery};
 use crate::store::sales::AttemptEntry;
 
 /// One dead letter as listed.
-#[derive(sqlx::FromRow, Serialize, Debug, Clone)]
+#[derive(sqlx::FromRow, Serialize, Debug, Clone, utoipa::ToSchema)]
+#[schema(as = DeadLetter)]
 pub struct DeadLetterRow {
     /// The delivery id.
     pub id: DeliveryId,
@@ -124,7 +125,8 @@ pub async fn attempts(
 }
 
 /// A replay or discard, as recorded.
-#[derive(sqlx::FromRow, Serialize, Debug, Clone, PartialEq)]
+#[derive(sqlx::FromRow, Serialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
+#[schema(as = DeadLetterAction)]
 pub struct ActionEntry {
     pub action: String,
     pub reason: Option<String>,

@@ -187,7 +187,7 @@ pub enum Requester {
 }
 
 /// The record of one erasure (never the personal data itself).
-#[derive(sqlx::FromRow, Serialize, Debug, Clone)]
+#[derive(sqlx::FromRow, Serialize, Debug, Clone, utoipa::ToSchema)]
 pub struct ErasureRecord {
     pub id: Uuid,
     pub matched_by: String,

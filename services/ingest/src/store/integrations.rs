@@ -27,7 +27,7 @@ pub struct IntegrationRow {
 }
 
 /// Who paused an integration, when and why.
-#[derive(Serialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
 pub struct PauseState {
     pub paused_at: DateTime<Utc>,
     /// `tenant`, `operator` or `auto`.

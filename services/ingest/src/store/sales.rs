@@ -250,7 +250,7 @@ pub async fn change_status(
 }
 
 /// One row of `POST /v1/sales/lookup`.
-#[derive(sqlx::FromRow, Serialize, Debug)]
+#[derive(sqlx::FromRow, Serialize, Debug, utoipa::ToSchema)]
 pub struct LookupRow {
     pub external_id: String,
     pub id: SaleId,
@@ -273,7 +273,8 @@ pub async fn lookup(
     .await
 }
 
-#[derive(sqlx::FromRow, Serialize, Debug)]
+#[derive(sqlx::FromRow, Serialize, Debug, utoipa::ToSchema)]
+#[schema(as = StatusHistoryEntry)]
 pub struct HistoryEntry {
     pub status: String,
     pub origin: String,
@@ -283,7 +284,8 @@ pub struct HistoryEntry {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow, Serialize, Debug)]
+#[derive(sqlx::FromRow, Serialize, Debug, utoipa::ToSchema)]
+#[schema(as = Decision)]
 pub struct DecisionEntry {
     pub integration_id: IntegrationId,
     pub trigger: String,
@@ -293,7 +295,8 @@ pub struct DecisionEntry {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow, Serialize, Debug)]
+#[derive(sqlx::FromRow, Serialize, Debug, utoipa::ToSchema)]
+#[schema(as = Attempt)]
 pub struct AttemptEntry {
     #[serde(skip)]
     pub delivery_id: DeliveryId,
@@ -305,7 +308,8 @@ pub struct AttemptEntry {
     pub outcome: String,
 }
 
-#[derive(sqlx::FromRow, Serialize, Debug)]
+#[derive(sqlx::FromRow, Serialize, Debug, utoipa::ToSchema)]
+#[schema(as = Delivery)]
 pub struct DeliveryEntry {
     pub id: DeliveryId,
     pub integration_id: Option<IntegrationId>,
@@ -321,7 +325,7 @@ pub struct DeliveryEntry {
 }
 
 /// `GET /v1/sales/{id}`.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct SaleDetail {
     pub id: SaleId,
     pub external_id: String,

@@ -1,0 +1,141 @@
+//! The API's OpenAPI 3.1 document, generated from the code: utoipa derives
+//! the schemas from the request and response types and the operations from
+//! the `#[utoipa::path]` attributes on the handlers; `finish` then adds what
+//! the route table (`routes::ROUTES`) already knows — who may call each
+//! route, hence its security and its common error answers — bundles the
+//! published sale schema so the document stands alone, and links operations
+//! so a client (or a fuzzer) can follow ids from one answer to the next.
+//!
+//! Served at `GET /openapi.json`; `proto/openapi.json` is a copy a test keeps
+//! current (`UPDATE_OPENAPI=1 cargo nextest run -p ingest openapi` rewrites it).
+
+mod finish;
+mod sale_input;
+
+use std::sync::LazyLock;
+
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+
+use crate::dead_letter_queue::{Peek, PeekedMessage};
+use crate::dead_letters::query::{BulkReplayParams, ReplayParams};
+use crate::dead_letters::{BulkReplayed, DeadLetterDetail, DeadLetterPage, Discarded, Replayed};
+use crate::erasure::{Erased, ErasureRequest};
+use crate::integration_input::{IntegrationInput, IntegrationPatch};
+use crate::pause::PauseInput;
+use crate::routes::admin::Purged;
+use crate::routes::dead_letters::DiscardRequest;
+use crate::routes::erasures::ErasureList;
+use crate::routes::integrations::{
+    CreatedIntegration, IntegrationList, IntegrationView, ResumedView, RotatedSecret,
+};
+use crate::routes::sales::{
+    Accepted, BatchRequest, BatchResponse, ForwardRequest, LookupRequest, LookupResponse, Queued,
+    StatusChange, StatusChanged,
+};
+use crate::routes::webhook::{WebhookInput, WebhookSet};
+use crate::routes::{admin, dead_letters, erasures, integrations, sales, webhook};
+use crate::store::sales::SaleDetail;
+use crate::tenancy::{CreatedTenant, CreatedToken, NewTenant, NewToken};
+
+pub use sale_input::SaleInputSchema;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "salesync ingest API",
+        version = "1.0.0",
+        description = "Sales in, tenant and integration management, status out. Errors are always `{\"error\": {\"code\", \"message\", \"fields\"?}}`; `code` is stable, `fields` names every field at fault. See docs/contracts.md."
+    ),
+    servers((url = "http://127.0.0.1:8080")),
+    tags(
+        (name = "sales", description = "Sales in: one, a batch, their status, lookups"),
+        (name = "integrations", description = "Where the tenant's sales go, and how"),
+        (name = "webhook", description = "The tenant's own status webhook"),
+        (name = "dead-letters", description = "Deliveries that failed for good: inspect, replay, discard"),
+        (name = "erasure", description = "A customer's personal data, erased on request"),
+        (name = "admin", description = "Operator routes (ADMIN_TOKEN)"),
+        (name = "ops", description = "Health, readiness, metrics and this document"),
+    ),
+    paths(
+        document,
+        salesync_core::ops::healthz,
+        salesync_core::ops::readyz,
+        salesync_core::ops::metrics_text,
+        admin::create_tenant,
+        admin::create_token,
+        admin::revoke_token,
+        admin::peek_dlq,
+        admin::purge_dlq,
+        admin::pause_integration,
+        admin::resume_integration,
+        erasures::admin_erase,
+        erasures::erase,
+        erasures::list,
+        sales::create,
+        sales::create_batch,
+        sales::get,
+        sales::change_status,
+        sales::forward,
+        sales::lookup,
+        integrations::create,
+        integrations::list,
+        integrations::get,
+        integrations::patch,
+        integrations::delete,
+        integrations::pause,
+        integrations::resume,
+        integrations::rotate_secret,
+        webhook::put,
+        dead_letters::list,
+        dead_letters::get,
+        dead_letters::replay,
+        dead_letters::replay_matching,
+        dead_letters::discard,
+    ),
+    components(schemas(
+        crate::error::Envelope,
+        crate::error::ErrorBody,
+        salesync_core::domain::FieldError,
+        NewTenant, CreatedTenant, NewToken, CreatedToken,
+        Accepted, BatchRequest, BatchResponse, SaleDetail, StatusChange, StatusChanged,
+        ForwardRequest, Queued, LookupRequest, LookupResponse,
+        IntegrationInput, IntegrationPatch, IntegrationView, CreatedIntegration,
+        IntegrationList, RotatedSecret, ResumedView, PauseInput,
+        WebhookInput, WebhookSet,
+        DeadLetterPage, DeadLetterDetail, Replayed, BulkReplayed, Discarded,
+        BulkReplayParams, ReplayParams, DiscardRequest,
+        Peek, PeekedMessage, Purged,
+        ErasureRequest, Erased, ErasureList,
+    ))
+)]
+struct ApiDoc;
+
+/// The document as served: generated once per process.
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    let mut text = serde_json::to_string_pretty(&generate()).expect("a JSON value serializes");
+    text.push('\n');
+    text
+});
+
+/// The finished document.
+pub fn generate() -> serde_json::Value {
+    let doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    finish::finish(doc)
+}
+
+/// The document's text, as served and as kept in `proto/openapi.json`.
+pub fn text() -> &'static str {
+    &DOCUMENT
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", operation_id = "getOpenApi",
+    summary = "This document (OpenAPI 3.1, self-contained)",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+pub async fn document() -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], text())
+}
+
+#[cfg(test)]
+mod tests;
