@@ -96,6 +96,20 @@ impl utoipa::PartialSchema for TargetStatusName {
 
 impl utoipa::ToSchema for TargetStatusName {}
 
+/// Text with at least one character that is not white space.
+pub struct NonBlankText;
+
+impl utoipa::PartialSchema for NonBlankText {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("\\S"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for NonBlankText {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

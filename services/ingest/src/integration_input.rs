@@ -17,6 +17,7 @@ use crate::field_checks::{
     MAX_TARGET_STATUS_CHARS, StatusName, TargetStatusName, check_http_url, check_name,
     is_valid_status,
 };
+use crate::json::not_null;
 
 /// Longest accepted bearer token for a target.
 const MAX_TOKEN_CHARS: usize = 4096;
@@ -40,29 +41,29 @@ pub struct IntegrationInput {
     #[schema(value_type = Option<Credentials>)]
     pub credentials: Option<Value>,
     /// Default true.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     #[schema(value_type = bool)]
     pub enabled: Option<bool>,
     /// Default `automatic`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     #[schema(value_type = ForwardingMode)]
     pub mode: Option<String>,
     /// Statuses that forward a sale (empty or absent: any).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     #[schema(value_type = Vec<StatusName>)]
     pub trigger_statuses: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     #[schema(value_type = Conditions)]
     pub conditions: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     #[schema(value_type = Mapping)]
     pub mapping: Option<Value>,
     /// Send the customer's marketing opt-ins along (default false).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     #[schema(value_type = bool)]
     pub send_opt_in: Option<bool>,
     /// Ask the target for each forwarded sale's status (default false).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     #[schema(value_type = bool)]
     pub poll_status: Option<bool>,
     /// Where to ask; required when `poll_status` is true for a webhook target.
@@ -70,11 +71,11 @@ pub struct IntegrationInput {
     #[schema(format = "uri", max_length = 2048)]
     pub status_url: Option<String>,
     /// The target's status → ours.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     #[schema(value_type = BTreeMap<TargetStatusName, StatusName>)]
     pub status_map: Option<BTreeMap<String, String>>,
     /// Target statuses after which a sale is no longer polled.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     #[schema(value_type = Vec<TargetStatusName>)]
     pub final_statuses: Option<Vec<String>>,
 }
@@ -85,36 +86,48 @@ pub struct IntegrationInput {
 #[serde(deny_unknown_fields)]
 pub struct IntegrationPatch {
     #[schema(value_type = String, min_length = 1, max_length = 200, pattern = "\\S")]
+    #[serde(default, deserialize_with = "not_null")]
     pub name: Option<String>,
     #[schema(value_type = TargetKind)]
+    #[serde(default, deserialize_with = "not_null")]
     pub target_kind: Option<String>,
     #[schema(value_type = String, format = "uri", max_length = 2048)]
+    #[serde(default, deserialize_with = "not_null")]
     pub target_url: Option<String>,
     /// `null` clears them.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Credentials>)]
     pub credentials: Option<Option<Value>>,
     #[schema(value_type = bool)]
+    #[serde(default, deserialize_with = "not_null")]
     pub enabled: Option<bool>,
     #[schema(value_type = ForwardingMode)]
+    #[serde(default, deserialize_with = "not_null")]
     pub mode: Option<String>,
     #[schema(value_type = Vec<StatusName>)]
+    #[serde(default, deserialize_with = "not_null")]
     pub trigger_statuses: Option<Vec<String>>,
     #[schema(value_type = Conditions)]
+    #[serde(default, deserialize_with = "not_null")]
     pub conditions: Option<Value>,
     #[schema(value_type = Mapping)]
+    #[serde(default, deserialize_with = "not_null")]
     pub mapping: Option<Value>,
     #[schema(value_type = bool)]
+    #[serde(default, deserialize_with = "not_null")]
     pub send_opt_in: Option<bool>,
     #[schema(value_type = bool)]
+    #[serde(default, deserialize_with = "not_null")]
     pub poll_status: Option<bool>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, format = "uri", max_length = 2048)]
     pub status_url: Option<Option<String>>,
     #[schema(value_type = BTreeMap<TargetStatusName, StatusName>)]
+    #[serde(default, deserialize_with = "not_null")]
     pub status_map: Option<BTreeMap<String, String>>,
     #[schema(value_type = Vec<TargetStatusName>)]
+    #[serde(default, deserialize_with = "not_null")]
     pub final_statuses: Option<Vec<String>>,
 }
 

@@ -151,6 +151,17 @@ fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     }
 }
 
+/// For `#[serde(default, deserialize_with = "not_null")]`: a field that may
+/// be absent (`None`: the default applies) but not `null`. The API document
+/// says which fields are nullable, and only those are.
+pub fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

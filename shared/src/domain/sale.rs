@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::currency::Currency;
-use super::money::Minor;
+use super::money::{Minor, minor_units};
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -40,7 +40,7 @@ pub struct SaleInput {
     #[serde(default)]
     pub service_charges: Vec<ServiceCharge>,
     /// Kept apart from revenue; not subject to VAT.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "minor_units")]
     pub tip: Minor,
     pub payments: Vec<Payment>,
     /// `external_id` of the original sale when this sale is a refund.
@@ -86,13 +86,16 @@ pub struct SaleLine {
     /// Negative for returns, never zero. Decimal for weighed goods.
     pub quantity: Decimal,
     /// Excluding VAT.
+    #[serde(deserialize_with = "minor_units")]
     pub unit_price: Minor,
     /// Discount allocated to this line, excluding VAT; same sign as quantity.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "minor_units")]
     pub discount: Minor,
     /// Percent, e.g. 21, 5.5, 0.
     pub vat_rate: Decimal,
+    #[serde(deserialize_with = "minor_units")]
     pub net_amount: Minor,
+    #[serde(deserialize_with = "minor_units")]
     pub vat_amount: Minor,
 }
 
@@ -100,8 +103,10 @@ pub struct SaleLine {
 #[serde(deny_unknown_fields)]
 pub struct ServiceCharge {
     pub name: String,
+    #[serde(deserialize_with = "minor_units")]
     pub net_amount: Minor,
     pub vat_rate: Decimal,
+    #[serde(deserialize_with = "minor_units")]
     pub vat_amount: Minor,
 }
 
@@ -111,6 +116,7 @@ pub struct Payment {
     /// e.g. "cash", "card", "voucher".
     pub method: String,
     /// Negative for a refund.
+    #[serde(deserialize_with = "minor_units")]
     pub amount: Minor,
     pub reference: Option<String>,
     /// The original sale's `external_id` when this payment refunds it.
@@ -120,16 +126,18 @@ pub struct Payment {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Totals {
+    #[serde(deserialize_with = "minor_units")]
     pub net: Minor,
     /// One entry per VAT rate used on the sale.
     pub vat: Vec<VatTotal>,
+    #[serde(deserialize_with = "minor_units")]
     pub gross: Minor,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "minor_units")]
     pub discount: Minor,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "minor_units")]
     pub tip: Minor,
     /// Cash rounding (e.g. to CHF 0.05); included in `gross`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "minor_units")]
     pub rounding: Minor,
 }
 
@@ -137,7 +145,9 @@ pub struct Totals {
 #[serde(deny_unknown_fields)]
 pub struct VatTotal {
     pub rate: Decimal,
+    #[serde(deserialize_with = "minor_units")]
     pub net: Minor,
+    #[serde(deserialize_with = "minor_units")]
     pub vat: Minor,
 }
 

@@ -28,6 +28,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use crate::error::ApiError;
+use crate::field_checks::NonBlankText;
+use crate::json::not_null;
 use crate::store::erasures::{self, ErasureRecord, Match, Requester, TextRow};
 use scrub::{Needles, scrub_column, scrub_json};
 
@@ -41,12 +43,16 @@ pub const MAX_EXTERNAL_IDS: usize = 500;
 #[schema(min_properties = 1)]
 pub struct ErasureRequest {
     /// Matched ignoring case.
-    #[schema(max_length = 320, pattern = "\\S.*@|@.*\\S")]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = String, max_length = 320, pattern = "\\S.*@|@.*\\S")]
     pub email: Option<String>,
     /// Matched ignoring case and spaces.
-    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = String, min_length = 1, max_length = 64, pattern = "\\S")]
     pub vat_number: Option<String>,
-    #[schema(min_items = 1, max_items = 500)]
+    /// The sales' own ids.
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = Vec<NonBlankText>, min_items = 1, max_items = 500)]
     pub external_ids: Option<Vec<String>>,
 }
 

@@ -18,6 +18,7 @@ pub fn finish(mut doc: Value) -> Value {
         .as_object_mut()
         .expect("utoipa writes components.schemas");
     sale_input::bundle(schemas);
+    add_cross_field_rules(schemas);
 
     for route in ROUTES {
         let op = operation(&mut doc, route.method.as_str(), route.path);
@@ -29,6 +30,26 @@ pub fn finish(mut doc: Value) -> Value {
     }
     add_links(&mut doc);
     doc
+}
+
+/// Rules between fields, which a derived schema cannot state; the code that
+/// enforces each is named beside it.
+fn add_cross_field_rules(schemas: &mut Map<String, Value>) {
+    // dead_letters::query::bulk_replay
+    schemas["BulkReplayRequest"]["anyOf"] = json!([
+        {"required": ["integration_id"]},
+        {"required": ["from"]},
+        {"required": ["to"]},
+    ]);
+    // integration_input::validate
+    schemas["IntegrationInput"]["if"] = json!({
+        "properties": {"poll_status": {"const": true}, "target_kind": {"const": "webhook"}},
+        "required": ["poll_status", "target_kind"],
+    });
+    schemas["IntegrationInput"]["then"] = json!({
+        "required": ["status_url"],
+        "properties": {"status_url": {"type": "string"}},
+    });
 }
 
 fn operation<'a>(doc: &'a mut Value, method: &str, path: &str) -> &'a mut Map<String, Value> {

@@ -98,6 +98,7 @@ pub use sale_input::SaleInputSchema;
         crate::error::Envelope,
         crate::error::ErrorBody,
         salesync_core::domain::FieldError,
+        salesync_core::domain::Currency,
         NewTenant, CreatedTenant, NewToken, CreatedToken,
         Accepted, BatchRequest, BatchResponse, SaleDetail, StatusChange, StatusChanged,
         ForwardRequest, Queued, LookupRequest, LookupResponse,

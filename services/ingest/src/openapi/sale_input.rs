@@ -3,7 +3,7 @@
 //! type). The document embeds that very schema under `SaleInput`, its
 //! `$defs` beside it, so it needs no file next to it.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema};
 
@@ -43,6 +43,11 @@ pub fn bundle(schemas: &mut Map<String, Value>) {
             assert!(clash.is_none(), "sale schema definition {name} clashes");
         }
     }
+    // The file can only say "three capital letters"; the code knows which
+    // codes it accepts, and `Currency` lists exactly those.
+    let currency = &mut root["properties"]["currency"];
+    assert!(currency.is_object(), "the sale schema has a currency");
+    *currency = json!({"$ref": "#/components/schemas/Currency"});
     schemas.insert("SaleInput".into(), root);
 }
 

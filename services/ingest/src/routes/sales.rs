@@ -84,9 +84,10 @@ pub async fn create(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// Each item is parsed and validated on its own (kept as raw JSON for
-    /// that); invalid items do not fail the batch.
-    #[schema(value_type = Vec<SaleInputSchema>, min_items = 1, max_items = 1000)]
+    /// Each item should be a `SaleInput`. Each is parsed and validated on
+    /// its own (hence any JSON here): an item that is not a valid sale is
+    /// answered `invalid` in its result and does not fail the batch.
+    #[schema(value_type = Vec<Value>, min_items = 1, max_items = 1000)]
     pub sales: Vec<Value>,
 }
 
