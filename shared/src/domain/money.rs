@@ -64,9 +64,10 @@ pub fn minor_units<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Minor, D::E
         }
 
         fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Minor, E> {
-            // 2^63 is exactly representable; every whole f64 below it fits.
-            const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-            if v.fract() == 0.0 && (-LIMIT..LIMIT).contains(&v) {
+            // Beyond 2^53 an f64 no longer holds every whole number, so it
+            // may not be the number that was written: refused.
+            const EXACT: f64 = 9_007_199_254_740_992.0;
+            if v.fract() == 0.0 && (-EXACT..=EXACT).contains(&v) {
                 Ok(v as Minor)
             } else {
                 Err(E::custom(format!(
@@ -185,11 +186,14 @@ mod tests {
         assert_eq!(parse(r#"{"v": 100}"#).unwrap(), 100);
         assert_eq!(parse(r#"{"v": -100.0}"#).unwrap(), -100);
         assert_eq!(parse(r#"{"v": 1e3}"#).unwrap(), 1000);
+        assert_eq!(parse(r#"{"v": -0}"#).unwrap(), 0);
         assert_eq!(parse(r#"{"v": 9223372036854775807}"#).unwrap(), i64::MAX);
         for bad in [
             r#"{"v": 1.5}"#,
             r#"{"v": 9223372036854775808}"#,
             r#"{"v": 1e19}"#,
+            r#"{"v": -9223372036854775809}"#,
+            r#"{"v": 1e16}"#,
             r#"{"v": "100"}"#,
             r#"{"v": null}"#,
         ] {
