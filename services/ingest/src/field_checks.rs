@@ -1,5 +1,9 @@
 //! Small checks on single input values that several routes share: status
 //! names, target URLs, display names. Pure, so each rule is a table test.
+//! The schema types at the end state the same rules in the API document.
+
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 /// Longest accepted note on a status change.
 pub const MAX_NOTE_CHARS: usize = 1000;
@@ -9,9 +13,6 @@ pub const MAX_URL_CHARS: usize = 2048;
 pub const MAX_TARGET_STATUS_CHARS: usize = 64;
 /// Longest accepted display name (integrations, tenants, tokens).
 pub const MAX_NAME_CHARS: usize = 200;
-
-use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 /// A salesync status: `^[a-z0-9_-]{1,64}$`.
 pub fn is_valid_status(s: &str) -> bool {

@@ -22,7 +22,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::events::{sale_event, sale_with_status};
-use crate::field_checks::{MAX_NOTE_CHARS, is_valid_status};
+use crate::field_checks::{MAX_NOTE_CHARS, StatusName, is_valid_status};
 use crate::intake::Outcome;
 use crate::json::{JsonBody, from_value};
 use crate::routes::parse_id;
@@ -204,7 +204,7 @@ pub async fn get(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
-    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
+    #[schema(value_type = StatusName)]
     pub status: String,
     /// Kept in the status history.
     #[serde(default)]
