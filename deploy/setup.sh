@@ -9,6 +9,9 @@
 #   * Rust toolchain (must already exist) and cargo-nextest (installed if missing)
 #   * PostgreSQL on 127.0.0.1:5432, user postgres without password, db salesync
 #   * RabbitMQ on 127.0.0.1:5672 with the management API on :15672 (guest/guest)
+#   * .venv-fuzz/: a Python venv with the contract fuzz run's pinned tools
+#     (deploy/fuzz-requirements.txt: schemathesis, openapi-spec-validator),
+#     created or reinstalled only when missing or the pins changed
 #
 # Needs root for installing/starting things (uses sudo when not root).
 # Exports nothing; the defaults it prints are what test.sh/demo.sh use.
@@ -282,12 +285,54 @@ ensure_rabbitmq() {
 }
 
 # --------------------------------------------------------------------------
+# 5. The contract fuzz run's Python tools (tests/tests/contract_fuzz.rs)
+
+FUZZ_VENV="$REPO/.venv-fuzz"
+FUZZ_REQUIREMENTS="$HERE/fuzz-requirements.txt"
+# A copy of the requirements the venv was built from: equal means up to date.
+FUZZ_STAMP="$FUZZ_VENV/.salesync-requirements.txt"
+
+fuzz_tools_current() {
+    [ -x "$FUZZ_VENV/bin/schemathesis" ] && [ -x "$FUZZ_VENV/bin/openapi-spec-validator" ] \
+        && cmp -s "$FUZZ_REQUIREMENTS" "$FUZZ_STAMP"
+}
+
+# python3 with a working venv module (Debian splits ensurepip into python3-venv).
+python_can_venv() { python3 -c 'import ensurepip, venv' >/dev/null 2>&1; }
+
+ensure_fuzz_tools() {
+    if fuzz_tools_current; then
+        log "fuzz tools: present in $FUZZ_VENV"
+        return 0
+    fi
+    if ! python_can_venv; then
+        log "fuzz tools: python3 cannot make a venv; installing python3 python3-venv"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q \
+            || die "apt-get update failed"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Use-Pty=0 \
+            --no-install-recommends python3 python3-venv \
+            || die "apt-get install python3 python3-venv failed"
+        python_can_venv || die "python3 still cannot create a venv (python3 -m venv)"
+    fi
+    log "fuzz tools: installing $(grep -v '^#' "$FUZZ_REQUIREMENTS" | xargs) into $FUZZ_VENV"
+    # A venv from an older pin list (or a half-made one) is replaced whole, so
+    # nothing of the old versions lingers.
+    rm -rf "$FUZZ_VENV"
+    python3 -m venv "$FUZZ_VENV" 9<&- || die "python3 -m venv $FUZZ_VENV failed"
+    "$FUZZ_VENV/bin/pip" install -q --disable-pip-version-check -r "$FUZZ_REQUIREMENTS" 9<&- \
+        || die "pip install -r $FUZZ_REQUIREMENTS failed"
+    cp "$FUZZ_REQUIREMENTS" "$FUZZ_STAMP"
+    fuzz_tools_current || die "fuzz tools installed but not found in $FUZZ_VENV/bin"
+}
+
+# --------------------------------------------------------------------------
 
 take_lock
 ensure_packages
 ensure_rust
 ensure_postgres
 ensure_rabbitmq
+ensure_fuzz_tools
 
 log "setup done in $(( SECONDS - STARTED_AT ))s. Defaults used by ./test.sh and ./demo.sh (override by exporting):"
 echo "    DATABASE_URL=$SALESYNC_DEFAULT_DATABASE_URL"

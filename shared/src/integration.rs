@@ -92,7 +92,7 @@ pub struct Conditions {
     #[serde(default)]
     pub locations: Vec<String>,
     /// Forward only sales whose gross total (minor units) is at least this.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::whole::optional_whole")]
     pub min_gross: Option<i64>,
     /// Forward only sales in these currencies (ISO 4217 codes).
     #[serde(default)]

@@ -15,12 +15,14 @@
 //! - `Broker`: AMQP helpers to capture, inject and count messages
 //! - `Stack`: all of the above wired together for one test
 //! - `wait`, `sales`, `schemas`: polling, sample sales, message JSON Schemas
+//! - `fuzz`: the contract fuzz run's tools (schemathesis, an OpenAPI validator)
 //! - `chaos`: the fault campaign (`salesync-chaos`, `chaos_fast`) on all of it
 
 pub mod api;
 pub mod broker;
 pub mod chaos;
 pub mod db;
+pub mod fuzz;
 pub mod otlp;
 pub mod pg;
 pub mod ports;

@@ -35,7 +35,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 }
 
 /// An optional request body: an empty one (with or without a Content-Type)
-/// is `T::default()`; any other is checked and parsed as `JsonBody` does.
+/// or a JSON `null` is `T::default()`; any other is checked and parsed as
+/// `JsonBody` does.
 pub struct OptionalJsonBody<T>(pub T);
 
 impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T> {
@@ -54,7 +55,8 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T
         if !json_typed {
             return Err(ApiError::UnsupportedMediaType);
         }
-        parse_json(&bytes).map(OptionalJsonBody)
+        let value: Option<T> = parse_json(&bytes)?;
+        Ok(OptionalJsonBody(value.unwrap_or_default()))
     }
 }
 

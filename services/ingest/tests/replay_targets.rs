@@ -360,6 +360,10 @@ async fn bulk_replays_dry_run_cap_audit_and_unavailable_targets() {
     let r = raw(&app, empty).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     assert_eq!(r.body["error"]["code"], "not_replayable");
+    // So is a JSON `null`, as the document allows.
+    let r = call(&app, "POST", &path, t, Some(&json!(null))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "not_replayable");
 
     // B's dead letters: untouched, and B's own dry run sees only them.
     for id in &theirs {

@@ -7,6 +7,7 @@ pub mod ids;
 pub mod money;
 pub mod sale;
 pub mod validation;
+pub mod whole;
 
 pub use currency::Currency;
 pub use ids::{DeliveryId, IntegrationId, MessageId, SaleId, TenantId, TokenId};

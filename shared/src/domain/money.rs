@@ -41,44 +41,9 @@ pub fn vat_of(net: Minor, rate_percent: Decimal) -> Option<Minor> {
     round_half_up(vat)
 }
 
-/// Deserializes an amount in minor units. JSON has one number type, so a
-/// whole number written as `100.0` is the amount 100 (JSON Schema calls it an
-/// integer too); a fraction of a minor unit, or a number outside `i64`, is
-/// refused.
-pub fn minor_units<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Minor, D::Error> {
-    struct MinorVisitor;
-
-    impl serde::de::Visitor<'_> for MinorVisitor {
-        type Value = Minor;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a whole number of minor units")
-        }
-
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Minor, E> {
-            Ok(v)
-        }
-
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Minor, E> {
-            Minor::try_from(v).map_err(|_| E::custom(format!("{v} is out of range")))
-        }
-
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Minor, E> {
-            // Beyond 2^53 an f64 no longer holds every whole number, so it
-            // may not be the number that was written: refused.
-            const EXACT: f64 = 9_007_199_254_740_992.0;
-            if v.fract() == 0.0 && (-EXACT..=EXACT).contains(&v) {
-                Ok(v as Minor)
-            } else {
-                Err(E::custom(format!(
-                    "{v} is not a whole number of minor units"
-                )))
-            }
-        }
-    }
-
-    d.deserialize_any(MinorVisitor)
-}
+/// Deserializes an amount in minor units: a whole number in any JSON
+/// spelling (`100`, `100.0`, `1e2`; see [`super::whole::whole`]).
+pub use super::whole::whole as minor_units;
 
 #[cfg(test)]
 mod tests {
@@ -172,32 +137,6 @@ mod tests {
         ];
         for (net, rate, expected) in cases {
             assert_eq!(vat_of(*net, d(rate)), *expected, "vat_of({net}, {rate})");
-        }
-    }
-
-    #[test]
-    fn minor_units_take_whole_numbers_in_any_json_spelling() {
-        #[derive(serde::Deserialize)]
-        struct A {
-            #[serde(deserialize_with = "minor_units")]
-            v: Minor,
-        }
-        let parse = |json: &str| serde_json::from_str::<A>(json).map(|a| a.v);
-        assert_eq!(parse(r#"{"v": 100}"#).unwrap(), 100);
-        assert_eq!(parse(r#"{"v": -100.0}"#).unwrap(), -100);
-        assert_eq!(parse(r#"{"v": 1e3}"#).unwrap(), 1000);
-        assert_eq!(parse(r#"{"v": -0}"#).unwrap(), 0);
-        assert_eq!(parse(r#"{"v": 9223372036854775807}"#).unwrap(), i64::MAX);
-        for bad in [
-            r#"{"v": 1.5}"#,
-            r#"{"v": 9223372036854775808}"#,
-            r#"{"v": 1e19}"#,
-            r#"{"v": -9223372036854775809}"#,
-            r#"{"v": 1e16}"#,
-            r#"{"v": "100"}"#,
-            r#"{"v": null}"#,
-        ] {
-            assert!(parse(bad).is_err(), "{bad}");
         }
     }
 }

@@ -119,7 +119,10 @@ pub struct BulkReplayParams {
     #[serde(default)]
     pub dry_run: Option<bool>,
     /// At most this many replayed (1..=`MAX_BULK_REPLAY`, default the max).
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "salesync_core::domain::whole::optional_whole"
+    )]
     #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }

@@ -46,7 +46,7 @@ pub use sale_input::SaleInputSchema;
     info(
         title = "salesync ingest API",
         version = "1.0.0",
-        description = "Sales in, tenant and integration management, status out. Errors are always `{\"error\": {\"code\", \"message\", \"fields\"?}}`; `code` is stable, `fields` names every field at fault. See docs/contracts.md."
+        description = "Sales in, tenant and integration management, status out. Errors are always `{\"error\": {\"code\", \"message\", \"fields\"?}}`; `code` is stable, `fields` names every field at fault. No string may contain NUL (U+0000). See docs/contracts.md."
     ),
     servers((url = "http://127.0.0.1:8080")),
     tags(

@@ -77,7 +77,7 @@ pub async fn get(
     summary = "Replay one dead letter",
     description = "In one transaction: the delivery goes back to `pending` (attempts restart at 1), the replay is recorded with its target, and the stored request is queued for the forwarder again with the same Idempotency-Key / webhook-id. By default it goes to where the integration points now (its current URL; the forwarder always signs with the integration's current secrets and credentials) — for a status webhook, the tenant's current webhook; `target: recorded` keeps the URL stored with the delivery. The body is optional. 409 `not_dead`, `not_replayable` or `target_unavailable`.",
     params(("delivery_id" = Uuid, Path, description = "Delivery id of the dead letter")),
-    request_body(content = ReplayParams, description = "Optional", content_type = "application/json"),
+    request_body(content = Option<ReplayParams>, description = "Optional: without a body the replay goes to the current target", content_type = "application/json"),
     responses(
         (status = 202, description = "Queued", body = Replayed),
         (status = 404, description = "No such dead letter of the tenant"),
