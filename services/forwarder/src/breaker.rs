@@ -246,10 +246,11 @@ impl Breaker {
         self.state
     }
 
-    /// How long nothing may be sent, without changing state: `None` when a
-    /// request could be admitted now (closed, cooldown over, a probe free or
-    /// the last one overdue).
-    pub fn blocked_for(&self, now: Instant) -> Option<Duration> {
+    /// How long nothing may be sent, without changing state (but noting a
+    /// delivery that waits for a probe claim): `None` when a request could
+    /// be admitted now (closed, cooldown over, a probe free or the last one
+    /// overdue, and the claim held if shared).
+    pub fn blocked_for(&mut self, now: Instant) -> Option<Duration> {
         match self.state {
             State::Closed => None,
             State::Open { until } if now < until => Some(until - now),
@@ -258,7 +259,7 @@ impl Breaker {
             {
                 Some(p.overdue_at - now)
             }
-            State::Open { .. } | State::HalfOpen(_) => self.claim_wait(now),
+            State::Open { .. } | State::HalfOpen(_) => self.claim_needed(now),
         }
     }
 
@@ -763,6 +764,52 @@ mod tests {
         b.admit(t0 + s(37));
         assert_eq!(b.blocked_for(t0 + s(38)), Some(s(10)));
         assert_eq!(b.blocked_for(t0 + s(48)), None);
+    }
+
+    #[test]
+    fn a_shared_breaker_probes_only_on_a_claim_and_follows_the_others() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let wait = Duration::from_millis(200);
+        let mut b = Breaker::shared(CONFIG, wait);
+        for at in [0, 0, 0, 5] {
+            b.record(SEND, Failing, at == 5, t0 + s(at));
+        }
+        assert!(matches!(b.state(), State::Open { .. }));
+        assert!(!b.take_wants_probe(), "nobody asked yet");
+        // Cooldown over: no claim, no probe; the ask is noted.
+        assert_eq!(b.blocked_for(t0 + s(35)), Some(wait));
+        assert_eq!(b.admit(t0 + s(35)), (Admission::Defer { wait }, None));
+        assert!(b.take_wants_probe());
+        assert!(!b.take_wants_probe(), "taken once");
+        // Claimed until 40 s: probes go, up to the round's count.
+        b.grant_claim(t0 + s(40));
+        assert!(b.holds_claim(t0 + s(36)));
+        assert_eq!(b.blocked_for(t0 + s(36)), None);
+        assert_eq!(b.admit(t0 + s(36)).0, PROBE);
+        assert_eq!(b.admit(t0 + s(36)).0, PROBE);
+        // The claim lapses: no more probes of this round.
+        assert!(!b.holds_claim(t0 + s(41)));
+        assert_eq!(b.admit(t0 + s(41)), (Admission::Defer { wait }, None));
+        // The round's answers still decide: a failure opens it, ending the claim.
+        b.grant_claim(t0 + s(50));
+        assert_eq!(b.admit(t0 + s(42)).0, PROBE);
+        for _ in 0..3 {
+            b.record(PROBE, Failing, false, t0 + s(43));
+        }
+        assert!(matches!(b.state(), State::Open { .. }));
+        assert!(!b.holds_claim(t0 + s(43)));
+        // Another replica's verdicts are taken as they come.
+        b.adopt_closed();
+        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.admit(t0 + s(44)).0, SEND);
+        b.adopt_open(t0 + s(60));
+        assert_eq!(b.blocked_for(t0 + s(45)), Some(s(15)));
+        // A single process's breaker needs no claim.
+        let mut alone = Breaker::new(CONFIG);
+        alone.adopt_open(t0 + s(1));
+        assert_eq!(alone.admit(t0 + s(2)).0, PROBE);
+        assert!(!alone.take_wants_probe());
     }
 
     #[test]

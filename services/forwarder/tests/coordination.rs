@@ -95,6 +95,7 @@ async fn shares_hold_the_limit_through_a_join_and_come_back_after_a_death() {
 
         let beat = membership::beat(&pool, &a, members(a_id)).await.unwrap();
         assert_eq!((beat.view.count, beat.cap), (1, 4), "alone: all slots");
+        slow(&a).await;
         let in_flight: Vec<Pass> = futures_take(&a, 3).await;
 
         // B joins while A has 3 requests in flight: B is due 2 but gets
@@ -122,6 +123,7 @@ async fn shares_hold_the_limit_through_a_join_and_come_back_after_a_death() {
         let beat = membership::beat(&pool, &b, members(b_id)).await.unwrap();
         assert_eq!(beat.cap, 2, "B has its full share now");
         assert_eq!(held_total(&pool).await, 4);
+        slow(&b).await;
         let b_passes = futures_take(&b, 2).await;
         assert_eq!(deferred(&b).await, DeferKind::TargetBusy);
         drop(in_flight);
@@ -157,6 +159,12 @@ async fn shares_hold_the_limit_through_a_join_and_come_back_after_a_death() {
     .await;
 }
 
+/// The target is known to take 5 s a request: a delivery finding no free
+/// slot is deferred rather than waiting.
+async fn slow(t: &Targets) {
+    send(t).await.finish(&ok(), Duration::from_secs(5), false);
+}
+
 /// Takes `n` slots of the target.
 async fn futures_take(t: &Targets, n: usize) -> Vec<Pass> {
     let mut out = Vec::new();
@@ -184,7 +192,8 @@ async fn one_replica_probes_a_shared_breaker_and_its_verdict_holds_for_all() {
         let pool = env.pool.clone();
         let (a_id, b_id) = (Uuid::new_v4(), Uuid::new_v4());
         let (a, b) = (replica(4), replica(4));
-        for (t, id) in [(&a, a_id), (&b, b_id)] {
+        // Twice: the second to join gets its share once the first shrank.
+        for (t, id) in [(&a, a_id), (&b, b_id), (&a, a_id), (&b, b_id)] {
             membership::beat(&pool, t, members(id)).await.unwrap();
         }
         let claim = Duration::from_secs(5);
@@ -249,7 +258,8 @@ async fn a_claim_not_renewed_lapses_and_another_replica_probes() {
         let (a, b) = (replica(4), replica(4));
         let claim = Duration::from_millis(400);
         let (sa, sb) = (sync(a_id, claim), sync(b_id, claim));
-        for (t, id) in [(&a, a_id), (&b, b_id)] {
+        // Twice: the second to join gets its share once the first shrank.
+        for (t, id) in [(&a, a_id), (&b, b_id), (&a, a_id), (&b, b_id)] {
             membership::beat(&pool, t, members(id)).await.unwrap();
         }
         for _ in 0..2 {
