@@ -146,13 +146,13 @@ async fn two_forwarders_never_exceed_a_targets_concurrency() {
         "max in flight {} (limit {CONCURRENCY}); replicas live {live:?}, shares {shares:?}",
         target.max_in_flight()
     );
-    assert_eq!(live, vec![Some(2.0), Some(2.0)], "each sees both");
-    assert_eq!(shares, vec![Some(2.0), Some(2.0)], "the limit split");
     assert!(
         target.max_in_flight() <= CONCURRENCY,
         "the target saw {} at once, limit {CONCURRENCY}",
         target.max_in_flight()
     );
+    assert_eq!(live, vec![Some(2.0), Some(2.0)], "each sees both");
+    assert_eq!(shares, vec![Some(2.0), Some(2.0)], "the limit split");
     assert_each_once(&stack, &target, id, SALES).await;
 }
 

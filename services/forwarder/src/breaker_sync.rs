@@ -217,19 +217,7 @@ async fn apply(
             }
         }
         Action::Claim | Action::Renew => {
-            let won = sqlx::query(
-                "UPDATE target_breakers \
-                 SET state = 'probing', probe_owner = $2, \
-                     until = now() + make_interval(secs => $3), updated_at = now() \
-                 WHERE target_key = $1 AND (until <= now() OR probe_owner = $2)",
-            )
-            .bind(key)
-            .bind(cfg.replica)
-            .bind(cfg.claim_ttl.as_secs_f64())
-            .execute(pool)
-            .await?
-            .rows_affected()
-                > 0;
+            let won = claim(pool, key, cfg.replica, cfg.claim_ttl).await?;
             targets.with_breaker(key, |b| {
                 if won {
                     b.grant_claim(claim_until);
@@ -253,6 +241,24 @@ async fn apply(
         }
     }
     Ok(())
+}
+
+/// Takes (or renews) the probes of `key` for `replica` for `ttl`: only when
+/// the cooldown or the previous claim is over, or the claim is already
+/// ours. Of replicas that try at once, one wins.
+pub async fn claim(pool: &PgPool, key: &str, replica: Uuid, ttl: Duration) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE target_breakers \
+         SET state = 'probing', probe_owner = $2, \
+             until = now() + make_interval(secs => $3), updated_at = now() \
+         WHERE target_key = $1 AND (until <= now() OR probe_owner = $2)",
+    )
+    .bind(key)
+    .bind(replica)
+    .bind(ttl.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Reconciles every heartbeat until `shutdown`.

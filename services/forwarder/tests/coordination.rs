@@ -295,3 +295,39 @@ async fn a_claim_not_renewed_lapses_and_another_replica_probes() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_replicas_claiming_at_once_one_wins_until_its_claim_lapses() {
+    with_env(|env| async move {
+        let pool = env.pool.clone();
+        let key = "http://target.test:80";
+        sqlx::query(
+            "INSERT INTO target_breakers (target_key, state, until) VALUES ($1, 'open', now())",
+        )
+        .bind(key)
+        .execute(&pool)
+        .await
+        .unwrap();
+        let ids: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+        let ttl = Duration::from_millis(500);
+        let tries = ids
+            .iter()
+            .map(|id| breaker_sync::claim(&pool, key, *id, ttl));
+        let won: Vec<bool> = futures::future::try_join_all(tries).await.unwrap();
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+        let owner = ids[won.iter().position(|w| *w).unwrap()];
+        let other = *ids.iter().find(|id| **id != owner).unwrap();
+        assert!(
+            breaker_sync::claim(&pool, key, owner, ttl).await.unwrap(),
+            "renewed"
+        );
+        assert!(!breaker_sync::claim(&pool, key, other, ttl).await.unwrap());
+        tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+        assert!(
+            breaker_sync::claim(&pool, key, other, ttl).await.unwrap(),
+            "lapsed: another takes it"
+        );
+        assert!(!breaker_sync::claim(&pool, key, owner, ttl).await.unwrap());
+    })
+    .await;
+}
