@@ -34,6 +34,8 @@ struct Inner {
     breaker_transitions: Family<Labels, Counter>,
     deferred: Family<Labels, Counter>,
     retention_rows: Family<Labels, Counter>,
+    target_concurrency_share: Family<Labels, Gauge>,
+    forwarder_replicas_live: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -67,6 +69,8 @@ impl Metrics {
         let breaker_transitions = Family::<Labels, Counter>::default();
         let deferred = Family::<Labels, Counter>::default();
         let retention_rows = Family::<Labels, Counter>::default();
+        let target_concurrency_share = Family::<Labels, Gauge>::default();
+        let forwarder_replicas_live = Gauge::default();
         registry.register(
             "messages_consumed",
             "Messages taken from a queue, by queue and outcome",
@@ -142,6 +146,16 @@ impl Metrics {
             "Rows retention removed or cleared, by what (deliveries, excerpts, decisions, status_history) and action",
             retention_rows.clone(),
         );
+        registry.register(
+            "target_concurrency_share",
+            "Requests this forwarder replica may have in flight to a target (its share of TARGET_CONCURRENCY)",
+            target_concurrency_share.clone(),
+        );
+        registry.register(
+            "forwarder_replicas_live",
+            "Forwarder replicas this one last saw heartbeating, itself included",
+            forwarder_replicas_live.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -160,6 +174,8 @@ impl Metrics {
                 breaker_transitions,
                 deferred,
                 retention_rows,
+                target_concurrency_share,
+                forwarder_replicas_live,
             }),
         }
     }
@@ -264,6 +280,20 @@ impl Metrics {
                 .get_or_create(&vec![("what", what.into()), ("action", action.into())])
                 .inc_by(n);
         }
+    }
+
+    /// This forwarder replica's share of a target's concurrency limit.
+    pub fn target_concurrency_share(&self, target: &str, slots: usize) {
+        self.inner
+            .target_concurrency_share
+            .get_or_create(&vec![("target", target.into())])
+            .set(i64::try_from(slots).unwrap_or(i64::MAX));
+    }
+    /// Forwarder replicas live in this one's last view of the membership.
+    pub fn forwarder_replicas_live(&self, n: usize) {
+        self.inner
+            .forwarder_replicas_live
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// The Prometheus text exposition of every registered family.

@@ -23,6 +23,12 @@
 //! the last one admitted is `probe_timeout` overdue, a new round of probes
 //! starts.
 //!
+//! Shared across replicas (see `breaker_sync`), an open breaker does not
+//! turn half-open by itself when its cooldown is over: it waits for a probe
+//! claim ([`Breaker::grant_claim`]) that one replica at a time holds, so an
+//! outage gets one replica's probes, not one round per replica. Without a
+//! claim it defers, and remembers that a delivery wanted to probe.
+//!
 //! A failure is what says the target itself is unwell: a 5xx, a timeout, a
 //! refused or broken connection. Any other answer (2xx, 4xx, also 429 — the
 //! target is up and says when to come back) is health. A request that could
@@ -125,12 +131,27 @@ impl Transition {
     }
 }
 
+/// Who may send a half-open breaker's probes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Gate {
+    /// This process alone decides (one replica, or unit tests).
+    Local,
+    /// Only while this replica holds the shared probe claim, until
+    /// `claim_until`; without it, deliveries wait about `wait` for one.
+    Shared {
+        claim_until: Option<Instant>,
+        wait: Duration,
+        wants_probe: bool,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct Breaker {
     config: BreakerConfig,
     state: State,
     /// The closed breaker's answers; empty in the other states.
     window: FailureWindow,
+    gate: Gate,
 }
 
 impl Breaker {
@@ -139,22 +160,106 @@ impl Breaker {
             config,
             state: State::Closed,
             window: FailureWindow::new(config.window),
+            gate: Gate::Local,
         }
+    }
+
+    /// A breaker whose probes need the shared claim; without it a delivery
+    /// that could probe waits `claim_wait` (about a heartbeat).
+    pub fn shared(config: BreakerConfig, claim_wait: Duration) -> Self {
+        Self {
+            gate: Gate::Shared {
+                claim_until: None,
+                wait: claim_wait,
+                wants_probe: false,
+            },
+            ..Self::new(config)
+        }
+    }
+
+    /// Whether this replica may send probes now; `None` when it may not and
+    /// should wait this long for a claim.
+    fn claim_wait(&self, now: Instant) -> Option<Duration> {
+        match self.gate {
+            Gate::Local => None,
+            Gate::Shared {
+                claim_until: Some(until),
+                ..
+            } if now < until => None,
+            Gate::Shared { wait, .. } => Some(wait),
+        }
+    }
+
+    /// `claim_wait`, noting that a delivery wanted to probe.
+    fn claim_needed(&mut self, now: Instant) -> Option<Duration> {
+        let wait = self.claim_wait(now)?;
+        if let Gate::Shared { wants_probe, .. } = &mut self.gate {
+            *wants_probe = true;
+        }
+        Some(wait)
+    }
+
+    /// Whether a delivery was deferred for want of a claim since the last
+    /// call (a replica with no traffic to the target does not claim).
+    pub fn take_wants_probe(&mut self) -> bool {
+        match &mut self.gate {
+            Gate::Shared { wants_probe, .. } => std::mem::take(wants_probe),
+            Gate::Local => false,
+        }
+    }
+
+    /// Whether this replica holds a live probe claim.
+    pub fn holds_claim(&self, now: Instant) -> bool {
+        matches!(self.gate, Gate::Shared { claim_until: Some(u), .. } if now < u)
+    }
+
+    /// This replica holds the probe claim until `until` (claimed or renewed).
+    pub fn grant_claim(&mut self, until: Instant) {
+        if let Gate::Shared { claim_until, .. } = &mut self.gate {
+            *claim_until = Some(until);
+        }
+    }
+
+    /// The claim was lost (another replica took it, or opened the breaker).
+    pub fn revoke_claim(&mut self) {
+        if let Gate::Shared { claim_until, .. } = &mut self.gate {
+            *claim_until = None;
+        }
+    }
+
+    /// Another replica opened the breaker (or holds the probe claim): send
+    /// nothing until `until`. Answers to requests already sent are ignored.
+    pub fn adopt_open(&mut self, until: Instant) {
+        self.window.clear();
+        self.revoke_claim();
+        self.state = State::Open { until };
+    }
+
+    /// Another replica's probes closed the breaker.
+    pub fn adopt_closed(&mut self) {
+        self.window.clear();
+        self.revoke_claim();
+        self.state = State::Closed;
     }
 
     pub fn state(&self) -> State {
         self.state
     }
 
-    /// How long nothing may be sent, without changing state: `None` when a
-    /// request could be admitted now (closed, cooldown over, a probe free or
-    /// the last one overdue).
-    pub fn blocked_for(&self, now: Instant) -> Option<Duration> {
+    /// How long nothing may be sent, without changing state (but noting a
+    /// delivery that waits for a probe claim): `None` when a request could
+    /// be admitted now (closed, cooldown over, a probe free or the last one
+    /// overdue, and the claim held if shared).
+    pub fn blocked_for(&mut self, now: Instant) -> Option<Duration> {
         match self.state {
             State::Closed => None,
-            State::Open { until } => (now < until).then(|| until - now),
-            State::HalfOpen(p) if p.admitted < self.config.half_open_calls.max(1) => None,
-            State::HalfOpen(p) => (now < p.overdue_at).then(|| p.overdue_at - now),
+            State::Open { until } if now < until => Some(until - now),
+            State::HalfOpen(p)
+                if p.admitted >= self.config.half_open_calls.max(1) && now < p.overdue_at =>
+            {
+                Some(p.overdue_at - now)
+            }
+            State::Open { .. } | State::HalfOpen(_) => self.claim_needed(now),
         }
     }
 
@@ -163,6 +268,16 @@ impl Breaker {
     /// unsent probe with [`Breaker::abandon_probe`].
     pub fn admit(&mut self, now: Instant) -> (Admission, Option<Transition>) {
         let overdue_at = now + self.config.probe_timeout;
+        let probe_next = match self.state {
+            State::Closed => false,
+            State::Open { until } => now >= until,
+            State::HalfOpen(p) => {
+                p.admitted < self.config.half_open_calls.max(1) || now >= p.overdue_at
+            }
+        };
+        if probe_next && let Some(wait) = self.claim_needed(now) {
+            return (Admission::Defer { wait }, None);
+        }
         match self.state {
             State::Closed => (Admission::Send, None),
             State::Open { until } if now < until => (Admission::Defer { wait: until - now }, None),
@@ -225,6 +340,7 @@ impl Breaker {
                     Some(self.open(now))
                 } else {
                     self.window.clear();
+                    self.revoke_claim();
                     self.state = State::Closed;
                     Some(Transition::Closed)
                 }
@@ -244,6 +360,8 @@ impl Breaker {
 
     fn open(&mut self, now: Instant) -> Transition {
         self.window.clear();
+        // A failed round ends the claim; the next one is claimed anew.
+        self.revoke_claim();
         self.state = State::Open {
             until: now + self.config.cooldown,
         };
@@ -646,6 +764,52 @@ mod tests {
         b.admit(t0 + s(37));
         assert_eq!(b.blocked_for(t0 + s(38)), Some(s(10)));
         assert_eq!(b.blocked_for(t0 + s(48)), None);
+    }
+
+    #[test]
+    fn a_shared_breaker_probes_only_on_a_claim_and_follows_the_others() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let wait = Duration::from_millis(200);
+        let mut b = Breaker::shared(CONFIG, wait);
+        for at in [0, 0, 0, 5] {
+            b.record(SEND, Failing, at == 5, t0 + s(at));
+        }
+        assert!(matches!(b.state(), State::Open { .. }));
+        assert!(!b.take_wants_probe(), "nobody asked yet");
+        // Cooldown over: no claim, no probe; the ask is noted.
+        assert_eq!(b.blocked_for(t0 + s(35)), Some(wait));
+        assert_eq!(b.admit(t0 + s(35)), (Admission::Defer { wait }, None));
+        assert!(b.take_wants_probe());
+        assert!(!b.take_wants_probe(), "taken once");
+        // Claimed until 40 s: probes go, up to the round's count.
+        b.grant_claim(t0 + s(40));
+        assert!(b.holds_claim(t0 + s(36)));
+        assert_eq!(b.blocked_for(t0 + s(36)), None);
+        assert_eq!(b.admit(t0 + s(36)).0, PROBE);
+        assert_eq!(b.admit(t0 + s(36)).0, PROBE);
+        // The claim lapses: no more probes of this round.
+        assert!(!b.holds_claim(t0 + s(41)));
+        assert_eq!(b.admit(t0 + s(41)), (Admission::Defer { wait }, None));
+        // The round's answers still decide: a failure opens it, ending the claim.
+        b.grant_claim(t0 + s(50));
+        assert_eq!(b.admit(t0 + s(42)).0, PROBE);
+        for _ in 0..3 {
+            b.record(PROBE, Failing, false, t0 + s(43));
+        }
+        assert!(matches!(b.state(), State::Open { .. }));
+        assert!(!b.holds_claim(t0 + s(43)));
+        // Another replica's verdicts are taken as they come.
+        b.adopt_closed();
+        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.admit(t0 + s(44)).0, SEND);
+        b.adopt_open(t0 + s(60));
+        assert_eq!(b.blocked_for(t0 + s(45)), Some(s(15)));
+        // A single process's breaker needs no claim.
+        let mut alone = Breaker::new(CONFIG);
+        alone.adopt_open(t0 + s(1));
+        assert_eq!(alone.admit(t0 + s(2)).0, PROBE);
+        assert!(!alone.take_wants_probe());
     }
 
     #[test]

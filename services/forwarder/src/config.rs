@@ -56,7 +56,9 @@ pub struct Args {
     pub max_attempts: u32,
 
     /// Most requests in flight to one target (scheme, host and port of its
-    /// URL) at once, per forwarder process.
+    /// URL) at once, all forwarder replicas together: each live replica
+    /// gets its share (see `REPLICA_HEARTBEAT`); with more replicas than
+    /// this, some send nothing to the target.
     #[arg(long, env = "TARGET_CONCURRENCY", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub target_concurrency: u16,
@@ -70,7 +72,8 @@ pub struct Args {
 
     /// Percentage of failed calls (5xx, timeouts, refused or broken
     /// connections — not 4xx) over `BREAKER_WINDOW` that opens a target's
-    /// circuit breaker, per forwarder process — of all calls and of the
+    /// circuit breaker (judged by each replica over its own calls; once open
+    /// it is open for all) — of all calls and of the
     /// retries among them; also the rate of failed half-open probes that
     /// keeps it open. High by default: the breaker is for outages; a target
     /// failing part of the time is left to the retries.
@@ -110,6 +113,19 @@ pub struct Args {
     #[arg(long, env = "BREAKER_COOLDOWN", default_value = "30s", value_parser = parse_nonzero_duration)]
     pub breaker_cooldown: Duration,
 
+    /// How often this replica tells the others it is alive (a row in
+    /// `forwarder_replicas`) and learns how many there are: the per-target
+    /// concurrency limit and the circuit breakers are shared by the live
+    /// replicas, refreshed at this pace.
+    #[arg(long, env = "REPLICA_HEARTBEAT", default_value = "1s", value_parser = parse_nonzero_duration)]
+    pub replica_heartbeat: Duration,
+
+    /// A replica not heard from for this long is no longer live: its share
+    /// of the targets' slots and its probe claims go to the others. At least
+    /// twice `REPLICA_HEARTBEAT`.
+    #[arg(long, env = "REPLICA_TTL", default_value = "5s", value_parser = parse_nonzero_duration)]
+    pub replica_ttl: Duration,
+
     /// How long the first finished delivery waits for others to share its
     /// group commit when no commit is running.
     #[arg(long, env = "COMMIT_LINGER", default_value = "2ms", value_parser = parse_commit_linger)]
@@ -125,6 +141,17 @@ impl Args {
         self.breaker_min_calls
             .or(self.breaker_failures)
             .unwrap_or(DEFAULT_BREAKER_MIN_CALLS)
+    }
+
+    /// Settings that contradict each other, as an error for start-up.
+    pub fn check(&self) -> Result<(), String> {
+        if self.replica_ttl < self.replica_heartbeat * 2 {
+            return Err(format!(
+                "REPLICA_TTL ({:?}) must be at least twice REPLICA_HEARTBEAT ({:?})",
+                self.replica_ttl, self.replica_heartbeat
+            ));
+        }
+        Ok(())
     }
 
     /// Settings that work but defeat their purpose, as warnings for the log.
@@ -213,6 +240,9 @@ mod tests {
         assert_eq!(a.breaker_cooldown, Duration::from_secs(30));
         assert_eq!(a.warnings(), Vec::<String>::new());
         assert_eq!(a.commit_linger, Duration::from_millis(2));
+        assert_eq!(a.replica_heartbeat, Duration::from_secs(1));
+        assert_eq!(a.replica_ttl, Duration::from_secs(5));
+        assert_eq!(a.check(), Ok(()));
         assert_eq!(
             a.retry_delays.0,
             [1, 5, 30, 120, 600, 1800, 3600].map(Duration::from_secs)
@@ -247,11 +277,17 @@ mod tests {
             ("zero cooldown", &["--breaker-cooldown", "0s"]),
             ("cooldown without unit", &["--breaker-cooldown", "30"]),
             ("long linger", &["--commit-linger", "2s"]),
+            ("zero heartbeat", &["--replica-heartbeat", "0s"]),
+            ("zero ttl", &["--replica-ttl", "0s"]),
         ];
         for (name, extra) in cases {
             assert!(parse(extra).is_err(), "case {name} should be refused");
         }
         assert!(Args::try_parse_from(["forwarder", "--encryption-keys", "nope"]).is_err());
+        let short_ttl = parse(&["--replica-heartbeat", "1s", "--replica-ttl", "1500ms"]).unwrap();
+        assert!(short_ttl.check().is_err());
+        let fast = parse(&["--replica-heartbeat", "200ms", "--replica-ttl", "1s"]).unwrap();
+        assert_eq!(fast.check(), Ok(()));
     }
 
     #[test]

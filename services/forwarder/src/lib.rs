@@ -9,11 +9,13 @@
 //! `message` (decode, span) → `claims` + `row_loader` (one copy at a time,
 //! its delivery row) → `triage` (duplicates, missing or deleted targets) →
 //! `targets` (per-target slots and circuit breaker: `target_limits`,
-//! `breaker`, `failure_window`) → `deliver` (HTTP) → `classify` (verdict and retry step) →
+//! `breaker`, `failure_window`; shared by the replicas through `membership`,
+//! `replicas` and `breaker_sync`, in the background) → `deliver` (HTTP) → `classify` (verdict and retry step) →
 //! `effects` (what to record) → `handler` commit → `store` (attempt log and
 //! delivery state, one transaction per group).
 
 pub mod breaker;
+pub mod breaker_sync;
 pub mod claims;
 pub mod classify;
 pub mod config;
@@ -21,7 +23,9 @@ pub mod deliver;
 pub mod effects;
 pub mod failure_window;
 pub mod handler;
+pub mod membership;
 pub mod message;
+pub mod replicas;
 pub mod row_loader;
 pub mod store;
 pub mod target_limits;
@@ -55,6 +59,7 @@ pub async fn run(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    args.check().map_err(anyhow::Error::msg)?;
     let db_ready = readiness.part("database");
     let amqp_ready = readiness.part("amqp.consumer");
     let pool = db::connect_and_migrate_with(
@@ -75,7 +80,7 @@ pub async fn run(
         delays: args.retry_delays.0.clone(),
         max_attempts: args.max_attempts,
     };
-    let targets = Arc::new(Targets::new(
+    let targets = Arc::new(Targets::shared(
         TargetLimits {
             concurrency: usize::from(args.target_concurrency),
             max_wait: args.target_max_wait,
@@ -91,13 +96,27 @@ pub async fn run(
             },
         },
         metrics.clone(),
+        args.replica_heartbeat,
     ));
+    let replica = uuid::Uuid::new_v4();
+    // Heartbeats go on after `shutdown` until the requests in flight are
+    // done: until then this replica's share is in use.
+    let coordination_stop = CancellationToken::new();
+    let mut coordination = start_coordination(
+        &pool,
+        &targets,
+        &metrics,
+        &args,
+        replica,
+        &coordination_stop,
+    )
+    .await?;
     let handler = Arc::new(ForwardHandler::new(
-        pool,
+        pool.clone(),
         deliverer,
         args.encryption.encryption_keys.clone(),
         policy,
-        targets,
+        Arc::clone(&targets),
         metrics.clone(),
         shutdown.clone(),
     ));
@@ -114,5 +133,62 @@ pub async fn run(
         linger: args.commit_linger,
     };
     consumer::run_pipelined(cfg, group, handler, amqp_ready, metrics, shutdown).await;
+    // Nothing is in flight any more: our share is free for the others.
+    coordination_stop.cancel();
+    coordination.shutdown().await;
+    targets.set_cap(0);
+    if let Err(e) = membership::leave(&pool, replica).await {
+        tracing::warn!(error = %e, "could not deregister; the row expires after REPLICA_TTL");
+    }
     Ok(())
+}
+
+/// Joins the forwarder replicas (a first heartbeat and breaker sync before
+/// any message is taken, so this replica starts with its share and knows
+/// the open breakers) and keeps both going in the background.
+async fn start_coordination(
+    pool: &sqlx::PgPool,
+    targets: &Arc<Targets>,
+    metrics: &Metrics,
+    args: &Args,
+    replica: uuid::Uuid,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<tokio::task::JoinSet<()>> {
+    let members = membership::MembershipConfig {
+        replica,
+        heartbeat: args.replica_heartbeat,
+        ttl: args.replica_ttl,
+    };
+    let sync = breaker_sync::SyncConfig {
+        replica,
+        heartbeat: args.replica_heartbeat,
+        claim_ttl: args.replica_ttl,
+    };
+    let started = std::time::Instant::now();
+    let first = membership::beat(pool, targets, members).await?;
+    metrics.forwarder_replicas_live(first.view.count);
+    breaker_sync::sync_once(pool, targets, sync).await?;
+    tracing::info!(
+        %replica,
+        replicas = first.view.count,
+        share = first.cap,
+        due = first.due,
+        "joined the forwarder replicas"
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(membership::run(
+        pool.clone(),
+        Arc::clone(targets),
+        metrics.clone(),
+        members,
+        started,
+        shutdown.clone(),
+    ));
+    tasks.spawn(breaker_sync::run(
+        pool.clone(),
+        Arc::clone(targets),
+        sync,
+        shutdown.clone(),
+    ));
+    Ok(tasks)
 }

@@ -5,11 +5,17 @@
 //! now is handed back as a [`Deferral`] and goes to a delay queue, so a slow
 //! or dead target never holds the consumer's prefetch window for long.
 //!
-//! Several forwarder replicas each keep their own view: each opens its own
-//! breaker after its own failures, and each sends one probe per cooldown.
+//! Across forwarder replicas ([`Targets::shared`]) both hold together: each
+//! replica may use only its share of the slots (`set_cap`, kept by
+//! `membership` once a heartbeat; a shrunk share takes slots back as their
+//! requests finish), and its breakers are reconciled with the shared ones
+//! by `breaker_sync` (an open breaker waits for a probe claim). The hot path
+//! stays in memory: no database round trip per delivery. A single process
+//! ([`Targets::new`]) has all the slots and decides its breakers alone.
 //! Entries are never evicted; there are as many as configured target hosts.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -17,7 +23,7 @@ use salesync_core::metrics::Metrics;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::breaker::{Admission, Breaker, BreakerConfig, Transition, health};
+use crate::breaker::{Admission, Breaker, BreakerConfig, State, Transition, health};
 use crate::classify::HttpOutcome;
 use crate::target_limits::{SlotDecision, slot_decision, target_key, updated_latency};
 
@@ -67,6 +73,27 @@ pub struct Targets {
     limits: TargetLimits,
     metrics: Metrics,
     by_key: Mutex<HashMap<String, Arc<Target>>>,
+    /// Slots of each target this process may use now (changed only with
+    /// `by_key` locked, so new targets start with the current one).
+    cap: AtomicUsize,
+    /// `Some`: breakers shared across replicas; deliveries wait about this
+    /// long for a probe claim.
+    claim_wait: Option<Duration>,
+}
+
+/// A local breaker's state as `breaker_sync` sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LocalBreaker {
+    Closed,
+    Open { remaining: Duration },
+    HalfOpen,
+}
+
+/// A transition on the hot path not yet written to the shared breaker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pending {
+    Opened,
+    Closed,
 }
 
 struct Target {
@@ -80,6 +107,10 @@ struct TargetState {
     /// Deliveries waiting for a slot.
     waiting: usize,
     latency: Option<Duration>,
+    pending: Option<Pending>,
+    /// Slots taken away by a smaller share while their requests were still
+    /// in flight: that many returning slots are forgotten, not freed.
+    debt: usize,
 }
 
 /// Leave to send one request: holds a slot until dropped. Report the answer
@@ -89,7 +120,7 @@ pub struct Pass {
     admission: Admission,
     metrics: Metrics,
     finished: bool,
-    _slot: OwnedSemaphorePermit,
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 /// Counts a delivery in a target's line while it waits (also if the wait is
@@ -104,12 +135,117 @@ impl Drop for InLine<'_> {
 }
 
 impl Targets {
+    /// One process alone: all the slots, breakers decided here.
     pub fn new(limits: TargetLimits, metrics: Metrics) -> Self {
         Self {
             limits,
             metrics,
             by_key: Mutex::default(),
+            cap: AtomicUsize::new(limits.concurrency),
+            claim_wait: None,
         }
+    }
+
+    /// One replica of several: no slots until [`Targets::set_cap`] grants a
+    /// share; probes only on a claim (deliveries wait `claim_wait` for one).
+    pub fn shared(limits: TargetLimits, metrics: Metrics, claim_wait: Duration) -> Self {
+        Self {
+            cap: AtomicUsize::new(0),
+            claim_wait: Some(claim_wait),
+            ..Self::new(limits, metrics)
+        }
+    }
+
+    /// `TARGET_CONCURRENCY`: the slots of a target across all replicas.
+    pub fn limit(&self) -> usize {
+        self.limits.concurrency
+    }
+
+    /// The slots of each target this process may use now.
+    pub fn cap(&self) -> usize {
+        self.cap.load(Ordering::Acquire)
+    }
+
+    /// Most requests this process may have in flight to any one target:
+    /// its share plus slots of a shrunk share still in use.
+    pub fn held(&self) -> usize {
+        let map = self.map();
+        let debt = map.values().map(|t| t.lock().debt).max().unwrap_or(0);
+        self.cap() + debt
+    }
+
+    /// Resizes every target's slots to `cap`. Growing pays back debt first;
+    /// shrinking forgets free slots now and the rest as their requests end.
+    pub fn set_cap(&self, cap: usize) {
+        let map = self.map();
+        let old = self.cap.swap(cap, Ordering::AcqRel);
+        if old == cap {
+            return;
+        }
+        for t in map.values() {
+            let mut s = t.lock();
+            if cap > old {
+                let pay = (cap - old).min(s.debt);
+                s.debt -= pay;
+                t.slots.add_permits(cap - old - pay);
+            } else {
+                let shrink = old - cap;
+                s.debt += shrink - t.slots.forget_permits(shrink);
+            }
+            self.metrics.target_concurrency_share(&t.key, cap);
+        }
+    }
+
+    /// Makes sure `key` has an entry (a target known only from the shared
+    /// breakers).
+    pub fn ensure(&self, key: &str) {
+        self.target_by_key(key.to_string());
+    }
+
+    /// Each target's breaker for `breaker_sync`, taking its pending
+    /// transition and its "a delivery wanted to probe" mark.
+    pub fn take_breaker_views(&self, now: Instant) -> Vec<(String, crate::breaker_sync::Seen)> {
+        let targets: Vec<Arc<Target>> = self.map().values().cloned().collect();
+        targets
+            .iter()
+            .map(|t| {
+                let mut s = t.lock();
+                let local = match s.breaker.state() {
+                    State::Closed => LocalBreaker::Closed,
+                    State::Open { until } => LocalBreaker::Open {
+                        remaining: until.saturating_duration_since(now),
+                    },
+                    State::HalfOpen(_) => LocalBreaker::HalfOpen,
+                };
+                let seen = crate::breaker_sync::Seen {
+                    local,
+                    pending: s.pending.take(),
+                    holds_claim: s.breaker.holds_claim(now),
+                    wants_probe: s.breaker.take_wants_probe(),
+                    row: None,
+                };
+                (t.key.clone(), seen)
+            })
+            .collect()
+    }
+
+    /// Puts back a transition that could not be written (unless a newer one
+    /// came meanwhile).
+    pub fn restore_pending(&self, key: &str, pending: Pending) {
+        if let Some(t) = self.map().get(key) {
+            t.lock().pending.get_or_insert(pending);
+        }
+    }
+
+    /// Runs `f` on `key`'s breaker (no-op for an unknown target).
+    pub fn with_breaker(&self, key: &str, f: impl FnOnce(&mut Breaker)) {
+        if let Some(t) = self.map().get(key).cloned() {
+            f(&mut t.lock().breaker);
+        }
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Target>>> {
+        self.by_key.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Asks to send to `url`. `None`: `shutdown` came while waiting for a slot
@@ -120,24 +256,32 @@ impl Targets {
         if let Some(wait) = target.lock().breaker.blocked_for(now()) {
             return Some(Entry::Defer(circuit_open(&target.key, wait)));
         }
+        let cap = self.cap();
+        if cap == 0 {
+            // More replicas than slots, or not yet (or no longer) granted a
+            // share: the other replicas send.
+            return Some(Entry::Defer(Deferral {
+                kind: DeferKind::TargetBusy,
+                wait: self.claim_wait.unwrap_or(self.limits.max_wait),
+                reason: format!(
+                    "target busy: this replica has no share of the {} slots of {}",
+                    self.limits.concurrency, target.key
+                ),
+            }));
+        }
         let slot = match Arc::clone(&target.slots).try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
                 let in_line = {
                     let mut s = target.lock();
-                    let decision = slot_decision(
-                        s.waiting,
-                        self.limits.concurrency,
-                        s.latency,
-                        self.limits.max_wait,
-                    );
+                    let decision = slot_decision(s.waiting, cap, s.latency, self.limits.max_wait);
                     if let SlotDecision::Defer { estimate } = decision {
                         return Some(Entry::Defer(Deferral {
                             kind: DeferKind::TargetBusy,
                             wait: estimate,
                             reason: format!(
-                                "target busy: all {} slots of {} taken, a slot expected in {estimate:?}",
-                                self.limits.concurrency, target.key
+                                "target busy: all {cap} slots of {} taken, a slot expected in {estimate:?}",
+                                target.key
                             ),
                         }));
                     }
@@ -161,25 +305,39 @@ impl Targets {
                 admission,
                 metrics: self.metrics.clone(),
                 finished: false,
-                _slot: slot,
+                slot: Some(slot),
             })),
         }
     }
 
     fn target(&self, url: &str) -> Arc<Target> {
-        let key = target_key(url);
-        let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(map.entry(key.clone()).or_insert_with(|| {
-            Arc::new(Target {
-                key,
-                slots: Arc::new(Semaphore::new(self.limits.concurrency.max(1))),
-                state: Mutex::new(TargetState {
-                    breaker: Breaker::new(self.limits.breaker),
-                    waiting: 0,
-                    latency: None,
-                }),
-            })
-        }))
+        self.target_by_key(target_key(url))
+    }
+
+    fn target_by_key(&self, key: String) -> Arc<Target> {
+        let mut map = self.map();
+        if let Some(t) = map.get(&key) {
+            return Arc::clone(t);
+        }
+        let cap = self.cap();
+        let breaker = match self.claim_wait {
+            Some(wait) => Breaker::shared(self.limits.breaker, wait),
+            None => Breaker::new(self.limits.breaker),
+        };
+        self.metrics.target_concurrency_share(&key, cap);
+        let t = Arc::new(Target {
+            key: key.clone(),
+            slots: Arc::new(Semaphore::new(cap)),
+            state: Mutex::new(TargetState {
+                breaker,
+                waiting: 0,
+                latency: None,
+                pending: None,
+                debt: 0,
+            }),
+        });
+        map.insert(key, Arc::clone(&t));
+        t
     }
 
     fn observe(&self, target: &Target, transition: Option<Transition>) {
@@ -209,8 +367,15 @@ impl Pass {
         let transition = {
             let mut s = self.target.lock();
             s.latency = Some(updated_latency(s.latency, duration));
-            s.breaker
-                .record(self.admission, health(outcome), retry, now())
+            let t = s
+                .breaker
+                .record(self.admission, health(outcome), retry, now());
+            match t {
+                Some(Transition::Opened) => s.pending = Some(Pending::Opened),
+                Some(Transition::Closed) => s.pending = Some(Pending::Closed),
+                _ => {}
+            }
+            t
         };
         observe_transition(&self.metrics, &self.target.key, transition);
     }
@@ -218,14 +383,25 @@ impl Pass {
 
 impl Drop for Pass {
     fn drop(&mut self) {
+        let mut s = self.target.lock();
         if !self.finished && self.admission == Admission::Probe {
-            self.target.lock().breaker.abandon_probe();
+            s.breaker.abandon_probe();
+        }
+        // A slot of a shrunk share is not given back. Either way under the
+        // lock, so `set_cap` sees the slot taken or free, not in between.
+        if let Some(slot) = self.slot.take() {
+            if s.debt > 0 {
+                s.debt -= 1;
+                slot.forget();
+            } else {
+                drop(slot);
+            }
         }
     }
 }
 
 /// The breaker's clock: tokio's, so tests can stop and advance it.
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
@@ -384,6 +560,50 @@ mod tests {
         second.finish(&ok, Duration::ZERO, false);
         // One failure of two is below 100 %: closed again.
         assert!(!pass(t.enter("http://dead.test/", &stop).await).is_probe());
+    }
+
+    #[tokio::test]
+    async fn a_shrunk_share_takes_slots_back_as_their_requests_end() {
+        let t = targets(4);
+        let stop = CancellationToken::new();
+        // A slow target: a delivery finding no free slot is deferred.
+        let ok = HttpOutcome::Response {
+            status: 200,
+            retry_after: None,
+            body_excerpt: String::new(),
+        };
+        for key in ["http://a.test/", "http://b.test/"] {
+            pass(t.enter(key, &stop).await).finish(&ok, Duration::from_secs(5), false);
+        }
+        let mut busy: Vec<Pass> = Vec::new();
+        for _ in 0..3 {
+            busy.push(pass(t.enter("http://a.test/", &stop).await));
+        }
+        t.set_cap(2);
+        assert_eq!((t.cap(), t.held()), (2, 3), "one in flight over the share");
+        // The free slot went at once, and the returning one is not reused.
+        assert_eq!(
+            deferral(t.enter("http://a.test/", &stop).await).kind,
+            DeferKind::TargetBusy
+        );
+        drop(busy.pop());
+        assert_eq!(t.held(), 2);
+        assert_eq!(
+            deferral(t.enter("http://a.test/", &stop).await).kind,
+            DeferKind::TargetBusy
+        );
+        // Growing back pays nothing owed and frees slots.
+        t.set_cap(3);
+        busy.push(pass(t.enter("http://a.test/", &stop).await));
+        t.set_cap(0);
+        assert_eq!(t.held(), 3);
+        let d = deferral(t.enter("http://b.test/", &stop).await);
+        assert!(d.reason.contains("no share"), "{}", d.reason);
+        busy.clear();
+        assert_eq!(t.held(), 0);
+        t.set_cap(1);
+        drop(pass(t.enter("http://a.test/", &stop).await));
+        drop(pass(t.enter("http://b.test/", &stop).await));
     }
 
     #[tokio::test]
