@@ -413,10 +413,10 @@ async fn consume_batches<H: BatchHandler>(
         }
 
         let Opened { messages, broken } = opened;
-        let outcomes = handle_isolating(cfg.queue, messages.len(), shutdown, |piece| {
+        let outcomes = handle_isolating(cfg.queue, messages.len(), &publisher, shutdown, |piece| {
             handler.handle(&messages[piece], &publisher)
         })
-        .await;
+        .await?;
         let Some(mut outcomes) = outcomes else {
             // Shutdown while the batch kept failing: leave it unacked for
             // redelivery (pieces already handled are redelivered duplicates).
@@ -665,10 +665,10 @@ async fn commit_group<H: PipelineHandler>(
             Ready::Broken(reason) => outcomes.push(Some(Outcome::Dead(reason))),
         }
     }
-    let handled = handle_isolating(queue, prepared.len(), shutdown, |piece| {
+    let handled = handle_isolating(queue, prepared.len(), publisher, shutdown, |piece| {
         handler.commit(&prepared[piece], publisher)
     })
-    .await;
+    .await?;
     let result = match handled {
         Some(handled) => {
             let mut handled = handled.into_iter();
@@ -708,13 +708,18 @@ async fn commit_group<H: PipelineHandler>(
 /// messages at those indexes in one go. A refusal by the store isolates the
 /// message that caused it (see `isolate`) and dead-letters it; any other
 /// `Err` (or a wrong count — a handler bug, treated as transient rather than
-/// acked blindly) retries the same piece with backoff, for ever.
+/// acked blindly) retries the same piece with backoff, for as long as
+/// `publisher`'s channel is open. Once it is closed (the connection was
+/// lost or forced shut) no retry can succeed and no ack can be sent: `Err`,
+/// so the session reconnects and the broker redelivers the unacked
+/// messages, which the handlers take idempotently.
 async fn handle_isolating<F, Fut>(
     queue: &str,
     len: usize,
+    publisher: &Publisher,
     shutdown: &CancellationToken,
     mut attempt: F,
-) -> Option<Vec<Outcome>>
+) -> anyhow::Result<Option<Vec<Outcome>>>
 where
     F: FnMut(Range<usize>) -> Fut,
     Fut: Future<Output = anyhow::Result<Vec<Outcome>>>,
@@ -754,6 +759,12 @@ where
                 failure
             }
         };
+        if !publisher.channel().status().connected() {
+            anyhow::bail!(
+                "the publishing channel is closed; {} unsettled message(s) of {queue} return to the queue",
+                len
+            );
+        }
         if let Failure::Refused(reason) = failure {
             match isolation.refused() {
                 // The database answered: no reason to wait before the halves.
@@ -770,12 +781,12 @@ where
         }
         let wait = backoff.next().unwrap_or(Duration::from_secs(5));
         tokio::select! {
-            _ = shutdown.cancelled() => return None,
+            _ = shutdown.cancelled() => return Ok(None),
             _ = tokio::time::sleep(wait) => {}
         }
     }
     // Every piece ends handled or dead, so every slot is filled.
-    outcomes.into_iter().collect()
+    Ok(outcomes.into_iter().collect())
 }
 
 /// The dead-letter copies of the messages whose outcome is `Dead`.
@@ -918,5 +929,69 @@ mod tests {
             "gave up after 3 attempts"
         );
         assert_eq!(reason_kind("plain"), "plain");
+    }
+}
+
+/// `handle_isolating` against a real broker channel.
+#[cfg(test)]
+mod channel_loss_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    async fn publisher() -> (lapin::Connection, Publisher) {
+        let url = std::env::var("AMQP_URL")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+        let conn = crate::amqp::connect(&url, "channel-loss-test")
+            .await
+            .expect("broker");
+        let publisher = Publisher::open(&conn).await.expect("publisher");
+        (conn, publisher)
+    }
+
+    #[tokio::test]
+    async fn a_failing_batch_on_a_closed_channel_gives_up_for_a_reconnect() {
+        let (conn, publisher) = publisher().await;
+        publisher
+            .channel()
+            .close(200, "gone".into())
+            .await
+            .expect("close");
+        let calls = AtomicUsize::new(0);
+        let shutdown = CancellationToken::new();
+        let result = handle_isolating("q", 3, &publisher, &shutdown, |_| {
+            // A second call would be a retry on the dead channel: stop there
+            // (as shutdown) rather than retry for ever.
+            if calls.fetch_add(1, Ordering::SeqCst) >= 1 {
+                shutdown.cancel();
+            }
+            async { anyhow::bail!("publishing retries: invalid channel state") }
+        })
+        .await;
+        let err = result.expect_err("a closed channel ends the retries");
+        assert!(err.to_string().contains("channel is closed"), "{err:#}");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "no retry on a dead channel"
+        );
+        let _ = conn.close(200, "bye".into()).await;
+    }
+
+    #[tokio::test]
+    async fn a_failing_batch_on_an_open_channel_is_retried() {
+        let (conn, publisher) = publisher().await;
+        let calls = AtomicUsize::new(0);
+        let shutdown = CancellationToken::new();
+        let result = handle_isolating("q", 3, &publisher, &shutdown, |_| {
+            // The third failure asks for shutdown, which ends the retries.
+            if calls.fetch_add(1, Ordering::SeqCst) == 2 {
+                shutdown.cancel();
+            }
+            async { anyhow::bail!("recording attempts: database is down") }
+        })
+        .await;
+        assert!(matches!(result, Ok(None)), "{result:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        let _ = conn.close(200, "bye".into()).await;
     }
 }
