@@ -52,7 +52,13 @@ pub async fn connect_and_migrate_with(
     // Ruling out sequential scans keeps the generic plans on the indexes
     // (where no index applies, a sequential scan is still used). See
     // docs/benchmarks.md.
-    let options = options.options([("enable_seqscan", "off")]);
+    //
+    // JIT is off: with sequential scans ruled out, a query that must still
+    // scan (a small table without a usable index, like the forwarder's
+    // replica rows) is costed at 1e10, far above `jit_above_cost`, and was
+    // JIT-compiled on every run: ~360 ms of CPU for a one-row table, once a
+    // second. None of these short queries gains from JIT.
+    let options = options.options([("enable_seqscan", "off"), ("jit", "off")]);
     let options = match plans {
         Plans::Chosen => options,
         Plans::Generic => options.options([("plan_cache_mode", "force_generic_plan")]),

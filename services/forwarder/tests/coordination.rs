@@ -331,3 +331,26 @@ async fn of_replicas_claiming_at_once_one_wins_until_its_claim_lapses() {
     })
     .await;
 }
+
+/// The heartbeat's DELETE has no index to use, so with sequential scans
+/// ruled out (shared `db`) it is costed above `jit_above_cost`: it must not
+/// be JIT-compiled on every heartbeat (~360 ms of CPU each, measured).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_is_never_jit_compiled() {
+    with_env(|env| async move {
+        let plan: (serde_json::Value,) = sqlx::query_as(
+            "EXPLAIN (ANALYZE, FORMAT JSON) \
+             DELETE FROM forwarder_replicas WHERE heartbeat_at < now() - make_interval(secs => 5.0)",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .expect("explain");
+        let plan = &plan.0[0];
+        assert!(
+            plan["Plan"]["Total Cost"].as_f64().unwrap_or(0.0) > 100_000.0,
+            "the premise: the plan costs more than jit_above_cost: {plan}"
+        );
+        assert!(plan.get("JIT").is_none(), "JIT-compiled: {}", plan["JIT"]);
+    })
+    .await;
+}
