@@ -8,8 +8,10 @@
 //! - `db`, `config`, `telemetry`, `metrics`, `ops`: plumbing
 //! - `egress`: the HTTP client for URLs tenants choose, and the addresses it refuses
 //! - `signing`, `crypto`, `tokens`: webhook signatures, secrets at rest, API tokens
+//! - `api`: what the API services share: auth, the error shape, JSON bodies, routes
 
 pub mod amqp;
+pub mod api;
 pub mod config;
 pub mod crypto;
 pub mod db;

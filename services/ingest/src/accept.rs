@@ -18,11 +18,11 @@ use salesync_core::domain::{SaleId, SaleInput, TenantId};
 use salesync_core::messages::Trigger;
 use salesync_core::outbox::{Committed, Handoff, OutboxMessage};
 
-use crate::error::ErrorBody;
 use crate::events::sale_event;
 use crate::intake::{self, Outcome, Plan, Stored};
 use crate::store;
 use crate::store::sales::{NewSale, TenantSale};
+use salesync_core::api::error::ErrorBody;
 
 /// One tenant's items, in the order they arrived; an `Err` item was rejected
 /// before reaching the database and comes back as `Outcome::Invalid`.

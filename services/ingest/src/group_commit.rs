@@ -29,8 +29,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::accept::{TenantItems, store_sales};
-use crate::error::ApiError;
 use crate::intake::Outcome;
+use salesync_core::api::ApiError;
 
 /// One handler's sale, waiting for its group.
 struct Pending {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use salesync_core::domain::SaleId;
 
-use crate::error::{ApiError, ErrorBody};
+use salesync_core::api::error::{ApiError, ErrorBody};
 
 /// Where one input item goes.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,11 +13,11 @@ use salesync_core::integration::{
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::field_checks::{
+use salesync_core::api::field_checks::{
     MAX_TARGET_STATUS_CHARS, StatusName, TargetStatusName, check_http_url, check_name,
     is_valid_status,
 };
-use crate::json::not_null;
+use salesync_core::api::json::not_null;
 
 /// Longest accepted bearer token for a target.
 const MAX_TOKEN_CHARS: usize = 4096;

@@ -10,10 +10,11 @@ use ingest::app::{AppState, app};
 use ingest::cli as commands;
 use ingest::config::{Cli, Command};
 use ingest::group_commit::{GroupPolicy, SaleCommitter};
-use ingest::quota::TenantQuota;
 use ingest::status_consumer::StatusConsumer;
-use ingest::token_cache::TokenCache;
 use salesync_core::amqp::{consumer, topology};
+use salesync_core::api::quota::TenantQuota;
+use salesync_core::api::token_cache::TokenCache;
+use salesync_core::api::{AuthState, BodyLimits};
 use salesync_core::metrics::Metrics;
 use salesync_core::ops::{self, Readiness};
 use salesync_core::{db, outbox, telemetry};
@@ -107,7 +108,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         cli.serve.auth_cache_ttl,
         usize::try_from(cli.serve.auth_cache_max).unwrap_or(10_000),
     ));
-    let _revocations = tokio::spawn(ingest::revocations::listen(
+    let _revocations = tokio::spawn(salesync_core::api::revocations::listen(
         pool.clone(),
         token_cache.clone(),
         shutdown.clone(),
@@ -115,21 +116,27 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let state = AppState {
         pool: pool.clone(),
         secrets: Arc::new(encryption.encryption_keys),
-        admin_token: cli.serve.admin_token.map(Arc::from),
         wake,
         handoff,
         metrics,
         readiness,
-        max_body_bytes: usize::try_from(cli.serve.max_body_bytes).unwrap_or(usize::MAX),
-        body_read_timeout: cli.serve.body_read_timeout,
-        rate_limits: Arc::new(TenantQuota::new(
-            pool.clone(),
-            cli.serve.rate_limit_per_sec,
-            cli.serve.rate_limit_burst,
-        )),
+        auth: AuthState {
+            pool: pool.clone(),
+            token_cache,
+            rate_limits: Arc::new(TenantQuota::new(
+                pool.clone(),
+                cli.serve.rate_limit_per_sec,
+                cli.serve.rate_limit_burst,
+            )),
+            admin_token: cli.serve.admin_token.map(Arc::from),
+            integration_policy: ingest::routes::integration_token_allowed,
+        },
+        body: BodyLimits {
+            max_bytes: usize::try_from(cli.serve.max_body_bytes).unwrap_or(usize::MAX),
+            read_timeout: cli.serve.body_read_timeout,
+        },
         amqp_url: cli.common.amqp_url.clone(),
         committer,
-        token_cache,
         egress: cli.egress.policy(),
     };
     let server = tokio::spawn(ops::serve(

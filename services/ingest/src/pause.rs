@@ -26,12 +26,12 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::ApiError;
 use crate::events::tenant_webhook_command;
-use crate::field_checks;
 use crate::store;
 use crate::store::pause::{AutoPaused, Released};
 use crate::store::status::NewWebhookDelivery;
+use salesync_core::api::ApiError;
+use salesync_core::api::field_checks;
 
 /// Held deliveries released per transaction.
 pub const RELEASE_CHUNK: i64 = 500;

@@ -17,7 +17,7 @@ use salesync_core::domain::{IntegrationId, SaleId, TenantId};
 use salesync_core::messages::StatusUpdate;
 
 use crate::events::StatusNotice;
-use crate::field_checks::is_valid_status;
+use salesync_core::api::field_checks::is_valid_status;
 
 /// A sale as locked for the batch.
 #[derive(Debug, Clone, PartialEq)]

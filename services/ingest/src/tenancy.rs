@@ -7,10 +7,10 @@ use salesync_core::tokens;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use crate::error::ApiError;
-use crate::field_checks::check_name;
 use crate::store;
 use crate::store::tenants::NewTokenRow;
+use salesync_core::api::ApiError;
+use salesync_core::api::field_checks::check_name;
 
 /// Token name used when none is given.
 pub const DEFAULT_TOKEN_NAME: &str = "default";

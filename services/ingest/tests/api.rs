@@ -100,7 +100,7 @@ async fn tenants_tokens_and_auth() {
 
     // Admin routes disappear without ADMIN_TOKEN.
     let mut st = state(&db.pool);
-    st.admin_token = None;
+    st.auth.admin_token = None;
     let no_admin = ingest::app(st);
     let a = call(
         &no_admin,
@@ -656,7 +656,7 @@ async fn integration_only_tokens_and_webhook() {
 async fn limits_docs_and_ops() {
     let db = TestDb::new().await;
     let mut st = state(&db.pool);
-    st.max_body_bytes = 2048;
+    st.body.max_bytes = 2048;
     let app = app(st);
     let (_, token) = tenant(&app, "Shop", false).await;
     let mut big = sale("big");

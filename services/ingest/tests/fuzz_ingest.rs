@@ -109,7 +109,7 @@ fn bad_input_campaign_never_5xx_never_half_written() {
         let _in_runtime = rt.enter();
         common::state(&db.pool)
     };
-    state.max_body_bytes = MAX_BODY_BYTES;
+    state.body.max_bytes = MAX_BODY_BYTES;
     let c = Client::new(ingest::app(state), rt.handle().clone());
     let started = Instant::now();
 

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{TestDb, call, count, raw, state, tenant};
 use ingest::app;
-use ingest::quota::TenantQuota;
+use salesync_core::api::quota::TenantQuota;
 use salesync_core::domain::sample_sale;
 use salesync_core::ops;
 use serde_json::{Value, json};
@@ -39,7 +39,7 @@ async fn tenants_over_their_rate_get_429_with_retry_after() {
     let db = TestDb::new().await;
     let mut st = state(&db.pool);
     // 1 per second refill, bucket of 20: a test cannot accidentally refill it.
-    st.rate_limits = Arc::new(TenantQuota::new(db.pool.clone(), 1, 20));
+    st.auth.rate_limits = Arc::new(TenantQuota::new(db.pool.clone(), 1, 20));
     let app = app(st);
     // Admin routes are not tenant-limited: tenants can be made at any rate.
     let (_, a) = tenant(&app, "A", false).await;
@@ -107,7 +107,7 @@ async fn tenants_over_their_rate_get_429_with_retry_after() {
 async fn bodies_over_the_limit_are_413_with_or_without_a_length() {
     let db = TestDb::new().await;
     let mut st = state(&db.pool);
-    st.max_body_bytes = 4096;
+    st.body.max_bytes = 4096;
     let app = app(st);
     let (_, token) = tenant(&app, "Shop", false).await;
 
@@ -154,7 +154,7 @@ async fn a_body_trickling_in_past_its_deadline_is_408_and_closes_the_connection(
     const DEADLINE: Duration = Duration::from_millis(600);
     let db = TestDb::new().await;
     let mut st = state(&db.pool);
-    st.body_read_timeout = DEADLINE;
+    st.body.read_timeout = DEADLINE;
     let app = app(st);
     let (_, token) = tenant(&app, "Shop", false).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -23,12 +23,12 @@ use salesync_core::outbox::{self, OutboxMessage};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
-use crate::error::ApiError;
 use crate::store;
 use crate::store::dead_letters::{ActionEntry, DeadLetterRow, LockedDelivery, NewAction};
 use crate::store::sales::AttemptEntry;
 use query::{BulkReplay, Cursor, Filter, ListQuery};
 use rules::{Refusal, TargetChoice};
+use salesync_core::api::ApiError;
 
 /// Deliveries replayed per transaction in a bulk replay: big enough to be
 /// quick, small enough that locks are short and a failure repeats little.

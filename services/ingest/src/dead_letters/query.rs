@@ -9,7 +9,7 @@ use salesync_core::domain::{DeliveryId, FieldError, IntegrationId};
 use serde::Deserialize;
 
 use super::rules::TargetChoice;
-use crate::field_checks;
+use salesync_core::api::field_checks;
 
 /// Page size when none is asked for.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -99,15 +99,15 @@ pub struct ListParams {
 #[schema(as = BulkReplayRequest)]
 pub struct BulkReplayParams {
     /// Only this integration's (404 if it is not the tenant's).
-    #[serde(default, deserialize_with = "crate::json::not_null")]
+    #[serde(default, deserialize_with = "salesync_core::api::json::not_null")]
     #[schema(value_type = uuid::Uuid)]
     pub integration_id: Option<String>,
     /// Died at or after.
-    #[serde(default, deserialize_with = "crate::json::not_null")]
+    #[serde(default, deserialize_with = "salesync_core::api::json::not_null")]
     #[schema(value_type = chrono::DateTime<chrono::Utc>)]
     pub from: Option<String>,
     /// Died before.
-    #[serde(default, deserialize_with = "crate::json::not_null")]
+    #[serde(default, deserialize_with = "salesync_core::api::json::not_null")]
     #[schema(value_type = chrono::DateTime<chrono::Utc>)]
     pub to: Option<String>,
     /// `current` (default): where the integration points now; `recorded`:

@@ -27,10 +27,10 @@ use salesync_core::domain::{FieldError, SaleId, TenantId};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use crate::error::ApiError;
-use crate::field_checks::NonBlankText;
-use crate::json::not_null;
 use crate::store::erasures::{self, ErasureRecord, Match, Requester, TextRow};
+use salesync_core::api::ApiError;
+use salesync_core::api::field_checks::NonBlankText;
+use salesync_core::api::json::not_null;
 use scrub::{Needles, scrub_column, scrub_json};
 
 /// Most external ids one request may name.

@@ -95,8 +95,8 @@ pub use sale_input::SaleInputSchema;
         dead_letters::discard,
     ),
     components(schemas(
-        crate::error::Envelope,
-        crate::error::ErrorBody,
+        salesync_core::api::error::Envelope,
+        salesync_core::api::error::ErrorBody,
         salesync_core::domain::FieldError,
         salesync_core::domain::Currency,
         NewTenant, CreatedTenant, NewToken, CreatedToken,

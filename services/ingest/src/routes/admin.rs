@@ -11,16 +11,16 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
-use crate::auth::Admin;
 use crate::dead_letter_queue::{self, DEFAULT_PEEK, MAX_PEEK, Peek};
-use crate::error::ApiError;
-use crate::json::JsonBody;
 use crate::pause::{self, PauseInput, PausedBy};
 use crate::routes::dead_letters::query_error;
 use crate::routes::integrations::{IntegrationView, ResumedView, view};
 use crate::routes::parse_id;
 use crate::store;
 use crate::tenancy::{self, CreatedTenant, CreatedToken, NewTenant, NewToken};
+use salesync_core::api::ApiError;
+use salesync_core::api::auth::Admin;
+use salesync_core::api::json::JsonBody;
 
 /// `POST /admin/tenants`
 #[utoipa::path(
@@ -87,7 +87,7 @@ pub async fn revoke_token(
 ) -> Result<StatusCode, ApiError> {
     let tenant_id = parse_id(&tenant_id, "tenant")?;
     let token_id = parse_id(&token_id, "token")?;
-    if !store::tokens::revoke(&state.pool, tenant_id, token_id).await? {
+    if !salesync_core::api::tokens_store::revoke(&state.pool, tenant_id, token_id).await? {
         return Err(ApiError::NotFound("token"));
     }
     tracing::info!(%tenant_id, %token_id, "token revoked");

@@ -11,14 +11,14 @@ use salesync_core::domain::{DeliveryId, FieldError};
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::auth::Caller;
 use crate::dead_letters::query::{self, BulkReplayParams, ListParams, ReplayParams};
 use crate::dead_letters::{
     self, Actor, BulkReplayed, DeadLetterDetail, DeadLetterPage, Discarded, Replayed,
 };
-use crate::error::ApiError;
-use crate::json::{JsonBody, OptionalJsonBody};
 use crate::routes::parse_id;
+use salesync_core::api::ApiError;
+use salesync_core::api::auth::Caller;
+use salesync_core::api::json::{JsonBody, OptionalJsonBody};
 
 /// A query string that does not even parse (unknown or repeated
 /// parameters, bad encoding) is a 422 naming the problem.

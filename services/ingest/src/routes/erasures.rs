@@ -8,12 +8,12 @@ use axum::extract::{Path, State};
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::auth::{Admin, Caller};
 use crate::erasure::{self, Erased, ErasureRequest};
-use crate::error::ApiError;
-use crate::json::JsonBody;
 use crate::routes::parse_id;
 use crate::store::erasures::{self, ErasureRecord, Requester};
+use salesync_core::api::ApiError;
+use salesync_core::api::auth::{Admin, Caller};
+use salesync_core::api::json::JsonBody;
 
 /// Most erasures `GET /v1/erasures` lists.
 const LIST_LIMIT: i64 = 100;

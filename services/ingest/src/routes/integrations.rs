@@ -18,16 +18,16 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::app::AppState;
-use crate::auth::Caller;
-use crate::error::ApiError;
 use crate::integration_input::{
     CredentialsChange, IntegrationInput, IntegrationPatch, Valid, validate, validate_credentials,
 };
-use crate::json::JsonBody;
 use crate::pause::{self, PauseInput, PausedBy, Resumed};
 use crate::routes::parse_id;
 use crate::store;
 use crate::store::integrations::{CredentialsWrite, IntegrationRow, PauseState};
+use salesync_core::api::ApiError;
+use salesync_core::api::auth::Caller;
+use salesync_core::api::json::JsonBody;
 
 /// How many signing secrets are kept: the new one and the one before, so a
 /// receiver can switch over without rejecting anything in between.

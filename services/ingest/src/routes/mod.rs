@@ -10,27 +10,13 @@ pub mod integrations;
 pub mod sales;
 pub mod webhook;
 
-use std::str::FromStr;
-
 use axum::Router;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
+pub use salesync_core::api::routes::{Access, OPS_ROUTES, parse_id};
+use salesync_core::api::routes::{integration_token_allowed as allowed_in, spec};
 
 use crate::app::AppState;
-use crate::error::ApiError;
-
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// No token.
-    Public,
-    /// `ADMIN_TOKEN`.
-    Admin,
-    /// A tenant token that is not integration-only.
-    Tenant,
-    /// Any tenant token, integration-only ones included.
-    TenantOrIntegration,
-}
 
 /// The handler behind a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,22 +54,7 @@ pub enum Endpoint {
     ListErasures,
 }
 
-#[derive(Debug, Clone)]
-pub struct RouteSpec {
-    pub method: Method,
-    pub path: &'static str,
-    pub endpoint: Endpoint,
-    pub access: Access,
-}
-
-const fn spec(method: Method, path: &'static str, endpoint: Endpoint, access: Access) -> RouteSpec {
-    RouteSpec {
-        method,
-        path,
-        endpoint,
-        access,
-    }
-}
+pub type RouteSpec = salesync_core::api::routes::RouteSpec<Endpoint>;
 
 use Access::*;
 use Endpoint::*;
@@ -212,13 +183,6 @@ pub const ROUTES: &[RouteSpec] = &[
     spec(Method::GET, "/v1/erasures", ListErasures, Tenant),
 ];
 
-/// Served by `salesync_core::ops::router`, documented alongside.
-pub const OPS_ROUTES: &[(Method, &str)] = &[
-    (Method::GET, "/healthz"),
-    (Method::GET, "/readyz"),
-    (Method::GET, "/metrics"),
-];
-
 /// The router of every route in `ROUTES`.
 pub fn api_router() -> Router<AppState> {
     ROUTES
@@ -267,23 +231,14 @@ fn method_router(spec: &RouteSpec) -> Option<MethodRouter<AppState>> {
 }
 
 /// Whether an integration-only token may call `method path` (the matched
-/// route pattern, e.g. `/v1/sales/{id}`).
+/// route pattern, e.g. `/v1/sales/{id}`): the policy `auth` applies.
 pub fn integration_token_allowed(method: &Method, path: Option<&str>) -> bool {
-    ROUTES
-        .iter()
-        .any(|r| r.method == *method && Some(r.path) == path && r.access == TenantOrIntegration)
-}
-
-/// Parses an id from the URL. A malformed id cannot name anything that
-/// exists, so it is a 404 like any unknown id.
-pub fn parse_id<T: FromStr>(raw: &str, what: &'static str) -> Result<T, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound(what))
+    allowed_in(ROUTES, method, path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use salesync_core::domain::SaleId;
 
     #[test]
     fn every_method_is_routable_and_each_route_unique() {
@@ -320,15 +275,5 @@ mod tests {
             .filter(|r| r.access == TenantOrIntegration)
             .count();
         assert_eq!(allowed, 4);
-    }
-
-    #[test]
-    fn malformed_ids_are_not_found() {
-        assert!(matches!(
-            parse_id::<SaleId>("nope", "sale"),
-            Err(ApiError::NotFound("sale"))
-        ));
-        let id = SaleId::new();
-        assert_eq!(parse_id::<SaleId>(&id.to_string(), "sale").ok(), Some(id));
     }
 }

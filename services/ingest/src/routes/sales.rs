@@ -19,15 +19,15 @@ use serde_json::Value;
 
 use crate::accept::{TenantItems, store_sales};
 use crate::app::AppState;
-use crate::auth::Caller;
-use crate::error::{ApiError, ErrorBody};
 use crate::events::{sale_event, sale_with_status};
-use crate::field_checks::{MAX_NOTE_CHARS, StatusName, is_valid_status};
 use crate::intake::Outcome;
-use crate::json::{JsonBody, from_value};
 use crate::routes::parse_id;
 use crate::store;
 use crate::store::sales::{LookupRow, SaleDetail};
+use salesync_core::api::auth::Caller;
+use salesync_core::api::error::{ApiError, ErrorBody};
+use salesync_core::api::field_checks::{MAX_NOTE_CHARS, StatusName, is_valid_status};
+use salesync_core::api::json::{JsonBody, from_value};
 
 /// Most sales in one batch request.
 pub const MAX_BATCH: usize = 1000;
@@ -133,7 +133,7 @@ pub async fn create_batch(
     }
     // The request itself was charged one token on authentication.
     let extra = u32::try_from(req.sales.len() - 1).unwrap_or(u32::MAX);
-    state.charge(caller.tenant_id, extra).await?;
+    state.auth.charge(caller.tenant_id, extra).await?;
     let external_ids: Vec<Option<String>> = req
         .sales
         .iter()

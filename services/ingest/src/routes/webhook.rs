@@ -9,11 +9,11 @@ use salesync_core::signing;
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
-use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::field_checks::check_http_url;
-use crate::json::JsonBody;
 use crate::store;
+use salesync_core::api::ApiError;
+use salesync_core::api::auth::Caller;
+use salesync_core::api::field_checks::check_http_url;
+use salesync_core::api::json::JsonBody;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -9,7 +9,6 @@ pub mod pause;
 pub mod sales;
 pub mod status;
 pub mod tenants;
-pub mod tokens;
 
 /// PostgreSQL's unique_violation, for turning a taken name into a 409.
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {

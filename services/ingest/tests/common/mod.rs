@@ -15,8 +15,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ingest::app::AppState;
 use ingest::group_commit::{GroupPolicy, SaleCommitter};
-use ingest::quota::TenantQuota;
-use ingest::token_cache::TokenCache;
+use salesync_core::api::quota::TenantQuota;
+use salesync_core::api::token_cache::TokenCache;
+use salesync_core::api::{AuthState, BodyLimits};
 use salesync_core::crypto::SecretBox;
 use salesync_core::egress::{self, EgressPolicy};
 use salesync_core::metrics::Metrics;
@@ -200,17 +201,23 @@ pub fn state(pool: &PgPool) -> AppState {
         secrets: Arc::new(
             SecretBox::from_spec(&SecretBox::generate_spec("test")).expect("generated key spec"),
         ),
-        admin_token: Some(Arc::from(ADMIN_TOKEN)),
         wake,
         handoff,
         metrics: Metrics::new("ingest-test"),
         readiness: Readiness::default(),
-        max_body_bytes: 8 * 1024 * 1024,
-        body_read_timeout: Duration::from_secs(60),
-        rate_limits: Arc::new(TenantQuota::new(pool.clone(), 1_000_000, 1_000_000)),
+        auth: AuthState {
+            pool: pool.clone(),
+            token_cache: Arc::new(TokenCache::new(Duration::from_secs(30), 1000)),
+            rate_limits: Arc::new(TenantQuota::new(pool.clone(), 1_000_000, 1_000_000)),
+            admin_token: Some(Arc::from(ADMIN_TOKEN)),
+            integration_policy: ingest::routes::integration_token_allowed,
+        },
+        body: BodyLimits {
+            max_bytes: 8 * 1024 * 1024,
+            read_timeout: Duration::from_secs(60),
+        },
         amqp_url: amqp_url(),
         committer,
-        token_cache: Arc::new(TokenCache::new(Duration::from_secs(30), 1000)),
         // The test targets listen on loopback.
         egress: EgressPolicy::new(egress::parse_allow_nets("127.0.0.0/8,::1").unwrap()),
     }

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ingest::field_checks::{check_http_url, check_name};
+use salesync_core::api::field_checks::{check_http_url, check_name};
 use salesync_core::domain::{SaleInput, validate_sale};
 use salesync_core::integration::{Conditions, Mapping};
 use salesync_core::messages::{Envelope, SaleEvent, Trigger};

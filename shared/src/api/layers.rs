@@ -6,14 +6,14 @@
 
 use std::collections::BTreeMap;
 
+use crate::metrics::Metrics;
+use crate::telemetry;
 use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use salesync_core::metrics::Metrics;
-use salesync_core::telemetry;
 
 /// Label for requests that matched no route.
 pub const UNMATCHED: &str = "unmatched";
@@ -71,7 +71,7 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(crate::json::is_json_content_type);
+        .is_some_and(super::json::is_json_content_type);
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
@@ -150,7 +150,7 @@ mod tests {
             )
             .route(
                 "/json",
-                get(|| async { crate::error::ApiError::NotFound("sale") }),
+                get(|| async { crate::api::ApiError::NotFound("sale") }),
             )
             .route("/ok", get(|| async { "fine" }))
             .layer(axum::middleware::from_fn(json_errors));

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use salesync_core::domain::{TenantId, TokenId};
+use crate::domain::{TenantId, TokenId};
 
 /// What authentication needs of an active token.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -18,10 +18,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use salesync_core::domain::TenantId;
+use crate::domain::TenantId;
 use sqlx::PgPool;
 
-use crate::rate_limit::{Limit, RateLimiter};
+use super::rate_limit::{Limit, RateLimiter};
 
 /// How much of a tenant's rate one process takes from the shared bucket at once.
 const CHUNK: Duration = Duration::from_millis(50);

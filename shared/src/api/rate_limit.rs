@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use salesync_core::domain::TenantId;
+use crate::domain::TenantId;
 
 /// The limit: tokens added per second, and the most a bucket holds.
 #[derive(Debug, Clone, Copy, PartialEq)]

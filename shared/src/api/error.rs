@@ -4,11 +4,11 @@
 //! `code` and never have to parse prose. Database failures become a generic
 //! 503: the details go to the log, never to the caller (no SQL leaks).
 
+use crate::domain::FieldError;
 use axum::Json;
 use axum::http::header::{CONNECTION, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use salesync_core::domain::FieldError;
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]

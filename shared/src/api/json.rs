@@ -8,21 +8,24 @@
 mod screen;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
-use salesync_core::domain::FieldError;
 use serde::de::DeserializeOwned;
 
-use crate::app::AppState;
-use crate::error::ApiError;
+use super::{ApiError, BodyLimits};
+use crate::domain::FieldError;
 
 /// A request body parsed as `T`.
 pub struct JsonBody<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+impl<T: DeserializeOwned, S> FromRequest<S> for JsonBody<T>
+where
+    BodyLimits: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let content_type = req
             .headers()
             .get(CONTENT_TYPE)
@@ -39,10 +42,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 /// `JsonBody` does.
 pub struct OptionalJsonBody<T>(pub T);
 
-impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T> {
+impl<T: DeserializeOwned + Default, S> FromRequest<S> for OptionalJsonBody<T>
+where
+    BodyLimits: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let json_typed = req
             .headers()
             .get(CONTENT_TYPE)
@@ -61,16 +68,20 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T
 }
 
 /// The whole body, within the size limit and the read deadline.
-async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError>
+where
+    BodyLimits: FromRef<S>,
+{
+    let limits = BodyLimits::from_ref(state);
     // A deadline on the whole body, not on each read: a client trickling
     // a byte at a time would pass any per-read timeout.
-    let waited = state.body_read_timeout;
+    let waited = limits.read_timeout;
     let read = tokio::time::timeout(waited, Bytes::from_request(req, state));
     let read = read.await.map_err(|_| ApiError::BodyTimeout { waited })?;
     read.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge {
-                limit: state.max_body_bytes,
+                limit: limits.max_bytes,
             }
         } else {
             ApiError::InvalidJson {
@@ -167,7 +178,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use salesync_core::domain::{SaleInput, sample_sale};
+    use crate::domain::{SaleInput, sample_sale};
     use serde_json::Value;
 
     #[test]

@@ -1,6 +1,6 @@
 //! API token lookups for authentication, and revocation.
 
-use salesync_core::domain::{TenantId, TokenId};
+use crate::domain::{TenantId, TokenId};
 use sqlx::PgPool;
 
 /// An active (not revoked) token.

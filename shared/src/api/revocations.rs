@@ -12,13 +12,13 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::token_cache::TokenCache;
+use super::token_cache::TokenCache;
 
 pub const CHANNEL: &str = "token_revoked";
 
 /// Listens until `shutdown`, reconnecting after any failure.
 pub async fn listen(pool: PgPool, cache: Arc<TokenCache>, shutdown: CancellationToken) {
-    let mut backoff = salesync_core::amqp::reconnect_backoff();
+    let mut backoff = crate::amqp::reconnect_backoff();
     loop {
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -8,18 +8,16 @@
 
 use std::time::Instant;
 
+use axum::extract::FromRef;
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use salesync_core::domain::{TenantId, TokenId};
-use salesync_core::tokens;
 
-use crate::app::AppState;
-use crate::error::ApiError;
-use crate::routes::integration_token_allowed;
-use crate::store;
-use crate::token_cache::CachedToken;
+use super::token_cache::CachedToken;
+use super::{ApiError, AuthState, tokens_store};
+use crate::domain::{TenantId, TokenId};
+use crate::tokens;
 
 /// An authenticated tenant token.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,12 +27,17 @@ pub struct Caller {
     pub integration_only: bool,
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl<S> FromRequestParts<S> for Caller
+where
+    AuthState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let state = AuthState::from_ref(state);
         let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        let found = active_token(state, tokens::hash(token)).await?;
+        let found = active_token(&state, tokens::hash(token)).await?;
         let caller = Caller {
             tenant_id: found.tenant_id,
             token_id: found.id,
@@ -47,7 +50,7 @@ impl FromRequestParts<AppState> for Caller {
             .extensions
             .get::<MatchedPath>()
             .map(MatchedPath::as_str);
-        if caller.integration_only && !integration_token_allowed(&parts.method, route) {
+        if caller.integration_only && !(state.integration_policy)(&parts.method, route) {
             return Err(ApiError::Forbidden);
         }
         Ok(caller)
@@ -56,18 +59,18 @@ impl FromRequestParts<AppState> for Caller {
 
 /// The active token with this hash: from the cache while fresh, else from
 /// the database (then cached). Unknown tokens are not cached.
-async fn active_token(state: &AppState, hash: Vec<u8>) -> Result<CachedToken, ApiError> {
+async fn active_token(state: &AuthState, hash: Vec<u8>) -> Result<CachedToken, ApiError> {
     if let Some(t) = state.token_cache.get(&hash, Instant::now()) {
         return Ok(t);
     }
-    let found = store::tokens::find_active(&state.pool, &hash)
+    let found = tokens_store::find_active(&state.pool, &hash)
         .await?
         .ok_or(ApiError::Unauthorized)?;
     if found.stale_last_used {
         // Bookkeeping only: never delay or fail the request for it.
         let pool = state.pool.clone();
         tokio::spawn(async move {
-            if let Err(e) = store::tokens::touch(&pool, found.id).await {
+            if let Err(e) = tokens_store::touch(&pool, found.id).await {
                 tracing::debug!(error = %e, "could not record token use");
             }
         });
@@ -85,10 +88,15 @@ async fn active_token(state: &AppState, hash: Vec<u8>) -> Result<CachedToken, Ap
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
 
-impl FromRequestParts<AppState> for Admin {
+impl<S> FromRequestParts<S> for Admin
+where
+    AuthState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let state = AuthState::from_ref(state);
         let Some(expected) = state.admin_token.as_deref() else {
             return Err(ApiError::NotFound("route"));
         };
