@@ -4,7 +4,7 @@
 //! 1. `raw_broker`: lapin alone, persistent messages through a durable quorum
 //!    queue with pipelined confirms and one manual-ack consumer — as fast as
 //!    it goes, then paced at each fixed rate (one hop's latency floor);
-//! 2. `scenario` (fixed): the four release binaries (via the e2e harness),
+//! 2. `scenario` (fixed): the five release binaries (via the e2e harness),
 //!    single-sale POSTs at a fixed open-loop rate to ingest → condition-filter
 //!    → forwarder → `target::CountingTarget`;
 //! 3. `scenario` (saturation): batch POSTs from several clients, as fast as

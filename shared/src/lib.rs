@@ -9,6 +9,7 @@
 //! - `egress`: the HTTP client for URLs tenants choose, and the addresses it refuses
 //! - `signing`, `crypto`, `tokens`: webhook signatures, secrets at rest, API tokens
 //! - `api`: what the API services share: auth, the error shape, JSON bodies, routes
+//! - `tenant_webhook`: deliveries to the tenant's own webhook, filed by two services
 
 pub mod amqp;
 pub mod api;
@@ -26,4 +27,5 @@ pub mod ops;
 pub mod outbox;
 pub mod signing;
 pub mod telemetry;
+pub mod tenant_webhook;
 pub mod tokens;

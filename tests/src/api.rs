@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
+use salesync_core::api::routes::is_data_plane_path;
 use salesync_core::domain::ids::{DeliveryId, IntegrationId, SaleId, TenantId, TokenId};
 use salesync_core::domain::sale::SaleInput;
 use salesync_core::integration::{
@@ -18,7 +19,10 @@ use serde_json::{Value, json};
 
 #[derive(Clone, Debug)]
 pub struct Api {
+    /// ingest: the sales routes.
     base: String,
+    /// console: every other route.
+    control: String,
     token: Option<String>,
     http: reqwest::Client,
 }
@@ -213,17 +217,40 @@ pub struct WebhookSet {
 }
 
 impl Api {
-    /// A client for the ingest at `base_url`, without a token.
+    /// A client of the whole API at `base_url` (one address, e.g. a
+    /// gateway, or ingest alone for the sales routes), without a token.
     pub fn new(base_url: &str) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
+        let base = base_url.trim_end_matches('/').to_string();
         Self {
-            base: base_url.trim_end_matches('/').to_string(),
+            control: base.clone(),
+            base,
             token: None,
             http,
         }
+    }
+
+    /// A client sending the sales routes to ingest at `ingest_url` and every
+    /// other to console at `console_url`, as a gateway in front of both
+    /// would (`is_data_plane_path`).
+    pub fn split(ingest_url: &str, console_url: &str) -> Self {
+        Self {
+            control: console_url.trim_end_matches('/').to_string(),
+            ..Self::new(ingest_url)
+        }
+    }
+
+    /// Where `path` is served.
+    fn url(&self, path: &str) -> String {
+        let base = if is_data_plane_path(path.split('?').next().unwrap_or(path)) {
+            &self.base
+        } else {
+            &self.control
+        };
+        format!("{base}{path}")
     }
 
     /// The same client sending `Authorization: Bearer <token>`.
@@ -235,6 +262,7 @@ impl Api {
         }
     }
 
+    /// ingest's base URL.
     pub fn base_url(&self) -> &str {
         &self.base
     }
@@ -247,7 +275,7 @@ impl Api {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<(StatusCode, Value)> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        let mut req = self.http.request(method, self.url(path));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }

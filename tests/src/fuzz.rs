@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::services::ServiceKind;
+
 /// The seed when `SALESYNC_FUZZ_SEED` is unset: a fixed one, so every run
 /// sends the same requests (issue 16).
 pub const DEFAULT_SEED: u64 = 16;
@@ -263,10 +265,10 @@ pub async fn run_tool(
     })
 }
 
-/// The generated copy of the OpenAPI document in `proto/` (ingest's unit
-/// tests keep it current and check it is self-contained).
-pub fn proto_document() -> anyhow::Result<Value> {
-    let path = workspace().join("proto/openapi.json");
+/// The generated copy of `service`'s OpenAPI document in `proto/` (the
+/// service's unit tests keep it current and check it is self-contained).
+pub fn proto_document(service: ServiceKind) -> anyhow::Result<Value> {
+    let path = workspace().join(format!("proto/{}.openapi.json", service.binary()));
     let text =
         std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(serde_json::from_str(&text)?)

@@ -6,7 +6,7 @@
 //! - `PrivateRabbit`: a whole RabbitMQ node of its own, for outage tests
 //! - `RabbitCluster`: several of them clustered, to lose one
 //! - `PrivatePostgres`: a whole PostgreSQL cluster of its own, to restart
-//! - `Services`: the four service binaries as OS processes, with logs per process
+//! - `Services`: the five service binaries as OS processes, with logs per process
 //! - `Api`: a typed client for ingest's HTTP API
 //! - `TestTarget`: a programmable downstream HTTP system that records and
 //!   verifies what it receives

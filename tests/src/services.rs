@@ -1,4 +1,4 @@
-//! `Services`: the four salesync binaries as separate OS processes, the way
+//! `Services`: the five salesync binaries as separate OS processes, the way
 //! they run in production — so a test can SIGKILL one mid-stream, SIGTERM it
 //! and watch it drain, or run several replicas competing for a queue.
 //!
@@ -28,14 +28,18 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ServiceKind {
     Ingest,
+    Console,
     ConditionFilter,
     Forwarder,
     StatusPoller,
 }
 
 impl ServiceKind {
-    pub const ALL: [ServiceKind; 4] = [
+    /// The data plane (ingest), the control plane (console), the pipeline
+    /// workers.
+    pub const ALL: [ServiceKind; 5] = [
         ServiceKind::Ingest,
+        ServiceKind::Console,
         ServiceKind::ConditionFilter,
         ServiceKind::Forwarder,
         ServiceKind::StatusPoller,
@@ -45,6 +49,7 @@ impl ServiceKind {
     pub fn binary(&self) -> &'static str {
         match self {
             ServiceKind::Ingest => "ingest",
+            ServiceKind::Console => "console",
             ServiceKind::ConditionFilter => "condition-filter",
             ServiceKind::Forwarder => "forwarder",
             ServiceKind::StatusPoller => "status-poller",
@@ -90,7 +95,7 @@ impl Replicas {
 pub struct ServicesConfig {
     pub database_url: String,
     pub amqp_url: String,
-    /// `ADMIN_TOKEN` of ingest.
+    /// `ADMIN_TOKEN` of console.
     pub admin_token: String,
     /// `SALESYNC_ENCRYPTION_KEYS` (the same for every service).
     pub encryption_keys: String,
@@ -122,7 +127,7 @@ impl ServicesConfig {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
             let specific: &[(&str, &str)] = match kind {
-                ServiceKind::Ingest => &[],
+                ServiceKind::Ingest | ServiceKind::Console => &[],
                 ServiceKind::ConditionFilter => &[("PREFETCH", "100")],
                 ServiceKind::Forwarder => &[
                     ("REQUEST_TIMEOUT", "2s"),
@@ -205,7 +210,8 @@ pub fn resolve_bin_dir(
 struct Instance {
     kind: ServiceKind,
     index: usize,
-    /// API port for ingest, ops port for the others: where `/readyz` is.
+    /// API port for ingest and console, ops port for the others: where
+    /// `/readyz` is.
     port: u16,
     env: BTreeMap<String, String>,
     log: PathBuf,
@@ -282,7 +288,7 @@ impl Services {
         &self.config.admin_token
     }
 
-    /// Base URL of the first ingest process (API and ops).
+    /// Base URL of the first ingest process (the data plane's API and ops).
     pub fn ingest_url(&self) -> String {
         self.urls(ServiceKind::Ingest)
             .into_iter()
@@ -290,8 +296,17 @@ impl Services {
             .unwrap_or_default()
     }
 
+    /// Base URL of the first console process (the control plane's API and
+    /// ops).
+    pub fn console_url(&self) -> String {
+        self.urls(ServiceKind::Console)
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+    }
+
     /// Base URLs where each replica of `kind` serves `/readyz` (and, for
-    /// ingest, the API).
+    /// ingest and console, their API).
     pub fn urls(&self, kind: ServiceKind) -> Vec<String> {
         self.of(kind).map(Instance::base_url).collect()
     }
@@ -593,11 +608,12 @@ impl Services {
     }
 
     /// SIGTERMs everything (ingest last, so the others can still drain into
-    /// it) and waits; returns how each process ended. Dropping `Services`
+    /// it; console before the workers, as it feeds them replays) and waits; returns how each process ended. Dropping `Services`
     /// SIGKILLs instead.
     pub async fn stop_all(&mut self) -> Vec<(ServiceKind, ExitStatus)> {
         let mut ended = Vec::new();
         for kind in [
+            ServiceKind::Console,
             ServiceKind::StatusPoller,
             ServiceKind::ConditionFilter,
             ServiceKind::Forwarder,
@@ -620,6 +636,9 @@ fn instance_env(config: &ServicesConfig, kind: ServiceKind, port: u16) -> BTreeM
     let listen = format!("127.0.0.1:{port}");
     match kind {
         ServiceKind::Ingest => {
+            env.insert("API_LISTEN".into(), listen);
+        }
+        ServiceKind::Console => {
             env.insert("API_LISTEN".into(), listen);
             env.insert("ADMIN_TOKEN".into(), config.admin_token.clone());
         }
@@ -685,8 +704,11 @@ mod tests {
         );
         let ingest = instance_env(&cfg, ServiceKind::Ingest, 4000);
         assert_eq!(ingest["API_LISTEN"], "127.0.0.1:4000");
-        assert_eq!(ingest["ADMIN_TOKEN"], cfg.admin_token);
+        assert!(!ingest.contains_key("ADMIN_TOKEN"), "no admin routes");
         assert!(!ingest.contains_key("OPS_LISTEN"));
+        let console = instance_env(&cfg, ServiceKind::Console, 4002);
+        assert_eq!(console["API_LISTEN"], "127.0.0.1:4002");
+        assert_eq!(console["ADMIN_TOKEN"], cfg.admin_token);
         let fwd = instance_env(&cfg, ServiceKind::Forwarder, 4001);
         assert_eq!(fwd["OPS_LISTEN"], "127.0.0.1:4001");
         assert_eq!(fwd["RETRY_DELAYS"], "1s");

@@ -1,5 +1,5 @@
 //! `Stack`: one complete, private salesync for one test — its own database,
-//! its own vhost (or a given broker, e.g. a `PrivateRabbit`), the four
+//! its own vhost (or a given broker, e.g. a `PrivateRabbit`), the five
 //! services running and ready, and an API client. Dropping it kills the
 //! processes, then drops the database and the vhost.
 
@@ -93,7 +93,7 @@ impl Stack {
         }
         let mut services = Services::start(config).await?;
         services.try_wait_ready().await?;
-        let api = Api::new(&services.ingest_url());
+        let api = Api::split(&services.ingest_url(), &services.console_url());
         Ok(Self {
             services,
             api,
@@ -114,6 +114,11 @@ impl Stack {
     /// ingest's base URL (what a salesync integration targets).
     pub fn ingest_url(&self) -> String {
         self.services.ingest_url()
+    }
+
+    /// console's base URL (the management API).
+    pub fn console_url(&self) -> String {
+        self.services.console_url()
     }
 
     /// A new tenant with a full-access token.

@@ -1,12 +1,15 @@
 //! The served OpenAPI document is the contract, and it is true (issue 16):
 //!
-//! - `served_document_is_self_contained_valid_openapi_3_1`: `GET
-//!   /openapi.json` as ingest serves it is the checked-in `proto/openapi.json`
-//!   (which ingest's unit tests show is current and has no `$ref` outside
-//!   itself), and an independent validator (openapi-spec-validator) finds it
-//!   valid OpenAPI 3.1.
+//! Each API service serves its own document: ingest the data plane's,
+//! console the control plane's.
+//!
+//! - `served_documents_are_self_contained_valid_openapi_3_1`: `GET
+//!   /openapi.json` as each serves it is its checked-in copy,
+//!   `proto/<service>.openapi.json` (which the service's unit tests show is
+//!   current and has no `$ref` outside itself), and an independent validator
+//!   (openapi-spec-validator) finds it valid OpenAPI 3.1.
 //! - `schemathesis_finds_no_contract_violation`: schemathesis, driven only by
-//!   that document, runs every operation with every check (no 5xx, no
+//!   each document against its service, runs every operation with every check (no 5xx, no
 //!   schema-valid request refused, no schema-violating request accepted, every
 //!   status, header and body as documented, stateful sequences included)
 //!   against a running salesync with a seeded tenant, so path ids resolve:
@@ -37,8 +40,16 @@ use serde_json::Value;
 const SCHEMATHESIS_LIMIT: Duration = Duration::from_secs(20 * 60);
 const VALIDATOR_LIMIT: Duration = Duration::from_secs(120);
 
-async fn served_document(stack: &Stack) -> (String, Value) {
-    let text = reqwest::get(format!("{}/openapi.json", stack.ingest_url()))
+/// The API services and where each serves its document.
+fn api_services(stack: &Stack) -> [(ServiceKind, String); 2] {
+    [
+        (ServiceKind::Ingest, stack.ingest_url()),
+        (ServiceKind::Console, stack.console_url()),
+    ]
+}
+
+async fn served_document(base: &str) -> (String, Value) {
+    let text = reqwest::get(format!("{base}/openapi.json"))
         .await
         .and_then(reqwest::Response::error_for_status)
         .expect("GET /openapi.json")
@@ -50,9 +61,10 @@ async fn served_document(stack: &Stack) -> (String, Value) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn served_document_is_self_contained_valid_openapi_3_1() {
+async fn served_documents_are_self_contained_valid_openapi_3_1() {
     let tools = FuzzTools::locate().expect("fuzz tools");
-    // The document needs ingest alone; ingest needs its database and broker.
+    // The documents need the API services alone; they need their database
+    // and broker.
     let replicas = Replicas::default()
         .with(ServiceKind::ConditionFilter, 0)
         .with(ServiceKind::Forwarder, 0)
@@ -60,42 +72,43 @@ async fn served_document_is_self_contained_valid_openapi_3_1() {
     let stack = Stack::start(StackOptions::default().replicas(replicas))
         .await
         .expect("stack");
-    let (text, doc) = served_document(&stack).await;
-
-    assert!(
-        doc["openapi"]
-            .as_str()
-            .is_some_and(|v| v.starts_with("3.1.")),
-        "openapi is {}, not 3.1.x",
-        doc["openapi"]
-    );
-    // The generated copy is what ingest's unit tests check (self-contained,
-    // every route documented, security as the route table says); the binary
-    // serves exactly that.
-    assert!(
-        doc == proto_document().expect("proto/openapi.json"),
-        "the served document differs from proto/openapi.json; rewrite the copy with UPDATE_OPENAPI=1 cargo nextest run -p ingest openapi"
-    );
-
-    // The validator reads a file; the document needs nothing beside it.
     let dir = TempDir::new("salesync-openapi").expect("temp dir");
-    let file = dir.path().join("openapi.json");
-    std::fs::write(&file, &text).expect("write document");
-    let run = run_tool(
-        &tools.spec_validator(),
-        &[file.display().to_string()],
-        &[],
-        &dir.path().join("validator.log"),
-        VALIDATOR_LIMIT,
-    )
-    .await
-    .expect("openapi-spec-validator");
-    assert!(
-        run.success,
-        "openapi-spec-validator rejects the served document (exit {:?}):\n{}",
-        run.code,
-        last_lines(&run.output, 60)
-    );
+    for (service, base) in api_services(&stack) {
+        let (text, doc) = served_document(&base).await;
+        assert!(
+            doc["openapi"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("3.1.")),
+            "{service}: openapi is {}, not 3.1.x",
+            doc["openapi"]
+        );
+        // The generated copy is what the service's unit tests check
+        // (self-contained, every route documented, security as the route
+        // table says); the binary serves exactly that.
+        assert!(
+            doc == proto_document(service).expect("proto copy"),
+            "the document {service} serves differs from proto/{service}.openapi.json; rewrite the copy with UPDATE_OPENAPI=1 cargo nextest run -p {service} openapi"
+        );
+
+        // The validator reads a file; the document needs nothing beside it.
+        let file = dir.path().join(format!("{service}.openapi.json"));
+        std::fs::write(&file, &text).expect("write document");
+        let run = run_tool(
+            &tools.spec_validator(),
+            &[file.display().to_string()],
+            &[],
+            &dir.path().join(format!("validator-{service}.log")),
+            VALIDATOR_LIMIT,
+        )
+        .await
+        .expect("openapi-spec-validator");
+        assert!(
+            run.success,
+            "openapi-spec-validator rejects {service}'s document (exit {:?}):\n{}",
+            run.code,
+            last_lines(&run.output, 60)
+        );
+    }
 }
 
 /// A webhook integration to `target` that takes only sales with `sku`, so
@@ -176,12 +189,15 @@ async fn schemathesis_finds_no_contract_violation() {
     let seeded = seed(&stack, &ok, &refusing).await;
 
     let mut dir = TempDir::new("salesync-fuzz").expect("temp dir");
-    let base = stack.ingest_url();
     let mut failed = Vec::new();
     let mut summaries = Vec::new();
-    for pass in Pass::ALL {
-        let reports = dir.path().join(format!("reports-{}", pass.name()));
-        let log = dir.path().join(format!("schemathesis-{}.log", pass.name()));
+    for ((service, base), pass) in api_services(&stack)
+        .into_iter()
+        .flat_map(|s| Pass::ALL.map(|p| (s.clone(), p)))
+    {
+        let name = format!("{service}-{}", pass.name());
+        let reports = dir.path().join(format!("reports-{name}"));
+        let log = dir.path().join(format!("schemathesis-{name}.log"));
         let args = settings.args(pass, &format!("{base}/openapi.json"), &base, &reports);
         let started = Instant::now();
         let run = run_tool(
@@ -195,15 +211,14 @@ async fn schemathesis_finds_no_contract_violation() {
         .expect("schemathesis");
         let took = started.elapsed();
         let summary = format!(
-            "== {} pass (exit {:?}, {took:.0?}); full output {}, reports (JUnit, VCR cassette) {}\n{}",
-            pass.name(),
+            "== {name} pass (exit {:?}, {took:.0?}); full output {}, reports (JUnit, VCR cassette) {}\n{}",
             run.code,
             log.display(),
             reports.display(),
             last_lines(&run.output, if run.success { 30 } else { 300 })
         );
         if !run.success {
-            failed.push(pass.name());
+            failed.push(name);
         }
         summaries.push(summary);
     }

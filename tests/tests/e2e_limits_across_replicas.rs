@@ -107,7 +107,8 @@ async fn a_revoked_token_stops_working_on_every_replica_at_once() {
     let status_on = |api: &Api, token: &str| {
         let api = api.with_token(token);
         async move {
-            api.raw(Method::GET, "/v1/integrations", None)
+            let lookup = serde_json::json!({"external_ids": ["none"]});
+            api.raw(Method::POST, "/v1/sales/lookup", Some(&lookup))
                 .await
                 .expect("request")
                 .0
@@ -119,7 +120,7 @@ async fn a_revoked_token_stops_working_on_every_replica_at_once() {
     }
 
     let revoke = format!("/admin/tenants/{}/tokens/{}", tenant.id, pos.token_id);
-    let admin = replicas[0].with_token(stack.admin_token());
+    let admin = stack.api.with_token(stack.admin_token());
     let (status, body) = admin
         .raw(Method::DELETE, &revoke, None)
         .await

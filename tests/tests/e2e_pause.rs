@@ -76,7 +76,7 @@ const DEAD: &str = "SELECT count(*) FROM deliveries WHERE state = 'dead'";
 async fn paused_sales_are_held_across_a_kill_and_delivered_once_on_resume() {
     const SALES: usize = 40;
     let stack = Stack::start(StackOptions::default().env(
-        ServiceKind::Ingest,
+        ServiceKind::Console,
         "PAUSE_CHECK_INTERVAL",
         "200ms",
     ))
@@ -174,7 +174,7 @@ async fn retries_waiting_in_a_delay_queue_are_held_when_they_come_back() {
         StackOptions::default()
             .env(ServiceKind::Forwarder, "RETRY_DELAYS", "3s")
             .env(ServiceKind::Forwarder, "MAX_ATTEMPTS", "100")
-            .env(ServiceKind::Ingest, "PAUSE_CHECK_INTERVAL", "200ms"),
+            .env(ServiceKind::Console, "PAUSE_CHECK_INTERVAL", "200ms"),
     )
     .await
     .expect("stack");
@@ -229,8 +229,8 @@ async fn a_target_failing_for_auto_pause_after_is_paused_and_its_tenant_told() {
     const SALES: usize = 10;
     let stack = Stack::start(
         StackOptions::default()
-            .env(ServiceKind::Ingest, "AUTO_PAUSE_AFTER", "2s")
-            .env(ServiceKind::Ingest, "PAUSE_CHECK_INTERVAL", "200ms")
+            .env(ServiceKind::Console, "AUTO_PAUSE_AFTER", "2s")
+            .env(ServiceKind::Console, "PAUSE_CHECK_INTERVAL", "200ms")
             .env(ServiceKind::Forwarder, "RETRY_DELAYS", "300ms,1s")
             .env(ServiceKind::Forwarder, "MAX_ATTEMPTS", "1000"),
     )

@@ -1,31 +1,21 @@
-//! Command line and environment. `ingest` (or `ingest serve`) runs the
-//! service; `ingest admin create-tenant` provisions a tenant from a shell,
-//! through the same code as `POST /admin/tenants`; `ingest dlq …` works on
-//! dead letters through the same code as `/v1/dead-letters`; `ingest
-//! rotate-secrets` re-encrypts secrets at rest. Every tunable is an
-//! environment variable with a default; a bad value stops start-up with a
-//! message naming it.
+//! Command line and environment. `ingest` (or `ingest serve`) runs the data
+//! plane: the sales API, the status consumer and the outbox relay. Every
+//! tunable is an environment variable with a default; a bad value stops
+//! start-up with a message naming it. (The operator's commands are
+//! `console`'s.)
 
 use std::net::SocketAddr;
-
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use salesync_core::config::{CommonArgs, parse_duration_at_most, parse_positive_duration};
-use salesync_core::crypto::EncryptionArgs;
-use salesync_core::domain::{DeliveryId, TenantId};
-use salesync_core::egress::EgressArgs;
-
-/// Shortest accepted `ADMIN_TOKEN`: anything shorter is guessable.
-pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+use salesync_core::api::config::ApiArgs;
+use salesync_core::config::{CommonArgs, parse_duration_at_most};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "ingest",
     version,
-    about = "salesync ingest: the HTTP API and the status consumer",
-    // Admin commands need no encryption key; `serve` checks for it itself.
-    subcommand_negates_reqs = true
+    about = "salesync ingest: the data plane (sales in, statuses carried back)"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -34,134 +24,14 @@ pub struct Cli {
     #[command(flatten)]
     pub common: CommonArgs,
 
-    /// Needed to serve (secrets at rest); not needed by admin commands.
-    #[command(flatten)]
-    pub encryption: Option<EncryptionArgs>,
-
     #[command(flatten)]
     pub serve: ServeArgs,
-
-    #[command(flatten)]
-    pub egress: EgressArgs,
 }
 
 #[derive(Subcommand, Debug, Clone)]
 pub enum Command {
-    /// Serve the HTTP API and consume status updates (the default).
+    /// Serve the sales API and consume status updates (the default).
     Serve,
-    /// Operator commands.
-    #[command(subcommand)]
-    Admin(AdminCommand),
-    /// Dead letters (dead deliveries) in the database: list, show, replay,
-    /// discard. Prints JSON. Replays are published by a running service's
-    /// outbox relay.
-    #[command(subcommand)]
-    Dlq(DlqCommand),
-    /// Re-encrypt every stored secret with the first key of
-    /// SALESYNC_ENCRYPTION_KEYS (key rotation; see the README). Prints a
-    /// JSON report; fails if any secret could not be decrypted.
-    RotateSecrets,
-}
-
-/// `--tenant`: limit a dead-letter command to one tenant (default: all).
-#[derive(clap::Args, Debug, Clone)]
-pub struct TenantScope {
-    /// Only this tenant's dead letters.
-    #[arg(long)]
-    pub tenant: Option<TenantId>,
-}
-
-#[derive(Subcommand, Debug, Clone)]
-pub enum DlqCommand {
-    /// Dead letters, newest first (discarded ones only with --include-discarded).
-    List {
-        #[command(flatten)]
-        scope: TenantScope,
-        /// Only this integration's.
-        #[arg(long)]
-        integration: Option<String>,
-        /// Died at or after (RFC 3339).
-        #[arg(long)]
-        from: Option<String>,
-        /// Died before (RFC 3339).
-        #[arg(long)]
-        to: Option<String>,
-        /// Page size (1..=500, default 50).
-        #[arg(long)]
-        limit: Option<String>,
-        /// `next_cursor` of the previous page.
-        #[arg(long)]
-        cursor: Option<String>,
-        /// Also list discarded dead letters.
-        #[arg(long)]
-        include_discarded: bool,
-    },
-    /// One dead letter with its attempt log and the actions taken on it.
-    Show {
-        /// The dead letter (delivery id).
-        id: DeliveryId,
-        #[command(flatten)]
-        scope: TenantScope,
-    },
-    /// Replay one dead letter (by id), or those that match
-    /// --integration / --from / --to (discarded ones are skipped; at most
-    /// --limit, default and most 1000, per run: `remaining` says how many are left).
-    Replay {
-        #[arg(
-            conflicts_with_all = ["integration", "from", "to"],
-            required_unless_present_any = ["integration", "from", "to"]
-        )]
-        /// The dead letter (delivery id) to replay.
-        id: Option<DeliveryId>,
-        #[command(flatten)]
-        scope: TenantScope,
-        /// Replay every dead letter of this integration.
-        #[arg(long)]
-        integration: Option<String>,
-        /// Replay those that died at or after (RFC 3339).
-        #[arg(long)]
-        from: Option<String>,
-        /// Replay those that died before (RFC 3339).
-        #[arg(long)]
-        to: Option<String>,
-        /// `current` (default): where the integration points now;
-        /// `recorded`: the URL stored with the delivery.
-        #[arg(long)]
-        target: Option<String>,
-        /// Bulk only: count and sample what would be replayed; change nothing.
-        #[arg(long, conflicts_with = "id")]
-        dry_run: bool,
-        /// Bulk only: replay at most this many (1..=1000).
-        #[arg(long, conflicts_with = "id")]
-        limit: Option<i64>,
-    },
-    /// Discard a dead letter: it stays dead, recorded with the reason, and is
-    /// hidden from the default list.
-    Discard {
-        /// The dead letter (delivery id) to discard.
-        id: DeliveryId,
-        /// Why (required; recorded with the discard).
-        #[arg(long)]
-        reason: String,
-        #[command(flatten)]
-        scope: TenantScope,
-    },
-}
-
-#[derive(Subcommand, Debug, Clone)]
-pub enum AdminCommand {
-    /// Create a tenant and its first API token; prints
-    /// `{"tenant_id","name","token","token_id"}` (the token is shown once).
-    CreateTenant {
-        #[arg(long)]
-        name: String,
-        /// Name of the first token.
-        #[arg(long)]
-        token_name: Option<String>,
-        /// Limit the token to the routes another salesync needs.
-        #[arg(long)]
-        integration_only: bool,
-    },
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -170,22 +40,8 @@ pub struct ServeArgs {
     #[arg(long, env = "API_LISTEN", default_value = "127.0.0.1:8080")]
     pub api_listen: SocketAddr,
 
-    /// Operator token for /admin routes; admin routes answer 404 when unset.
-    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true, value_parser = parse_admin_token)]
-    pub admin_token: Option<String>,
-
-    /// Largest accepted request body in bytes (larger: 413).
-    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024,
-          value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
-    pub max_body_bytes: u64,
-
-    /// Longest time a request's body may take to arrive, counted from when
-    /// its handler starts reading it (then 408 and the connection is
-    /// closed): a client trickling a body cannot hold a connection and its
-    /// buffer for good. The header has its own limit, `HTTP_IDLE_TIMEOUT`.
-    #[arg(long, env = "BODY_READ_TIMEOUT", default_value = "60s",
-          value_parser = parse_positive_duration)]
-    pub body_read_timeout: Duration,
+    #[command(flatten)]
+    pub api: ApiArgs,
 
     /// Outbox rows published per relay pass.
     #[arg(long, env = "OUTBOX_BATCH", default_value_t = 500,
@@ -196,17 +52,6 @@ pub struct ServeArgs {
     #[arg(long, env = "STATUS_PREFETCH", default_value_t = 200,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub status_prefetch: u16,
-
-    /// Requests per second each tenant may make, per ingest process (a batch
-    /// counts as its number of sales); over it: 429 with Retry-After.
-    #[arg(long, env = "RATE_LIMIT_PER_SEC", default_value_t = 2000,
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub rate_limit_per_sec: u32,
-
-    /// Requests a tenant may make at once after being idle (the bucket size).
-    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 4000,
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub rate_limit_burst: u32,
 
     /// Most single-sale requests (`POST /v1/sales`) stored in one transaction
     /// by the group commit; also how many may wait for it.
@@ -223,42 +68,6 @@ pub struct ServeArgs {
     #[arg(long, env = "GROUP_COMMIT_INTERVAL", default_value = "10ms",
           value_parser = parse_group_commit_interval)]
     pub group_commit_interval: Duration,
-
-    /// How long an authenticated API token is trusted without asking the
-    /// database again. A revoked token stops working at once (the database
-    /// notifies every ingest process); this bounds a lost notice. `0s`
-    /// turns the cache off. At most 5m.
-    #[arg(long, env = "AUTH_CACHE_TTL", default_value = "30s", value_parser = parse_auth_cache_ttl)]
-    pub auth_cache_ttl: Duration,
-
-    /// An integration whose target has failed every request for this long
-    /// (no success since its first failure) is paused, and its tenant told
-    /// through its webhook; its deliveries are held until it is resumed.
-    #[arg(long, env = "AUTO_PAUSE_AFTER", default_value = "24h",
-          value_parser = parse_positive_duration)]
-    pub auto_pause_after: Duration,
-
-    /// How often the pause pass runs (one replica at a time): auto-pauses
-    /// what is due and releases held deliveries a resume left behind.
-    #[arg(long, env = "PAUSE_CHECK_INTERVAL", default_value = "30s",
-          value_parser = parse_positive_duration)]
-    pub pause_check_interval: Duration,
-
-    /// Most API tokens kept in the authentication cache.
-    #[arg(long, env = "AUTH_CACHE_MAX", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub auth_cache_max: u32,
-}
-
-/// Longest accepted `AUTH_CACHE_TTL`: revocation must take effect soon.
-pub const MAX_AUTH_CACHE_TTL: Duration = Duration::from_secs(300);
-
-fn parse_auth_cache_ttl(s: &str) -> Result<Duration, String> {
-    parse_duration_at_most(
-        s,
-        MAX_AUTH_CACHE_TTL,
-        "so a revoked token stops working soon",
-    )
 }
 
 /// Longest accepted `GROUP_COMMIT_INTERVAL`: each sale may wait this long.
@@ -272,16 +81,6 @@ fn parse_group_commit_interval(s: &str) -> Result<Duration, String> {
     )
 }
 
-fn parse_admin_token(s: &str) -> Result<String, String> {
-    let s = s.trim();
-    if s.chars().count() < MIN_ADMIN_TOKEN_CHARS {
-        return Err(format!(
-            "must be at least {MIN_ADMIN_TOKEN_CHARS} characters (unset it to disable admin routes)"
-        ));
-    }
-    Ok(s.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,126 +92,30 @@ mod tests {
     }
 
     #[test]
-    fn parses_admin_and_serve() {
-        let cli = Cli::try_parse_from([
-            "ingest",
-            "admin",
-            "create-tenant",
-            "--name",
-            "Shop",
-            "--integration-only",
-        ])
-        .unwrap();
-        assert!(matches!(
-            cli.command,
-            Some(Command::Admin(AdminCommand::CreateTenant { ref name, integration_only: true, .. })) if name == "Shop"
-        ));
-        assert!(cli.encryption.is_none());
-        let keys = salesync_core::crypto::SecretBox::generate_spec("k1");
-        let cli = Cli::try_parse_from([
-            "ingest",
-            "--api-listen",
-            "0.0.0.0:9000",
-            "--encryption-keys",
-            &keys,
-        ])
-        .unwrap();
+    fn parses_serve_settings() {
+        let cli = Cli::try_parse_from(["ingest", "--api-listen", "0.0.0.0:9000"]).unwrap();
         assert!(cli.command.is_none());
-        assert!(cli.encryption.is_some());
         assert_eq!(cli.serve.api_listen.port(), 9000);
-        assert_eq!(cli.serve.max_body_bytes, 8 * 1024 * 1024);
-        assert_eq!(cli.serve.body_read_timeout, Duration::from_secs(60));
+        assert_eq!(cli.serve.api.max_body_bytes, 8 * 1024 * 1024);
+        assert_eq!(cli.serve.api.body_read_timeout, Duration::from_secs(60));
         assert_eq!(cli.serve.outbox_batch, 500);
         assert_eq!(cli.serve.status_prefetch, 200);
-        assert_eq!(cli.serve.rate_limit_per_sec, 2000);
-        assert_eq!(cli.serve.rate_limit_burst, 4000);
+        assert_eq!(cli.serve.api.rate_limit_per_sec, 2000);
+        assert_eq!(cli.serve.api.rate_limit_burst, 4000);
         assert_eq!(cli.serve.group_commit_max, 500);
         assert_eq!(cli.serve.group_commit_interval, Duration::from_millis(10));
-        assert_eq!(cli.serve.auth_cache_ttl, Duration::from_secs(30));
-        assert_eq!(cli.serve.auth_cache_max, 10_000);
-        assert_eq!(cli.serve.auto_pause_after, Duration::from_secs(86_400));
-        assert_eq!(cli.serve.pause_check_interval, Duration::from_secs(30));
-        if std::env::var_os("SALESYNC_ENCRYPTION_KEYS").is_none() {
-            assert!(
-                Cli::try_parse_from(["ingest"]).is_err(),
-                "serving needs a key"
-            );
-        }
-    }
-
-    #[test]
-    fn parses_dead_letter_commands() {
-        let id = DeliveryId::new();
-        let tenant = TenantId::new();
-        let parse = |args: &[&str]| {
-            let mut argv = vec!["ingest", "dlq"];
-            argv.extend_from_slice(args);
-            match Cli::try_parse_from(argv) {
-                Ok(Cli {
-                    command: Some(Command::Dlq(c)),
-                    ..
-                }) => Some(c),
-                _ => None,
-            }
-        };
-        let id_s = id.to_string();
-        let t_s = tenant.to_string();
+        assert_eq!(cli.serve.api.auth_cache_ttl, Duration::from_secs(30));
+        assert_eq!(cli.serve.api.auth_cache_max, 10_000);
         assert!(matches!(
-            parse(&["replay", &id_s, "--tenant", &t_s]),
-            Some(DlqCommand::Replay { id: Some(i), scope: TenantScope { tenant: Some(t) }, .. })
-                if i == id && t == tenant
-        ));
-        assert!(matches!(
-            parse(&[
-                "replay",
-                "--integration",
-                "abc",
-                "--from",
-                "2025-01-01T00:00:00Z"
-            ]),
-            Some(DlqCommand::Replay {
-                id: None,
-                integration: Some(_),
-                from: Some(_),
-                ..
-            })
-        ));
-        assert!(
-            parse(&["replay", &id_s, "--integration", "abc"]).is_none(),
-            "one or the other"
-        );
-        assert!(matches!(
-            parse(&["replay", "--to", "x", "--dry-run", "--limit", "5", "--target", "recorded"]),
-            Some(DlqCommand::Replay { dry_run: true, limit: Some(5), target: Some(t), .. })
-                if t == "recorded"
-        ));
-        assert!(
-            parse(&["replay", &id_s, "--dry-run"]).is_none(),
-            "a dry run is for bulk replays"
-        );
-        assert!(matches!(
-            parse(&["discard", &id_s, "--reason", "test order"]),
-            Some(DlqCommand::Discard { reason, .. }) if reason == "test order"
-        ));
-        assert!(matches!(
-            parse(&["list", "--include-discarded", "--limit", "5"]),
-            Some(DlqCommand::List {
-                include_discarded: true,
-                scope: TenantScope { tenant: None },
-                ..
-            })
-        ));
-        assert!(matches!(
-            Cli::try_parse_from(["ingest", "rotate-secrets"]).map(|c| c.command),
-            Ok(Some(Command::RotateSecrets))
+            Cli::try_parse_from(["ingest", "serve"]).map(|c| c.command),
+            Ok(Some(Command::Serve))
         ));
     }
 
     #[test]
     fn rejects_bad_values() {
         for args in [
-            &["ingest", "--admin-token", "short"][..],
-            &["ingest", "--max-body-bytes", "10"],
+            &["ingest", "--max-body-bytes", "10"][..],
             &["ingest", "--outbox-batch", "0"],
             &["ingest", "--status-prefetch", "0"],
             &["ingest", "--rate-limit-per-sec", "0"],
@@ -420,25 +123,14 @@ mod tests {
             &["ingest", "--rate-limit-burst", "-5"],
             &["ingest", "--group-commit-max", "0"],
             &["ingest", "--group-commit-max", "10001"],
+            &["ingest", "--group-commit-interval", "2s"],
             &["ingest", "--auth-cache-ttl", "30"],
             &["ingest", "--auth-cache-ttl", "6m"],
             &["ingest", "--auth-cache-max", "0"],
             &["ingest", "--body-read-timeout", "0s"],
-            &["ingest", "--auto-pause-after", "0s"],
-            &["ingest", "--pause-check-interval", "often"],
             &["ingest", "--body-read-timeout", "soon"],
-            &["ingest", "dlq", "replay"],
-            &["ingest", "dlq", "replay", "not-a-uuid"],
-            &[
-                "ingest",
-                "dlq",
-                "discard",
-                "01890000-0000-7000-8000-000000000000",
-            ],
-            &["ingest", "dlq", "show", "x"],
-            &["ingest", "dlq", "list", "--tenant", "nope"],
             &["ingest", "--api-listen", "nowhere"],
-            &["ingest", "--encryption-keys", "k1:nope"],
+            &["ingest", "admin", "create-tenant", "--name", "x"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }

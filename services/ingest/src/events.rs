@@ -6,9 +6,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use salesync_core::domain::{DeliveryId, IntegrationId, SaleId, SaleInput, TenantId};
-use salesync_core::messages::{
-    Envelope, ForwardCommand, Purpose, ROUTING_FORWARD, SaleEvent, Trigger,
-};
+use salesync_core::messages::{Envelope, SaleEvent, Trigger};
 use salesync_core::outbox::OutboxMessage;
 use serde_json::json;
 
@@ -84,40 +82,20 @@ pub fn status_webhook_command(
     notice: &StatusNotice,
     now: DateTime<Utc>,
 ) -> OutboxMessage {
-    tenant_webhook_command(tenant_id, notice.sale_id, delivery_id, target_url, now)
-}
-
-/// The forwarder command that delivers one event to the tenant's own
-/// webhook (signed with the tenant's webhook secret), filed under `sale_id`;
-/// the body is stored with the delivery. `delivery_id`'s string form is the
-/// `target_ref` (Idempotency-Key / webhook-id).
-pub fn tenant_webhook_command(
-    tenant_id: TenantId,
-    sale_id: SaleId,
-    delivery_id: DeliveryId,
-    target_url: &str,
-    now: DateTime<Utc>,
-) -> OutboxMessage {
-    let envelope = Envelope::new(
+    salesync_core::tenant_webhook::tenant_webhook_command(
         tenant_id,
-        sale_id,
-        ForwardCommand {
-            delivery_id,
-            purpose: Purpose::StatusWebhook,
-            integration_id: None,
-            target_url: target_url.to_string(),
-            target_ref: delivery_id.to_string(),
-            accepted_at: now,
-            body: None,
-        },
-    );
-    OutboxMessage::from_envelope(ROUTING_FORWARD, &envelope)
+        notice.sale_id,
+        delivery_id,
+        target_url,
+        now,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use salesync_core::domain::sample_sale;
+    use salesync_core::messages::{ForwardCommand, Purpose};
 
     fn notice() -> StatusNotice {
         StatusNotice {

@@ -1,20 +1,16 @@
-//! The `ingest` binary: parse configuration, then either serve (API, outbox
-//! relay, status consumer, readiness) until SIGTERM, or run an operator
-//! command (`admin`, `dlq`, `rotate-secrets`; see `ingest::cli`).
+//! The `ingest` binary: the data plane. Parses configuration, then serves
+//! the sales API, relays the outbox and consumes carried-back statuses
+//! until SIGTERM.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
 use ingest::app::{AppState, app};
-use ingest::cli as commands;
-use ingest::config::{Cli, Command};
+use ingest::config::Cli;
 use ingest::group_commit::{GroupPolicy, SaleCommitter};
 use ingest::status_consumer::StatusConsumer;
 use salesync_core::amqp::{consumer, topology};
-use salesync_core::api::quota::TenantQuota;
-use salesync_core::api::token_cache::TokenCache;
-use salesync_core::api::{AuthState, BodyLimits};
 use salesync_core::metrics::Metrics;
 use salesync_core::ops::{self, Readiness};
 use salesync_core::{db, outbox, telemetry};
@@ -22,14 +18,7 @@ use tokio::sync::Notify;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command.clone() {
-        None | Some(Command::Serve) => serve(cli).await,
-        Some(Command::Admin(cmd)) => commands::admin(&cli, cmd).await,
-        Some(Command::Dlq(cmd)) => commands::dlq(&cli, cmd).await,
-        Some(Command::RotateSecrets) => commands::rotate_secrets(&cli).await,
-    };
-    match result {
+    match serve(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ingest: {e:#}");
@@ -39,9 +28,6 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
-    let Some(encryption) = cli.encryption else {
-        anyhow::bail!("SALESYNC_ENCRYPTION_KEYS is required to serve (keys for secrets at rest)");
-    };
     let _telemetry = telemetry::init(
         "ingest",
         cli.common.otlp_endpoint.as_deref(),
@@ -88,14 +74,6 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
-    let pause_pass = tokio::spawn(ingest::pause::run_periodic(
-        pool.clone(),
-        wake.clone(),
-        cli.serve.auto_pause_after,
-        cli.serve.pause_check_interval,
-        shutdown.clone(),
-    ));
-
     let committer = SaleCommitter::start(
         pool.clone(),
         handoff.clone(),
@@ -104,40 +82,20 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             interval: cli.serve.group_commit_interval,
         },
     );
-    let token_cache = Arc::new(TokenCache::new(
-        cli.serve.auth_cache_ttl,
-        usize::try_from(cli.serve.auth_cache_max).unwrap_or(10_000),
-    ));
-    let _revocations = tokio::spawn(salesync_core::api::revocations::listen(
-        pool.clone(),
-        token_cache.clone(),
-        shutdown.clone(),
-    ));
     let state = AppState {
         pool: pool.clone(),
-        secrets: Arc::new(encryption.encryption_keys),
         wake,
         handoff,
         metrics,
         readiness,
-        auth: AuthState {
-            pool: pool.clone(),
-            token_cache,
-            rate_limits: Arc::new(TenantQuota::new(
-                pool.clone(),
-                cli.serve.rate_limit_per_sec,
-                cli.serve.rate_limit_burst,
-            )),
-            admin_token: cli.serve.admin_token.map(Arc::from),
-            integration_policy: ingest::routes::integration_token_allowed,
-        },
-        body: BodyLimits {
-            max_bytes: usize::try_from(cli.serve.max_body_bytes).unwrap_or(usize::MAX),
-            read_timeout: cli.serve.body_read_timeout,
-        },
-        amqp_url: cli.common.amqp_url.clone(),
+        auth: cli.serve.api.start(
+            &pool,
+            ingest::routes::integration_token_allowed,
+            None,
+            shutdown.clone(),
+        ),
+        body: cli.serve.api.body_limits(),
         committer,
-        egress: cli.egress.policy(),
     };
     let server = tokio::spawn(ops::serve(
         cli.serve.api_listen,
@@ -157,7 +115,6 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(cli.common.shutdown_grace(), async {
             let _ = relay.await;
             let _ = status.await;
-            let _ = pause_pass.await;
         })
         .await;
         return r?;
@@ -167,7 +124,6 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         let served = server.await;
         let _ = relay.await;
         let _ = status.await;
-        let _ = pause_pass.await;
         served
     })
     .await;

@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use crate::events::{status_webhook_body, status_webhook_command};
 use crate::status_plan::{self, Incoming, SaleState, Verdict};
 use crate::store;
-use crate::store::status::NewWebhookDelivery;
+use salesync_core::tenant_webhook::NewWebhookDelivery;
 
 pub struct StatusConsumer {
     pub pool: PgPool,
@@ -133,7 +133,7 @@ impl BatchHandler for StatusConsumer {
             pending.push((id, url.clone(), a));
         }
         let created: HashSet<DeliveryId> =
-            store::status::insert_webhook_deliveries(&mut tx, &deliveries)
+            salesync_core::tenant_webhook::insert_webhook_deliveries(&mut tx, &deliveries)
                 .await?
                 .into_iter()
                 .collect();

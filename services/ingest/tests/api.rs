@@ -6,7 +6,6 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{ADMIN_TOKEN, TestDb, call, count, raw, state, tenant};
-use ingest::app;
 use salesync_core::domain::sample_sale;
 use serde_json::{Value, json};
 
@@ -17,7 +16,7 @@ fn sale(external_id: &str) -> Value {
 #[tokio::test]
 async fn tenants_tokens_and_auth() {
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let (tenant_id, token) = tenant(&app, "Shop A", false).await;
     assert!(token.starts_with("sst_"));
 
@@ -101,7 +100,7 @@ async fn tenants_tokens_and_auth() {
     // Admin routes disappear without ADMIN_TOKEN.
     let mut st = state(&db.pool);
     st.auth.admin_token = None;
-    let no_admin = ingest::app(st);
+    let no_admin = common::app(st);
     let a = call(
         &no_admin,
         "POST",
@@ -116,7 +115,7 @@ async fn tenants_tokens_and_auth() {
 #[tokio::test]
 async fn sales_are_idempotent_and_validated() {
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let (_, token) = tenant(&app, "Shop", false).await;
     let t = Some(token.as_str());
 
@@ -258,7 +257,7 @@ async fn sales_are_idempotent_and_validated() {
 #[tokio::test]
 async fn batches_report_each_item() {
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let (_, token) = tenant(&app, "Shop", false).await;
     let t = Some(token.as_str());
     let a = call(&app, "POST", "/v1/sales", t, Some(&sale("old-1"))).await;
@@ -349,7 +348,7 @@ async fn batches_report_each_item() {
 #[tokio::test]
 async fn status_changes_and_manual_forwarding() {
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let (_, token) = tenant(&app, "Shop", false).await;
     let t = Some(token.as_str());
     let a = call(&app, "POST", "/v1/sales", t, Some(&sale("pos-1"))).await;
@@ -466,7 +465,7 @@ async fn status_changes_and_manual_forwarding() {
 #[tokio::test]
 async fn integrations_keep_their_secrets() {
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let (_, token) = tenant(&app, "Shop", false).await;
     let t = Some(token.as_str());
     let bearer = "target-bearer-token-4711";
@@ -575,7 +574,7 @@ async fn integrations_keep_their_secrets() {
 #[tokio::test]
 async fn integration_only_tokens_and_webhook() {
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let (_, full) = tenant(&app, "Shop", false).await;
     let (_, limited) = tenant(&app, "Partner", true).await;
     let l = Some(limited.as_str());
@@ -657,7 +656,7 @@ async fn limits_docs_and_ops() {
     let db = TestDb::new().await;
     let mut st = state(&db.pool);
     st.body.max_bytes = 2048;
-    let app = app(st);
+    let app = common::app(st);
     let (_, token) = tenant(&app, "Shop", false).await;
     let mut big = sale("big");
     big["metadata"]["blob"] = json!("x".repeat(4096));
@@ -665,9 +664,10 @@ async fn limits_docs_and_ops() {
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", a.text);
     assert_eq!(a.body["error"]["code"], "payload_too_large");
 
+    // The gateway sends /openapi.json to console: the control plane's document.
     let a = call(&app, "GET", "/openapi.json", None, None).await;
     assert_eq!(a.status, StatusCode::OK);
-    assert!(a.body["paths"]["/v1/sales"].is_object());
+    assert!(a.body["paths"]["/v1/integrations"].is_object());
 
     let a = call(&app, "GET", "/healthz", None, None).await;
     assert_eq!(a.status, StatusCode::OK);

@@ -2,7 +2,7 @@
 //! RabbitMQ with the outbox relay and the forwarder running in-process):
 //! list and show with the attempt log, replay one and in bulk, discard with
 //! a reason, other tenants' dead letters invisible, the raw queue peeked and
-//! purged, and the `ingest dlq` command on the same rows.
+//! purged, and the `console dlq` command on the same rows.
 
 mod common;
 
@@ -18,7 +18,6 @@ use common::dlq::{
 use common::seed::{self, DEAD_REASON, Dead};
 use common::target::Target;
 use common::{ADMIN_TOKEN, TestDb, TestVhost, call, count, state};
-use ingest::app;
 use salesync_core::amqp::publisher::{OutgoingMessage, Publisher};
 use salesync_core::amqp::{self, topology};
 use salesync_core::crypto::SecretBox;
@@ -40,7 +39,7 @@ fn ids_in(page: &Value) -> Vec<String> {
 #[tokio::test]
 async fn dead_letters_are_listed_replayed_and_discarded_per_tenant() {
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let a = shop(&app, "A", 4, seed::TARGET_URL).await;
     let other = integration(&app, &a.token, "Other", seed::TARGET_URL).await;
     let t = Some(a.token.as_str());
@@ -356,7 +355,7 @@ async fn dead_letters_are_listed_replayed_and_discarded_per_tenant() {
 #[tokio::test]
 async fn another_tenants_dead_letters_do_not_exist() {
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let a = shop(&app, "A", 1, seed::TARGET_URL).await;
     let b = shop(&app, "B", 1, seed::TARGET_URL).await;
     let mine = seed::dead_delivery(
@@ -441,13 +440,13 @@ fn urlencode(s: &str) -> String {
 /// The `ingest` binary on the test database: the CLI shares the API's code
 /// path, so the same dead letters answer the same way.
 fn ingest_cli(db: &TestDb, args: &[&str]) -> (bool, Value, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ingest"))
+    let out = std::process::Command::new(common::console_bin())
         .arg("--database-url")
         .arg(&db.url)
         .args(args)
         .env_remove("SALESYNC_ENCRYPTION_KEYS")
         .output()
-        .expect("run ingest");
+        .expect("run console");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     (
@@ -460,7 +459,7 @@ fn ingest_cli(db: &TestDb, args: &[&str]) -> (bool, Value, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dlq_command_works_on_the_same_dead_letters() {
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let a = shop(&app, "A", 3, seed::TARGET_URL).await;
     let b = shop(&app, "B", 1, seed::TARGET_URL).await;
     let dead = |s: usize| Dead::new(a.tenant, a.sales[s], Some(a.integration));
@@ -581,7 +580,7 @@ async fn a_replayed_dead_letter_is_delivered_by_the_forwarder() {
     let wake = st.wake.clone();
     let relay = RelayTask::start(&db, &vhost, &st);
     let fwd = ForwarderTask::start(&db, &vhost, &keys);
-    let app = app(st);
+    let app = common::app(st);
     let target = Target::start().await;
     let a = shop(&app, "A", 1, &target.url).await;
 

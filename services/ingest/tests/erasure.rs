@@ -10,7 +10,6 @@ mod common;
 use axum::Router;
 use axum::http::StatusCode;
 use common::{ADMIN_TOKEN, TestDb, call, state, tenant};
-use ingest::app;
 use salesync_core::domain::{Customer, OptIn, SaleInput, sample_sale};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -117,7 +116,7 @@ async fn gross_total(pool: &PgPool, tenant: &str) -> (i64, Vec<Value>) {
 #[tokio::test]
 async fn erasure_removes_the_customer_everywhere_and_keeps_the_books() {
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let (tenant_a, token_a) = tenant(&app, "Shop A", false).await;
     let (tenant_b, token_b) = tenant(&app, "Shop B", false).await;
 
@@ -272,7 +271,7 @@ async fn erasure_removes_the_customer_everywhere_and_keeps_the_books() {
 #[tokio::test]
 async fn bad_requests_name_the_field_and_tenants_stay_apart() {
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let (tenant_a, token_a) = tenant(&app, "Shop A", false).await;
     let (_, integration_only) = tenant(&app, "Shop I", true).await;
     post_sale(&app, &token_a, &sample_sale("ada-1")).await;

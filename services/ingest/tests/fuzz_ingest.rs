@@ -110,7 +110,7 @@ fn bad_input_campaign_never_5xx_never_half_written() {
         common::state(&db.pool)
     };
     state.body.max_bytes = MAX_BODY_BYTES;
-    let c = Client::new(ingest::app(state), rt.handle().clone());
+    let c = Client::new(common::app(state), rt.handle().clone());
     let started = Instant::now();
 
     let (tenant_id, token) = tenant(&c, "Fuzz shop", false);

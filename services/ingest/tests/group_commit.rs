@@ -13,7 +13,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use common::{TestDb, call, count, state, tenant};
-use ingest::app;
 use ingest::group_commit::{GroupPolicy, SaleCommitter};
 use ingest::intake::Outcome;
 use salesync_core::domain::TenantId;
@@ -86,7 +85,7 @@ async fn assert_complete(pool: &PgPool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_single_sales_behave_as_if_sequential() {
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let (_, token_a) = tenant(&app, "Shop A", false).await;
     let (_, token_b) = tenant(&app, "Shop B", false).await;
     let tokens = vec![token_a, token_b];
@@ -207,7 +206,7 @@ async fn concurrent_single_sales_behave_as_if_sequential() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn database_gone_mid_way_answers_503_and_writes_nothing_half() {
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let (_, token) = tenant(&app, "Shop", false).await;
     // Authenticated once, so the token is cached and the requests below reach
     // the group commit even once the pool is gone.
@@ -281,7 +280,7 @@ async fn database_gone_mid_way_answers_503_and_writes_nothing_half() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sales_within_the_interval_share_one_transaction() {
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let (id, _) = tenant(&app, "Shop", false).await;
     let tenant_id = TenantId::from_str(&id).expect("tenant id");
     let (handoff, mut queue) = outbox::handoff();

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{TestDb, call, count, raw, state, tenant};
-use ingest::app;
 use salesync_core::api::quota::TenantQuota;
 use salesync_core::domain::sample_sale;
 use salesync_core::ops;
@@ -40,7 +39,7 @@ async fn tenants_over_their_rate_get_429_with_retry_after() {
     let mut st = state(&db.pool);
     // 1 per second refill, bucket of 20: a test cannot accidentally refill it.
     st.auth.rate_limits = Arc::new(TenantQuota::new(db.pool.clone(), 1, 20));
-    let app = app(st);
+    let app = common::app(st);
     // Admin routes are not tenant-limited: tenants can be made at any rate.
     let (_, a) = tenant(&app, "A", false).await;
     let (_, b) = tenant(&app, "B", false).await;
@@ -108,7 +107,7 @@ async fn bodies_over_the_limit_are_413_with_or_without_a_length() {
     let db = TestDb::new().await;
     let mut st = state(&db.pool);
     st.body.max_bytes = 4096;
-    let app = app(st);
+    let app = common::app(st);
     let (_, token) = tenant(&app, "Shop", false).await;
 
     // A declared length over the limit.
@@ -155,7 +154,7 @@ async fn a_body_trickling_in_past_its_deadline_is_408_and_closes_the_connection(
     let db = TestDb::new().await;
     let mut st = state(&db.pool);
     st.body.read_timeout = DEADLINE;
-    let app = app(st);
+    let app = common::app(st);
     let (_, token) = tenant(&app, "Shop", false).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

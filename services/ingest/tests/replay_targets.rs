@@ -19,7 +19,6 @@ use common::dlq::{
 use common::seed::{self, DEAD_REASON, Dead};
 use common::target::{Received, Target};
 use common::{TestDb, TestVhost, call, count, raw, state};
-use ingest::app;
 use salesync_core::crypto::SecretBox;
 use salesync_core::domain::DeliveryId;
 use salesync_core::signing;
@@ -63,7 +62,7 @@ async fn a_replay_goes_where_the_integration_points_now() {
     let st = pipeline_state(&db, &vhost, &keys);
     let relay = RelayTask::start(&db, &vhost, &st);
     let fwd = ForwarderTask::start(&db, &vhost, &keys);
-    let app = app(st.clone());
+    let app = common::app(st.clone());
     let (old, new) = (Target::start().await, Target::start().await);
     let a = shop(&app, "A", 2, &old.url).await;
     let t = Some(a.token.as_str());
@@ -175,7 +174,7 @@ async fn a_replay_goes_where_the_integration_points_now() {
 async fn bulk_replays_dry_run_cap_audit_and_unavailable_targets() {
     const FIXED: &str = "https://fixed.example/in";
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let a = shop(&app, "A", 8, seed::TARGET_URL).await;
     let b = shop(&app, "B", 2, seed::TARGET_URL).await;
     let t = Some(a.token.as_str());

@@ -2,9 +2,10 @@
 //! 1. API tokens are stored hashed — the raw token is nowhere in the database;
 //! 2. target credentials and signing secrets are stored encrypted — no
 //!    plaintext anywhere in the database;
-//! 3. every route in `ROUTES` refuses another tenant's ids (404; admin
+//! 3. every route of both services (ingest's and console's `ROUTES`)
+//!    refuses another tenant's ids (404; admin
 //!    routes 401/403) and never answers with another tenant's data;
-//! 4. key rotation: `ingest rotate-secrets` re-encrypts every secret with the
+//! 4. key rotation: `console rotate-secrets` re-encrypts every secret with the
 //!    new key, after which the old key can be dropped.
 
 mod common;
@@ -16,8 +17,7 @@ use axum::http::{Method, StatusCode};
 use chrono::Utc;
 use common::seed::{self, Dead};
 use common::{ADMIN_TOKEN, TestDb, call, state, tenant};
-use ingest::app;
-use ingest::routes::{Access, Endpoint, ROUTES, RouteSpec};
+use salesync_core::api::routes::Access;
 use salesync_core::crypto::SecretBox;
 use salesync_core::domain::{DeliveryId, IntegrationId, SaleId, TenantId, sample_sale};
 use salesync_core::tokens;
@@ -186,7 +186,7 @@ fn forms(secret: &str) -> Vec<String> {
 #[tokio::test]
 async fn tokens_are_hashed_and_secrets_encrypted_at_rest() {
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let a = provision(&app, &db.pool, "A").await;
     let b = provision(&app, &db.pool, "B").await;
     // Touch the dead-letter tables too.
@@ -274,12 +274,45 @@ struct Probe {
     expect: Expect,
 }
 
+/// An endpoint of either service: the sweep covers both route tables.
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    Data(ingest::routes::Endpoint),
+    Control(console::routes::Endpoint),
+}
+
+struct Route {
+    method: Method,
+    path: &'static str,
+    endpoint: Endpoint,
+    access: Access,
+}
+
+/// Every route of both services.
+fn routes() -> Vec<Route> {
+    let data = ingest::routes::ROUTES.iter().map(|r| Route {
+        method: r.method.clone(),
+        path: r.path,
+        endpoint: Endpoint::Data(r.endpoint),
+        access: r.access,
+    });
+    let control = console::routes::ROUTES.iter().map(|r| Route {
+        method: r.method.clone(),
+        path: r.path,
+        endpoint: Endpoint::Control(r.endpoint),
+        access: r.access,
+    });
+    data.chain(control).collect()
+}
+
 /// The probes for one route, attacking `victim` with `attacker`'s own ids
 /// where a route needs some. The match has no wildcard: a new endpoint does
 /// not compile until it is given its probes.
-fn probes(route: &RouteSpec, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
-    use Endpoint::*;
+fn probes(route: &Route, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
+    use Endpoint::{Control, Data};
     use Expect::*;
+    use console::routes::Endpoint as C;
+    use ingest::routes::Endpoint as D;
     let path = route
         .path
         .replace("{tenant_id}", &victim.id.to_string())
@@ -288,14 +321,14 @@ fn probes(route: &RouteSpec, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
         .replace(
             "{id}",
             &match route.endpoint {
-                GetIntegration
-                | PatchIntegration
-                | DeleteIntegration
-                | RotateIntegrationSecret
-                | PauseIntegration
-                | ResumeIntegration
-                | AdminPauseIntegration
-                | AdminResumeIntegration => victim.integration.to_string(),
+                Control(C::GetIntegration)
+                | Control(C::PatchIntegration)
+                | Control(C::DeleteIntegration)
+                | Control(C::RotateIntegrationSecret)
+                | Control(C::PauseIntegration)
+                | Control(C::ResumeIntegration)
+                | Control(C::AdminPauseIntegration)
+                | Control(C::AdminResumeIntegration) => victim.integration.to_string(),
                 _ => victim.sale.to_string(),
             },
         )
@@ -309,22 +342,30 @@ fn probes(route: &RouteSpec, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
     };
     let sale = |external_id: &str| serde_json::to_value(sample_sale(external_id)).expect("sale");
     match route.endpoint {
-        OpenApi => vec![probe(path, None, OwnDataOnly)],
-        AdminCreateTenant => vec![probe(path, Some(json!({"name": "Sweeper"})), Refused)],
-        AdminCreateToken => vec![probe(path, Some(json!({"name": "sweeper"})), Refused)],
-        AdminRevokeToken => vec![probe(path, None, Refused)],
-        AdminPeekDeadLetterQueue | AdminPurgeDeadLetterQueue | AdminResumeIntegration => {
+        Data(D::OpenApi) | Control(C::OpenApi) => vec![probe(path, None, OwnDataOnly)],
+        Control(C::AdminCreateTenant) => {
+            vec![probe(path, Some(json!({"name": "Sweeper"})), Refused)]
+        }
+        Control(C::AdminCreateToken) => {
+            vec![probe(path, Some(json!({"name": "sweeper"})), Refused)]
+        }
+        Control(C::AdminRevokeToken) => vec![probe(path, None, Refused)],
+        Control(C::AdminPeekDeadLetterQueue)
+        | Control(C::AdminPurgeDeadLetterQueue)
+        | Control(C::AdminResumeIntegration) => {
             vec![probe(path, None, Refused)]
         }
-        AdminPauseIntegration => vec![probe(path, Some(json!({"reason": "mine now"})), Refused)],
-        AdminEraseCustomer => vec![probe(
+        Control(C::AdminPauseIntegration) => {
+            vec![probe(path, Some(json!({"reason": "mine now"})), Refused)]
+        }
+        Control(C::AdminEraseCustomer) => vec![probe(
             path,
             Some(json!({"external_ids": [victim.sale_external_id]})),
             Refused,
         )],
         // The victim's customer and sale named by the attacker: nothing of
         // the victim's is erased (its sale is part of `victim_state`).
-        EraseCustomer => vec![probe(
+        Control(C::EraseCustomer) => vec![probe(
             path,
             Some(json!({
                 "email": sample_sale("x").customer.and_then(|c| c.email),
@@ -332,21 +373,23 @@ fn probes(route: &RouteSpec, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
             })),
             OwnDataOnly,
         )],
-        ListErasures => vec![probe(path, None, OwnDataOnly)],
-        CreateSale => vec![probe(path, Some(sale("sweep-1")), OwnDataOnly)],
-        CreateSaleBatch => vec![probe(
+        Control(C::ListErasures) => vec![probe(path, None, OwnDataOnly)],
+        Data(D::CreateSale) => vec![probe(path, Some(sale("sweep-1")), OwnDataOnly)],
+        Data(D::CreateSaleBatch) => vec![probe(
             path,
             Some(json!({"sales": [sale("sweep-2")]})),
             OwnDataOnly,
         )],
-        LookupSales => vec![probe(
+        Data(D::LookupSales) => vec![probe(
             path,
             Some(json!({"external_ids": [victim.sale_external_id]})),
             OwnDataOnly,
         )],
-        GetSale => vec![probe(path, None, NotFound)],
-        ChangeSaleStatus => vec![probe(path, Some(json!({"status": "refunded"})), NotFound)],
-        ForwardSale => vec![
+        Data(D::GetSale) => vec![probe(path, None, NotFound)],
+        Data(D::ChangeSaleStatus) => {
+            vec![probe(path, Some(json!({"status": "refunded"})), NotFound)]
+        }
+        Data(D::ForwardSale) => vec![
             // The victim's sale through the attacker's integration…
             probe(
                 path,
@@ -360,29 +403,34 @@ fn probes(route: &RouteSpec, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
                 NotFound,
             ),
         ],
-        CreateIntegration => vec![probe(
+        Control(C::CreateIntegration) => vec![probe(
             path,
             Some(
                 json!({"name": "Mine", "target_kind": "webhook", "target_url": "https://mine.example/in"}),
             ),
             OwnDataOnly,
         )],
-        ListIntegrations => vec![probe(path, None, OwnDataOnly)],
-        GetIntegration | DeleteIntegration | RotateIntegrationSecret | ResumeIntegration => {
+        Control(C::ListIntegrations) => vec![probe(path, None, OwnDataOnly)],
+        Control(C::GetIntegration)
+        | Control(C::DeleteIntegration)
+        | Control(C::RotateIntegrationSecret)
+        | Control(C::ResumeIntegration) => {
             vec![probe(path, None, NotFound)]
         }
-        PauseIntegration => vec![probe(path, Some(json!({"reason": "mine now"})), NotFound)],
-        PatchIntegration => vec![probe(
+        Control(C::PauseIntegration) => {
+            vec![probe(path, Some(json!({"reason": "mine now"})), NotFound)]
+        }
+        Control(C::PatchIntegration) => vec![probe(
             path,
             Some(json!({"name": "hijacked", "target_url": "https://evil.example/in"})),
             NotFound,
         )],
-        PutWebhook => vec![probe(
+        Control(C::PutWebhook) => vec![probe(
             path,
             Some(json!({"url": "https://attacker.example/status"})),
             OwnDataOnly,
         )],
-        ListDeadLetters => vec![
+        Control(C::ListDeadLetters) => vec![
             probe(path.clone(), None, OwnDataOnly),
             probe(
                 format!("{path}?integration_id={}", victim.integration),
@@ -390,9 +438,13 @@ fn probes(route: &RouteSpec, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
                 NotFound,
             ),
         ],
-        GetDeadLetter | ReplayDeadLetter => vec![probe(path, None, NotFound)],
-        DiscardDeadLetter => vec![probe(path, Some(json!({"reason": "sweep"})), NotFound)],
-        ReplayDeadLetters => vec![
+        Control(C::GetDeadLetter) | Control(C::ReplayDeadLetter) => {
+            vec![probe(path, None, NotFound)]
+        }
+        Control(C::DiscardDeadLetter) => {
+            vec![probe(path, Some(json!({"reason": "sweep"})), NotFound)]
+        }
+        Control(C::ReplayDeadLetters) => vec![
             probe(
                 path.clone(),
                 Some(json!({"integration_id": victim.integration})),
@@ -449,14 +501,15 @@ async fn victim_state(pool: &PgPool, v: &Tenant) -> Value {
 #[tokio::test]
 async fn every_route_refuses_another_tenants_ids() {
     let db = TestDb::new().await;
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let victim = provision(&app, &db.pool, "A").await;
     let attacker = provision(&app, &db.pool, "B").await;
     let before = victim_state(&db.pool, &victim).await;
     let markers = victim_markers(&victim);
 
     let mut probed = 0;
-    for route in ROUTES {
+    let routes = routes();
+    for route in &routes {
         for p in probes(route, &victim, &attacker) {
             for token in [&attacker.token, &attacker.integration_only_token] {
                 let r = call(
@@ -495,7 +548,7 @@ async fn every_route_refuses_another_tenants_ids() {
             }
         }
     }
-    assert!(probed >= 2 * ROUTES.len(), "every route probed ({probed})");
+    assert!(probed >= 2 * routes.len(), "every route probed ({probed})");
 
     // Nothing of the victim's changed…
     assert_eq!(victim_state(&db.pool, &victim).await, before);
@@ -519,13 +572,13 @@ async fn every_route_refuses_another_tenants_ids() {
 
 /// Runs the `ingest` binary on the test database with these encryption keys.
 fn ingest_cli(db: &TestDb, keys: Option<&str>, args: &[&str]) -> (bool, Value, String) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ingest"));
+    let mut cmd = std::process::Command::new(common::console_bin());
     cmd.arg("--database-url").arg(&db.url).args(args);
     match keys {
         Some(k) => cmd.env("SALESYNC_ENCRYPTION_KEYS", k),
         None => cmd.env_remove("SALESYNC_ENCRYPTION_KEYS"),
     };
-    let out = cmd.output().expect("run ingest");
+    let out = cmd.output().expect("run console");
     (
         out.status.success(),
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
@@ -565,7 +618,7 @@ async fn rotate_secrets_moves_every_secret_to_the_new_key() {
     let new_spec = SecretBox::generate_spec("new");
     let mut st = state(&db.pool);
     st.secrets = Arc::new(SecretBox::from_spec(&old_spec).expect("old key"));
-    let old_app = app(st);
+    let old_app = common::app(st);
     let a = provision(&old_app, &db.pool, "A").await;
     let b = provision(&old_app, &db.pool, "B").await;
     // An integration without credentials: only its signing secret is stored.
@@ -651,7 +704,7 @@ async fn rotate_secrets_moves_every_secret_to_the_new_key() {
     // signing secret keeps the previous one, which it must decrypt to do so.
     let mut st = state(&db.pool);
     st.secrets = Arc::new(new.clone());
-    let new_app = app(st);
+    let new_app = common::app(st);
     let r = call(
         &new_app,
         "POST",

@@ -9,7 +9,6 @@ mod common;
 use axum::Router;
 use axum::http::StatusCode;
 use common::{Answer, TestDb, call, state, tenant};
-use ingest::app;
 use salesync_core::egress::{EgressPolicy, parse_allow_nets};
 use serde_json::{Value, json};
 
@@ -77,7 +76,7 @@ async fn every_forbidden_address_class_is_refused_when_configured() {
     let db = TestDb::new().await;
     let mut st = state(&db.pool);
     st.egress = EgressPolicy::default();
-    let app = app::app(st);
+    let app = common::app(st);
     let (_, token) = tenant(&app, "acme", false).await;
     let t = Some(token.as_str());
 
@@ -159,7 +158,7 @@ async fn an_allowed_network_is_accepted_and_only_that_one() {
     let db = TestDb::new().await;
     let mut st = state(&db.pool);
     st.egress = EgressPolicy::new(parse_allow_nets("127.0.0.0/8,::1").unwrap());
-    let app = app::app(st);
+    let app = common::app(st);
     let (_, token) = tenant(&app, "acme", false).await;
     let t = Some(token.as_str());
 

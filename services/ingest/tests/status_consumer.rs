@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::{TestDb, TestVhost, call, count, state, tenant};
-use ingest::app::AppState;
+use common::ApiState;
 use ingest::status_consumer::StatusConsumer;
 use lapin::options::BasicGetOptions;
 use salesync_core::amqp::consumer::{self, ConsumerConfig};
@@ -77,7 +77,7 @@ async fn wait_for(pool: &PgPool, sql: &'static str, want: i64) {
 fn start_consumer(
     db: &TestDb,
     vhost: &TestVhost,
-    st: &AppState,
+    st: &ApiState,
     shutdown: &CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(consumer::run(
@@ -149,7 +149,7 @@ async fn an_update_the_database_refuses_is_dead_lettered_and_the_rest_applied_on
     let db = TestDb::new().await;
     let vhost = TestVhost::new().await;
     let st = state(&db.pool);
-    let app = ingest::app(st.clone());
+    let app = common::app(st.clone());
     let (tenant_id, token) = tenant(&app, "Shop", false).await;
     let tenant_id: TenantId = tenant_id.parse().expect("tenant id");
     let mut sales = Vec::new();
@@ -254,7 +254,7 @@ async fn status_updates_are_applied_once_and_reported() {
     let db = TestDb::new().await;
     let vhost = TestVhost::new().await;
     let st = state(&db.pool);
-    let app = ingest::app(st.clone());
+    let app = common::app(st.clone());
     let (tenant_id, token) = tenant(&app, "Shop", false).await;
     let tenant_id: TenantId = tenant_id.parse().expect("tenant id");
     let sale = serde_json::to_value(sample_sale("pos-1")).expect("sale");

@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use common::{TestDb, count, state, tenant};
 use ingest::accept::{TenantItems, store_sales};
-use ingest::app;
 use ingest::intake::Outcome;
 use salesync_core::db::HeldConnection;
 use salesync_core::domain::{SaleInput, TenantId, sample_sale};
@@ -39,7 +38,7 @@ fn names(outcomes: &[Outcome]) -> Vec<&'static str> {
 }
 
 async fn new_tenant(db: &TestDb, name: &str) -> TenantId {
-    let app = app(state(&db.pool));
+    let app = common::app(state(&db.pool));
     let (id, _) = tenant(&app, name, false).await;
     TenantId::from_str(&id).expect("tenant id")
 }

@@ -6,14 +6,34 @@
 
 use std::collections::BTreeMap;
 
+use super::ApiError;
 use crate::metrics::Metrics;
+use crate::ops::{self, Readiness};
 use crate::telemetry;
-use axum::Json;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use tower_http::trace::TraceLayer;
+
+/// A service's whole HTTP surface around its API routes (state applied):
+/// the ops endpoints, JSON answers for unknown routes and methods, the body
+/// limit, JSON for every error, per-request spans and counts.
+pub fn service(api: Router, readiness: Readiness, metrics: Metrics, body_limit: usize) -> Router {
+    api.fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .merge(ops::router(readiness, metrics.clone()))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            count_requests,
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+}
 
 /// Label for requests that matched no route.
 pub const UNMATCHED: &str = "unmatched";

@@ -3,18 +3,22 @@
 //! bodies read with the field at fault named (`json`), who is calling
 //! (`auth`, with tokens remembered briefly in `token_cache`, forgotten on
 //! revocation by `revocations`, and each tenant's `quota` of requests),
-//! the route table's vocabulary (`routes`), checks on single input values
+//! the route table's vocabulary (`routes`), a delivery attempt as shown
+//! (`attempts`), checks on single input values
 //! several routes share (`field_checks`), and the layers around every
 //! request (`layers`: spans, counts, JSON for every error).
 //!
 //! A service's state gives these parts what they need through axum's
 //! `FromRef`: [`AuthState`] for `auth`, [`BodyLimits`] for `json`.
 
+pub mod attempts;
 pub mod auth;
+pub mod config;
 pub mod error;
 pub mod field_checks;
 pub mod json;
 pub mod layers;
+pub mod openapi;
 pub mod quota;
 pub mod rate_limit;
 pub mod revocations;

@@ -64,6 +64,14 @@ pub const OPS_ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/metrics"),
 ];
 
+/// Whether a request path is the data plane's (ingest: `/v1/sales` and
+/// below) rather than the control plane's (console: everything else). One
+/// rule for whatever routes by path in front of both — a gateway, the test
+/// harnesses. Each serves its own `/openapi.json` and ops routes.
+pub fn is_data_plane_path(path: &str) -> bool {
+    path == "/v1/sales" || path.starts_with("/v1/sales/")
+}
+
 /// Parses an id from the URL. A malformed id cannot name anything that
 /// exists, so it is a 404 like any unknown id.
 pub fn parse_id<T: FromStr>(raw: &str, what: &'static str) -> Result<T, ApiError> {
@@ -83,6 +91,21 @@ mod tests {
         ));
         let id = SaleId::new();
         assert_eq!(parse_id::<SaleId>(&id.to_string(), "sale").ok(), Some(id));
+    }
+
+    #[test]
+    fn sales_paths_are_the_data_planes() {
+        for (path, data) in [
+            ("/v1/sales", true),
+            ("/v1/sales/batch", true),
+            ("/v1/sales/0190/forward", true),
+            ("/v1/salesx", false),
+            ("/v1/integrations", false),
+            ("/admin/tenants", false),
+            ("/openapi.json", false),
+        ] {
+            assert_eq!(is_data_plane_path(path), data, "{path}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Runs its own PostgreSQL cluster and RabbitMQ node or `--cluster 3` nodes
-//! (never the machine's shared ones), the four release binaries on them,
+//! (never the machine's shared ones), the five release binaries on them,
 //! and posts a steady
 //! stream of sales while it kills processes, stops and disconnects the
 //! broker, restarts the database and makes targets misbehave. Ends with the

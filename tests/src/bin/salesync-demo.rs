@@ -1,6 +1,6 @@
 //! salesync-demo: the whole system on this machine in one run.
 //!
-//! Starts the four real service binaries on a private database and vhost, two
+//! Starts the five real service binaries on a private database and vhost, two
 //! tenants and two sample downstream systems, then a simulated POS publishes
 //! sales and the demo shows where each one went:
 //!
@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let started = Instant::now();
 
-    step("starting ingest, condition-filter, forwarder and status-poller");
+    step("starting ingest (data plane), console (control plane), condition-filter, forwarder and status-poller");
     let stack = Stack::start(
         StackOptions::default()
             .env(ServiceKind::Forwarder, "RETRY_DELAYS", "500ms,1s,2s")
@@ -60,7 +60,8 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("starting the services")?;
-    println!("    ingest API at {}", stack.ingest_url());
+    println!("    ingest (sales API) at {}", stack.ingest_url());
+    println!("    console (management API) at {}", stack.console_url());
     println!(
         "    service logs in {}",
         stack.services.logs_dir().display()
@@ -198,8 +199,9 @@ async fn main() -> anyhow::Result<()> {
 
     if args.keep_running {
         println!(
-            "\n    still running (ingest at {}); Ctrl-C to stop",
-            stack.ingest_url()
+            "\n    still running (ingest at {}, console at {}); Ctrl-C to stop",
+            stack.ingest_url(),
+            stack.console_url()
         );
         tokio::signal::ctrl_c().await?;
     }

@@ -1,6 +1,6 @@
 //! The chaos campaign: the promise "a sale accepted is a sale delivered once,
 //! whatever crashes", turned into a repeatable run. It starts a private
-//! PostgreSQL cluster and RabbitMQ node (or 3-node cluster), the four
+//! PostgreSQL cluster and RabbitMQ node (or 3-node cluster), the five
 //! services on them, a POS
 //! tenant whose integrations lead to a healthy, a slow and two flaky webhook
 //! targets and to tenant B's own salesync — then posts a steady stream of

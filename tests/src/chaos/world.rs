@@ -2,7 +2,7 @@
 //! reverse: a private PostgreSQL cluster and RabbitMQ node or cluster (so
 //! they can be restarted and killed without touching the machine's shared
 //! ones), the
-//! four services on them, the POS tenant with one integration per route,
+//! five services on them, the POS tenant with one integration per route,
 //! tenant B as the partner salesync, and the webhook targets.
 
 use std::collections::BTreeMap;

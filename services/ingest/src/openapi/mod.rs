@@ -1,4 +1,4 @@
-//! The API's OpenAPI 3.1 document, generated from the code: utoipa derives
+//! The data plane's OpenAPI 3.1 document, generated from the code: utoipa derives
 //! the schemas from the request and response types and the operations from
 //! the `#[utoipa::path]` attributes on the handlers; `finish` then adds what
 //! the route table (`routes::ROUTES`) already knows — who may call each
@@ -6,8 +6,9 @@
 //! published sale schema so the document stands alone, and links operations
 //! so a client (or a fuzzer) can follow ids from one answer to the next.
 //!
-//! Served at `GET /openapi.json`; `proto/openapi.json` is a copy a test keeps
-//! current (`UPDATE_OPENAPI=1 cargo nextest run -p ingest openapi` rewrites it).
+//! Served at `GET /openapi.json`; `proto/ingest.openapi.json` is a copy a
+//! test keeps current (`UPDATE_OPENAPI=1 cargo nextest run -p ingest openapi`
+//! rewrites it). console serves the control plane's document.
 
 mod finish;
 mod sale_input;
@@ -18,44 +19,24 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
-use crate::dead_letter_queue::{Peek, PeekedMessage};
-use crate::dead_letters::query::{BulkReplayParams, ReplayParams};
-use crate::dead_letters::{BulkReplayed, DeadLetterDetail, DeadLetterPage, Discarded, Replayed};
-use crate::erasure::{Erased, ErasureRequest};
-use crate::integration_input::{IntegrationInput, IntegrationPatch};
-use crate::pause::PauseInput;
-use crate::routes::admin::Purged;
-use crate::routes::dead_letters::DiscardRequest;
-use crate::routes::erasures::ErasureList;
-use crate::routes::integrations::{
-    CreatedIntegration, IntegrationList, IntegrationView, ResumedView, RotatedSecret,
-};
+use crate::routes::sales;
 use crate::routes::sales::{
     Accepted, BatchRequest, BatchResponse, ForwardRequest, LookupRequest, LookupResponse, Queued,
     StatusChange, StatusChanged,
 };
-use crate::routes::webhook::{WebhookInput, WebhookSet};
-use crate::routes::{admin, dead_letters, erasures, integrations, sales, webhook};
 use crate::store::sales::SaleDetail;
-use crate::tenancy::{CreatedTenant, CreatedToken, NewTenant, NewToken};
-
 pub use sale_input::SaleInputSchema;
 
 #[derive(OpenApi)]
 #[openapi(
     info(
-        title = "salesync ingest API",
+        title = "salesync ingest API (data plane)",
         version = "1.0.0",
-        description = "Sales in, tenant and integration management, status out. Errors are always `{\"error\": {\"code\", \"message\", \"fields\"?}}`; `code` is stable, `fields` names every field at fault. No string may contain NUL (U+0000). See docs/contracts.md."
+        description = "Sales in, their status changes and lookups; the management API is console's (its own document). Errors are always `{\"error\": {\"code\", \"message\", \"fields\"?}}`; `code` is stable, `fields` names every field at fault. No string may contain NUL (U+0000). See docs/contracts.md."
     ),
     servers((url = "http://127.0.0.1:8080")),
     tags(
         (name = "sales", description = "Sales in: one, a batch, their status, lookups"),
-        (name = "integrations", description = "Where the tenant's sales go, and how"),
-        (name = "webhook", description = "The tenant's own status webhook"),
-        (name = "dead-letters", description = "Deliveries that failed for good: inspect, replay, discard"),
-        (name = "erasure", description = "A customer's personal data, erased on request"),
-        (name = "admin", description = "Operator routes (ADMIN_TOKEN)"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
     ),
     paths(
@@ -63,52 +44,20 @@ pub use sale_input::SaleInputSchema;
         salesync_core::ops::healthz,
         salesync_core::ops::readyz,
         salesync_core::ops::metrics_text,
-        admin::create_tenant,
-        admin::create_token,
-        admin::revoke_token,
-        admin::peek_dlq,
-        admin::purge_dlq,
-        admin::pause_integration,
-        admin::resume_integration,
-        erasures::admin_erase,
-        erasures::erase,
-        erasures::list,
         sales::create,
         sales::create_batch,
         sales::get,
         sales::change_status,
         sales::forward,
         sales::lookup,
-        integrations::create,
-        integrations::list,
-        integrations::get,
-        integrations::patch,
-        integrations::delete,
-        integrations::pause,
-        integrations::resume,
-        integrations::rotate_secret,
-        webhook::put,
-        dead_letters::list,
-        dead_letters::get,
-        dead_letters::replay,
-        dead_letters::replay_matching,
-        dead_letters::discard,
     ),
     components(schemas(
         salesync_core::api::error::Envelope,
         salesync_core::api::error::ErrorBody,
         salesync_core::domain::FieldError,
         salesync_core::domain::Currency,
-        NewTenant, CreatedTenant, NewToken, CreatedToken,
         Accepted, BatchRequest, BatchResponse, SaleDetail, StatusChange, StatusChanged,
         ForwardRequest, Queued, LookupRequest, LookupResponse,
-        IntegrationInput, IntegrationPatch, IntegrationView, CreatedIntegration,
-        IntegrationList, RotatedSecret, ResumedView, PauseInput,
-        WebhookInput, WebhookSet,
-        DeadLetterPage, DeadLetterDetail, Replayed, BulkReplayed, Discarded,
-        BulkReplayParams, ReplayParams, DiscardRequest,
-        Peek, PeekedMessage, Purged,
-        ErasureRequest, Erased, ErasureList,
     ))
 )]
 struct ApiDoc;
@@ -126,7 +75,7 @@ pub fn generate() -> serde_json::Value {
     finish::finish(doc)
 }
 
-/// The document's text, as served and as kept in `proto/openapi.json`.
+/// The document's text, as served and as kept in `proto/ingest.openapi.json`.
 pub fn text() -> &'static str {
     &DOCUMENT
 }

@@ -1,14 +1,9 @@
-//! Every API route in one table — method, path, handler and who may call it.
-//! The router is built from this table only, the integration-only token
-//! policy reads it, and a test holds it against `proto/openapi.json`, so the
-//! three can never drift apart. One file per resource below.
+//! Every route of the data plane in one table — method, path, handler and
+//! who may call it. The router is built from this table only, the
+//! integration-only token policy reads it, and a test holds it against
+//! `proto/openapi.json`, so the three can never drift apart.
 
-pub mod admin;
-pub mod dead_letters;
-pub mod erasures;
-pub mod integrations;
 pub mod sales;
-pub mod webhook;
 
 use axum::Router;
 use axum::http::Method;
@@ -22,36 +17,12 @@ use crate::app::AppState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     OpenApi,
-    AdminCreateTenant,
-    AdminCreateToken,
-    AdminRevokeToken,
-    AdminPeekDeadLetterQueue,
-    AdminPurgeDeadLetterQueue,
-    AdminEraseCustomer,
-    AdminPauseIntegration,
-    AdminResumeIntegration,
     CreateSale,
     CreateSaleBatch,
     GetSale,
     ChangeSaleStatus,
     ForwardSale,
     LookupSales,
-    CreateIntegration,
-    ListIntegrations,
-    GetIntegration,
-    PatchIntegration,
-    DeleteIntegration,
-    RotateIntegrationSecret,
-    PauseIntegration,
-    ResumeIntegration,
-    PutWebhook,
-    ListDeadLetters,
-    GetDeadLetter,
-    ReplayDeadLetter,
-    ReplayDeadLetters,
-    DiscardDeadLetter,
-    EraseCustomer,
-    ListErasures,
 }
 
 pub type RouteSpec = salesync_core::api::routes::RouteSpec<Endpoint>;
@@ -61,44 +32,6 @@ use Endpoint::*;
 
 pub const ROUTES: &[RouteSpec] = &[
     spec(Method::GET, "/openapi.json", OpenApi, Public),
-    spec(Method::POST, "/admin/tenants", AdminCreateTenant, Admin),
-    spec(
-        Method::POST,
-        "/admin/tenants/{tenant_id}/tokens",
-        AdminCreateToken,
-        Admin,
-    ),
-    spec(
-        Method::DELETE,
-        "/admin/tenants/{tenant_id}/tokens/{token_id}",
-        AdminRevokeToken,
-        Admin,
-    ),
-    spec(Method::GET, "/admin/dlq", AdminPeekDeadLetterQueue, Admin),
-    spec(
-        Method::POST,
-        "/admin/dlq/purge",
-        AdminPurgeDeadLetterQueue,
-        Admin,
-    ),
-    spec(
-        Method::POST,
-        "/admin/tenants/{tenant_id}/erasures",
-        AdminEraseCustomer,
-        Admin,
-    ),
-    spec(
-        Method::POST,
-        "/admin/integrations/{id}/pause",
-        AdminPauseIntegration,
-        Admin,
-    ),
-    spec(
-        Method::POST,
-        "/admin/integrations/{id}/resume",
-        AdminResumeIntegration,
-        Admin,
-    ),
     spec(Method::POST, "/v1/sales", CreateSale, TenantOrIntegration),
     spec(
         Method::POST,
@@ -120,67 +53,6 @@ pub const ROUTES: &[RouteSpec] = &[
         Tenant,
     ),
     spec(Method::POST, "/v1/sales/{id}/forward", ForwardSale, Tenant),
-    spec(Method::POST, "/v1/integrations", CreateIntegration, Tenant),
-    spec(Method::GET, "/v1/integrations", ListIntegrations, Tenant),
-    spec(Method::GET, "/v1/integrations/{id}", GetIntegration, Tenant),
-    spec(
-        Method::PATCH,
-        "/v1/integrations/{id}",
-        PatchIntegration,
-        Tenant,
-    ),
-    spec(
-        Method::DELETE,
-        "/v1/integrations/{id}",
-        DeleteIntegration,
-        Tenant,
-    ),
-    spec(
-        Method::POST,
-        "/v1/integrations/{id}/rotate-secret",
-        RotateIntegrationSecret,
-        Tenant,
-    ),
-    spec(
-        Method::POST,
-        "/v1/integrations/{id}/pause",
-        PauseIntegration,
-        Tenant,
-    ),
-    spec(
-        Method::POST,
-        "/v1/integrations/{id}/resume",
-        ResumeIntegration,
-        Tenant,
-    ),
-    spec(Method::PUT, "/v1/webhook", PutWebhook, Tenant),
-    spec(Method::GET, "/v1/dead-letters", ListDeadLetters, Tenant),
-    spec(
-        Method::POST,
-        "/v1/dead-letters/replay",
-        ReplayDeadLetters,
-        Tenant,
-    ),
-    spec(
-        Method::GET,
-        "/v1/dead-letters/{delivery_id}",
-        GetDeadLetter,
-        Tenant,
-    ),
-    spec(
-        Method::POST,
-        "/v1/dead-letters/{delivery_id}/replay",
-        ReplayDeadLetter,
-        Tenant,
-    ),
-    spec(
-        Method::POST,
-        "/v1/dead-letters/{delivery_id}/discard",
-        DiscardDeadLetter,
-        Tenant,
-    ),
-    spec(Method::POST, "/v1/erasures", EraseCustomer, Tenant),
-    spec(Method::GET, "/v1/erasures", ListErasures, Tenant),
 ];
 
 /// The router of every route in `ROUTES`.
@@ -197,36 +69,12 @@ fn method_router(spec: &RouteSpec) -> Option<MethodRouter<AppState>> {
     let f = MethodFilter::try_from(spec.method.clone()).ok()?;
     Some(match spec.endpoint {
         OpenApi => on(f, crate::openapi::document),
-        AdminCreateTenant => on(f, admin::create_tenant),
-        AdminCreateToken => on(f, admin::create_token),
-        AdminRevokeToken => on(f, admin::revoke_token),
-        AdminPeekDeadLetterQueue => on(f, admin::peek_dlq),
-        AdminPurgeDeadLetterQueue => on(f, admin::purge_dlq),
-        AdminEraseCustomer => on(f, erasures::admin_erase),
-        AdminPauseIntegration => on(f, admin::pause_integration),
-        AdminResumeIntegration => on(f, admin::resume_integration),
         CreateSale => on(f, sales::create),
         CreateSaleBatch => on(f, sales::create_batch),
         GetSale => on(f, sales::get),
         ChangeSaleStatus => on(f, sales::change_status),
         ForwardSale => on(f, sales::forward),
         LookupSales => on(f, sales::lookup),
-        CreateIntegration => on(f, integrations::create),
-        ListIntegrations => on(f, integrations::list),
-        GetIntegration => on(f, integrations::get),
-        PatchIntegration => on(f, integrations::patch),
-        DeleteIntegration => on(f, integrations::delete),
-        RotateIntegrationSecret => on(f, integrations::rotate_secret),
-        PauseIntegration => on(f, integrations::pause),
-        ResumeIntegration => on(f, integrations::resume),
-        PutWebhook => on(f, webhook::put),
-        ListDeadLetters => on(f, dead_letters::list),
-        GetDeadLetter => on(f, dead_letters::get),
-        ReplayDeadLetter => on(f, dead_letters::replay),
-        ReplayDeadLetters => on(f, dead_letters::replay_matching),
-        DiscardDeadLetter => on(f, dead_letters::discard),
-        EraseCustomer => on(f, erasures::erase),
-        ListErasures => on(f, erasures::list),
     })
 }
 
@@ -250,6 +98,14 @@ mod tests {
     }
 
     #[test]
+    fn every_route_but_the_document_is_on_the_data_planes_paths() {
+        for r in ROUTES {
+            let data = salesync_core::api::routes::is_data_plane_path(r.path);
+            assert_eq!(data, r.endpoint != OpenApi, "{} {}", r.method, r.path);
+        }
+    }
+
+    #[test]
     fn integration_only_tokens_reach_exactly_the_contract_routes() {
         let cases = [
             (Method::POST, "/v1/sales", true),
@@ -258,13 +114,7 @@ mod tests {
             (Method::POST, "/v1/sales/lookup", true),
             (Method::POST, "/v1/sales/{id}/status", false),
             (Method::POST, "/v1/sales/{id}/forward", false),
-            (Method::GET, "/v1/integrations", false),
-            (Method::POST, "/v1/integrations", false),
-            (Method::PUT, "/v1/webhook", false),
             (Method::DELETE, "/v1/sales/{id}", false),
-            (Method::GET, "/v1/dead-letters", false),
-            (Method::POST, "/v1/dead-letters/{delivery_id}/replay", false),
-            (Method::POST, "/v1/erasures", false),
         ];
         for (m, p, ok) in cases {
             assert_eq!(integration_token_allowed(&m, Some(p)), ok, "{m} {p}");

@@ -314,7 +314,7 @@ pub async fn forward(
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
     let id: SaleId = parse_id(&id, "sale")?;
     let mut tx = state.pool.begin().await?;
-    if !store::integrations::exists(&mut tx, caller.tenant_id, req.integration_id).await? {
+    if !store::sales::integration_exists(&mut tx, caller.tenant_id, req.integration_id).await? {
         return Err(ApiError::NotFound("integration"));
     }
     let sale = store::sales::lock(&mut tx, caller.tenant_id, id)

@@ -1,21 +1,7 @@
-//! The SQL of ingest, one file per table group. Functions take a connection
-//! (or the pool for single statements) so the routes decide the transaction
-//! boundaries; every query on tenant data is scoped by `tenant_id`.
+//! The SQL of the data plane, one file per table group. Functions take a
+//! connection (or the pool for single statements) so the routes decide the
+//! transaction boundaries; every query on tenant data is scoped by
+//! `tenant_id`.
 
-pub mod dead_letters;
-pub mod erasures;
-pub mod integrations;
-pub mod pause;
 pub mod sales;
 pub mod status;
-pub mod tenants;
-
-/// PostgreSQL's unique_violation, for turning a taken name into a 409.
-pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
-}
-
-/// PostgreSQL's foreign_key_violation.
-pub fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23503"))
-}

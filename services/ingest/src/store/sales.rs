@@ -12,6 +12,7 @@ use sqlx::PgConnection;
 use salesync_core::outbox::{Handoff, OutboxColumns, OutboxMessage};
 
 use crate::intake::Stored;
+pub use salesync_core::api::attempts::AttemptEntry;
 
 /// A sale to insert, with the id it gets if it is new.
 pub struct NewSale<'a> {
@@ -296,19 +297,6 @@ pub struct DecisionEntry {
 }
 
 #[derive(sqlx::FromRow, Serialize, Debug, utoipa::ToSchema)]
-#[schema(as = Attempt)]
-pub struct AttemptEntry {
-    #[serde(skip)]
-    pub delivery_id: DeliveryId,
-    pub attempt: i32,
-    pub started_at: DateTime<Utc>,
-    pub duration_ms: i32,
-    pub status_code: Option<i32>,
-    pub error: Option<String>,
-    pub outcome: String,
-}
-
-#[derive(sqlx::FromRow, Serialize, Debug, utoipa::ToSchema)]
 #[schema(as = Delivery)]
 pub struct DeliveryEntry {
     pub id: DeliveryId,
@@ -429,4 +417,20 @@ pub async fn detail(
         decisions,
         deliveries,
     }))
+}
+
+/// Whether the tenant has this live integration.
+pub async fn integration_exists(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: IntegrationId,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM integrations
+                        WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL)",
+    )
+    .bind(id)
+    .bind(tenant)
+    .fetch_one(conn)
+    .await
 }

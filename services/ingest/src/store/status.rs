@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use salesync_core::domain::{DeliveryId, SaleId, TenantId};
+use salesync_core::domain::{SaleId, TenantId};
 use sqlx::PgConnection;
 
 use crate::status_plan::HistoryRow;
@@ -124,51 +124,4 @@ pub async fn webhook_urls(
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().collect())
-}
-
-pub struct NewWebhookDelivery {
-    pub id: DeliveryId,
-    pub tenant_id: TenantId,
-    pub sale_id: SaleId,
-    pub dedupe_key: String,
-    pub target_url: String,
-    /// The webhook body as it will be sent (kept for replays).
-    pub body: serde_json::Value,
-}
-
-/// Inserts status-webhook deliveries; returns the ids actually inserted
-/// (a dedupe key already present means the webhook was already queued).
-pub async fn insert_webhook_deliveries(
-    conn: &mut PgConnection,
-    rows: &[NewWebhookDelivery],
-) -> sqlx::Result<Vec<DeliveryId>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    sqlx::query_scalar(
-        "INSERT INTO deliveries (id, tenant_id, sale_id, integration_id, purpose, dedupe_key,
-                                 target_url, target_ref, body)
-         SELECT u.id, u.tenant_id, u.sale_id, NULL, 'status_webhook', u.dedupe_key,
-                u.target_url, u.id::text, u.body
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[])
-              AS u(id, tenant_id, sale_id, dedupe_key, target_url, body)
-         ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
-         RETURNING id",
-    )
-    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.sale_id).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.dedupe_key.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|r| r.target_url.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.body.clone()).collect::<Vec<_>>())
-    .fetch_all(conn)
-    .await
 }

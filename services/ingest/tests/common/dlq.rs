@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use ingest::app::AppState;
+use super::ApiState;
 use salesync_core::domain::{DeliveryId, IntegrationId, SaleId, TenantId, sample_sale};
 use salesync_core::messages::{Envelope, ForwardCommand, Purpose, ROUTING_FORWARD};
 use salesync_core::metrics::Metrics;
@@ -183,7 +183,7 @@ pub async fn plan_delivery(pool: &PgPool, shop: &Shop, sale: usize, url: &str) -
 
 /// The app's state set up for a pipeline: encryption keys the forwarder
 /// shares, and the test vhost.
-pub fn pipeline_state(db: &TestDb, vhost: &TestVhost, keys: &str) -> AppState {
+pub fn pipeline_state(db: &TestDb, vhost: &TestVhost, keys: &str) -> ApiState {
     let mut st = super::state(&db.pool);
     st.secrets =
         std::sync::Arc::new(salesync_core::crypto::SecretBox::from_spec(keys).expect("keys"));
@@ -199,7 +199,7 @@ pub struct RelayTask {
 }
 
 impl RelayTask {
-    pub fn start(db: &TestDb, vhost: &TestVhost, st: &AppState) -> Self {
+    pub fn start(db: &TestDb, vhost: &TestVhost, st: &ApiState) -> Self {
         let stop = CancellationToken::new();
         let task = tokio::spawn(
             Relay {

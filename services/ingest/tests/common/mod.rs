@@ -13,10 +13,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use ingest::app::AppState;
 use ingest::group_commit::{GroupPolicy, SaleCommitter};
 use salesync_core::api::quota::TenantQuota;
 use salesync_core::api::token_cache::TokenCache;
+use salesync_core::api::routes::is_data_plane_path;
 use salesync_core::api::{AuthState, BodyLimits};
 use salesync_core::crypto::SecretBox;
 use salesync_core::egress::{self, EgressPolicy};
@@ -183,7 +183,93 @@ impl Drop for TestVhost {
 
 /// The app's state on `pool`. Starts the group committer, so it must be
 /// called inside a tokio runtime.
-pub fn state(pool: &PgPool) -> AppState {
+/// Both services' state: the tests drive the whole API in-process, the data
+/// plane (ingest) and the control plane (console) on one database.
+#[derive(Clone)]
+pub struct ApiState {
+    pub pool: PgPool,
+    pub secrets: Arc<SecretBox>,
+    pub wake: Arc<Notify>,
+    pub handoff: outbox::Handoff,
+    pub metrics: Metrics,
+    pub readiness: Readiness,
+    pub auth: AuthState,
+    pub body: BodyLimits,
+    pub amqp_url: String,
+    pub committer: SaleCommitter,
+    pub egress: EgressPolicy,
+}
+
+impl ApiState {
+    pub fn data(&self) -> ingest::AppState {
+        ingest::AppState {
+            pool: self.pool.clone(),
+            wake: self.wake.clone(),
+            handoff: self.handoff.clone(),
+            metrics: self.metrics.clone(),
+            readiness: self.readiness.clone(),
+            auth: AuthState {
+                integration_policy: ingest::routes::integration_token_allowed,
+                ..self.auth.clone()
+            },
+            body: self.body,
+            committer: self.committer.clone(),
+        }
+    }
+
+    pub fn control(&self) -> console::AppState {
+        console::AppState {
+            pool: self.pool.clone(),
+            secrets: self.secrets.clone(),
+            wake: self.wake.clone(),
+            metrics: self.metrics.clone(),
+            readiness: self.readiness.clone(),
+            auth: AuthState {
+                integration_policy: console::routes::integration_token_allowed,
+                ..self.auth.clone()
+            },
+            body: self.body,
+            amqp_url: self.amqp_url.clone(),
+            egress: self.egress.clone(),
+        }
+    }
+}
+
+/// The console binary, for its operator commands: built with the
+/// workspace's binaries (`cargo build --workspace --bins`, as ./test.sh
+/// does), beside this test's own directory.
+pub fn console_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> → target/<profile>/console
+    let bin = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(|dir| dir.join("console"))
+        .expect("target directory");
+    assert!(
+        bin.is_file(),
+        "{} is not built: run cargo build --workspace --bins",
+        bin.display()
+    );
+    bin
+}
+
+/// The whole API as one router, as a gateway in front of both services
+/// routes it: the sales routes to ingest's app, every other to console's.
+pub fn app(st: ApiState) -> Router {
+    let data = ingest::app(st.data());
+    let control = console::app::app(st.control());
+    Router::new().fallback_service(tower::service_fn(move |req: Request<Body>| {
+        let service = if is_data_plane_path(req.uri().path()) {
+            data.clone()
+        } else {
+            control.clone()
+        };
+        service.oneshot(req)
+    }))
+}
+
+pub fn state(pool: &PgPool) -> ApiState {
     let wake = Arc::new(Notify::new());
     // No relay runs here: handed-off rows stay in the outbox, where tests
     // look for them.
@@ -196,7 +282,7 @@ pub fn state(pool: &PgPool) -> AppState {
             interval: Duration::ZERO,
         },
     );
-    AppState {
+    ApiState {
         pool: pool.clone(),
         secrets: Arc::new(
             SecretBox::from_spec(&SecretBox::generate_spec("test")).expect("generated key spec"),

@@ -263,19 +263,3 @@ pub async fn tenant_of(
         .fetch_optional(conn)
         .await
 }
-
-/// Whether the tenant has this live integration.
-pub async fn exists(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    id: IntegrationId,
-) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM integrations
-                        WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL)",
-    )
-    .bind(id)
-    .bind(tenant)
-    .fetch_one(conn)
-    .await
-}

@@ -1,4 +1,4 @@
-//! `ingest rotate-secrets`: re-encrypts every secret at rest with the active
+//! `console rotate-secrets`: re-encrypts every secret at rest with the active
 //! (first) key of `SALESYNC_ENCRYPTION_KEYS`, so the old key can be dropped.
 //! The secrets: integrations' `credentials_enc` and `signing_secrets_enc`,
 //! tenants' `webhook_secret_enc`.

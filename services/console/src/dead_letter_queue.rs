@@ -78,7 +78,7 @@ pub fn describe(
 }
 
 async fn open(amqp_url: &str) -> anyhow::Result<(lapin::Connection, lapin::Channel)> {
-    let conn = amqp::connect(amqp_url, "ingest-admin-dlq").await?;
+    let conn = amqp::connect(amqp_url, "console-admin-dlq").await?;
     let ch = conn.create_channel().await?;
     // Idempotent; makes sure the queue exists on a fresh broker.
     topology::declare(&ch).await?;

@@ -1,5 +1,5 @@
 //! Creating tenants and API tokens — one code path for the admin endpoints
-//! and the `ingest admin create-tenant` command. A token is returned once and
+//! and the `console admin create-tenant` command. A token is returned once and
 //! only its SHA-256 and a short display prefix are stored.
 
 use salesync_core::domain::{FieldError, TenantId, TokenId};

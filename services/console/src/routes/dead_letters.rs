@@ -1,7 +1,7 @@
 //! The tenant's dead letters: list, show, replay one, replay all matching,
 //! discard. Always scoped to the caller's tenant — another tenant's dead
 //! letter is a 404 like an unknown one. The work is in `dead_letters`,
-//! shared with the `ingest dlq` command.
+//! shared with the `console dlq` command.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;

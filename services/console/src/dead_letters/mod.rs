@@ -1,7 +1,7 @@
 //! Dead-letter operations on dead deliveries — list, show, replay one,
 //! replay all that match, discard with a reason — as one code path for the
 //! tenant API (`routes::dead_letters`, always scoped to the caller's tenant)
-//! and the operator's `ingest dlq` command (scoped by `--tenant`, or all).
+//! and the operator's `console dlq` command (scoped by `--tenant`, or all).
 //!
 //! A replay is one transaction: the delivery goes back to `pending` with its
 //! replay's target, the action is recorded with that target, and a fresh
@@ -25,10 +25,10 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::store;
 use crate::store::dead_letters::{ActionEntry, DeadLetterRow, LockedDelivery, NewAction};
-use crate::store::sales::AttemptEntry;
 use query::{BulkReplay, Cursor, Filter, ListQuery};
 use rules::{Refusal, TargetChoice};
 use salesync_core::api::ApiError;
+use salesync_core::api::attempts::AttemptEntry;
 
 /// Deliveries replayed per transaction in a bulk replay: big enough to be
 /// quick, small enough that locks are short and a failure repeats little.
@@ -41,7 +41,7 @@ pub const SAMPLE_SIZE: usize = 10;
 pub enum Actor {
     /// A tenant API token.
     Token(TokenId),
-    /// An operator at the `ingest dlq` command.
+    /// An operator at the `console dlq` command.
     Cli,
 }
 

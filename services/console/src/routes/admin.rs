@@ -1,5 +1,5 @@
 //! Operator routes (`ADMIN_TOKEN`): create tenants, issue and revoke tokens (the
-//! work is in `tenancy`, shared with the `ingest admin` command); peek at and
+//! work is in `tenancy`, shared with the `console admin` command); peek at and
 //! purge the raw dead-letter queue (`dead_letter_queue`); pause and resume
 //! any tenant's integration (`pause`; an operator's pause only an operator
 //! lifts).
@@ -66,11 +66,11 @@ pub async fn create_token(
 }
 
 /// `DELETE /admin/tenants/{tenant_id}/tokens/{token_id}` — the token stops
-/// working on every ingest process at once.
+/// working on every ingest and console process at once.
 #[utoipa::path(
     delete, path = "/admin/tenants/{tenant_id}/tokens/{token_id}", tag = "admin", operation_id = "adminRevokeToken",
     summary = "Revoke a tenant's token",
-    description = "The token stops working at once on every ingest process (the database notifies each process, which drops it from its token cache). Revoking a revoked token again is a no-op (204).",
+    description = "The token stops working at once on every API process, ingest and console (the database notifies each process, which drops it from its token cache). Revoking a revoked token again is a no-op (204).",
     params(
         ("tenant_id" = Uuid, Path, description = "Tenant id"),
         ("token_id" = Uuid, Path, description = "Token id (as returned when it was issued)"),

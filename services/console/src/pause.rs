@@ -26,12 +26,12 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::tenant_webhook_command;
 use crate::store;
 use crate::store::pause::{AutoPaused, Released};
-use crate::store::status::NewWebhookDelivery;
 use salesync_core::api::ApiError;
 use salesync_core::api::field_checks;
+use salesync_core::tenant_webhook::NewWebhookDelivery;
+use salesync_core::tenant_webhook::tenant_webhook_command;
 
 /// Held deliveries released per transaction.
 pub const RELEASE_CHUNK: i64 = 500;
@@ -263,7 +263,7 @@ pub async fn pass(pool: &PgPool, after: Duration) -> sqlx::Result<(usize, u64)> 
         let now = Utc::now();
         let (deliveries, commands): (Vec<_>, Vec<_>) =
             due.iter().filter_map(|p| notification(p, now)).unzip();
-        store::status::insert_webhook_deliveries(&mut tx, &deliveries).await?;
+        salesync_core::tenant_webhook::insert_webhook_deliveries(&mut tx, &deliveries).await?;
         outbox::enqueue(&mut tx, &commands).await?;
         tx.commit().await?;
         for p in &due {

@@ -26,7 +26,7 @@ async fn connect(cli: &Cli) -> anyhow::Result<PgPool> {
     .await
 }
 
-/// `ingest admin …`
+/// `console admin …`
 pub async fn admin(cli: &Cli, cmd: AdminCommand) -> anyhow::Result<()> {
     let pool = connect(cli).await?;
     match cmd {
@@ -51,7 +51,7 @@ pub async fn admin(cli: &Cli, cmd: AdminCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `ingest dlq …`
+/// `console dlq …`
 pub async fn dlq(cli: &Cli, cmd: DlqCommand) -> anyhow::Result<()> {
     let pool = connect(cli).await?;
     let invalid =
@@ -116,7 +116,7 @@ pub async fn dlq(cli: &Cli, cmd: DlqCommand) -> anyhow::Result<()> {
     }
 }
 
-/// `ingest rotate-secrets`
+/// `console rotate-secrets`
 pub async fn rotate_secrets(cli: &Cli) -> anyhow::Result<()> {
     let Some(encryption) = &cli.encryption else {
         anyhow::bail!(

@@ -15,7 +15,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 
 use crate::dead_letters::query::{Filter, ListQuery};
-use crate::store::sales::AttemptEntry;
+use salesync_core::api::attempts::AttemptEntry;
 
 /// One dead letter as listed.
 #[derive(sqlx::FromRow, Serialize, Debug, Clone, utoipa::ToSchema)]

@@ -1,0 +1,128 @@
+//! What console's document adds to the shared finishing
+//! (`salesync_core::api::openapi`): rules between fields, and the links
+//! between the control plane's operations.
+
+use salesync_core::api::openapi::{self, Link};
+use serde_json::{Map, Value, json};
+
+use crate::routes::ROUTES;
+
+pub fn finish(mut doc: Value) -> Value {
+    let schemas = doc["components"]["schemas"]
+        .as_object_mut()
+        .expect("utoipa writes components.schemas");
+    add_cross_field_rules(schemas);
+    let routes = ROUTES.iter().map(|r| (&r.method, r.path, r.access));
+    openapi::finish(doc, routes, LINKS)
+}
+
+/// Rules between fields, which a derived schema cannot state; the code that
+/// enforces each is named beside it.
+fn add_cross_field_rules(schemas: &mut Map<String, Value>) {
+    // dead_letters::query::bulk_replay
+    schemas["BulkReplayRequest"]["anyOf"] = json!([
+        {"required": ["integration_id"]},
+        {"required": ["from"]},
+        {"required": ["to"]},
+    ]);
+    // integration_input::validate
+    schemas["IntegrationInput"]["if"] = json!({
+        "properties": {"poll_status": {"const": true}, "target_kind": {"const": "webhook"}},
+        "required": ["poll_status", "target_kind"],
+    });
+    schemas["IntegrationInput"]["then"] = json!({
+        "required": ["status_url"],
+        "properties": {"status_url": {"type": "string"}},
+    });
+}
+
+/// Where an id in one answer can be used next.
+const LINKS: &[Link] = &[
+    (
+        "createIntegration",
+        "201",
+        "getIntegration",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createIntegration",
+        "201",
+        "patchIntegration",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createIntegration",
+        "201",
+        "pauseIntegration",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createIntegration",
+        "201",
+        "resumeIntegration",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createIntegration",
+        "201",
+        "rotateIntegrationSecret",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createIntegration",
+        "201",
+        "deleteIntegration",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createIntegration",
+        "201",
+        "adminPauseIntegration",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createIntegration",
+        "201",
+        "adminResumeIntegration",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "adminCreateTenant",
+        "201",
+        "adminCreateToken",
+        &[("tenant_id", "$response.body#/tenant_id")],
+    ),
+    (
+        "adminCreateTenant",
+        "201",
+        "adminEraseCustomer",
+        &[("tenant_id", "$response.body#/tenant_id")],
+    ),
+    (
+        "adminCreateToken",
+        "201",
+        "adminRevokeToken",
+        &[
+            ("tenant_id", "$request.path.tenant_id"),
+            ("token_id", "$response.body#/token_id"),
+        ],
+    ),
+    (
+        "listDeadLetters",
+        "200",
+        "getDeadLetter",
+        &[("delivery_id", "$response.body#/dead_letters/0/id")],
+    ),
+    (
+        "listDeadLetters",
+        "200",
+        "replayDeadLetter",
+        &[("delivery_id", "$response.body#/dead_letters/0/id")],
+    ),
+    (
+        "listDeadLetters",
+        "200",
+        "discardDeadLetter",
+        &[("delivery_id", "$response.body#/dead_letters/0/id")],
+    ),
+];

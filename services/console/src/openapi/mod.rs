@@ -1,0 +1,126 @@
+//! The control plane's OpenAPI 3.1 document, generated from the code:
+//! utoipa derives the schemas from the request and response types and the
+//! operations from the `#[utoipa::path]` attributes on the handlers;
+//! `finish` then adds what the route table (`routes::ROUTES`) already knows
+//! — who may call each route, hence its security and its common error
+//! answers — the rules between fields, and links between operations so a
+//! client (or a fuzzer) can follow ids from one answer to the next.
+//!
+//! Served at `GET /openapi.json`; `proto/console.openapi.json` is a copy a
+//! test keeps current (`UPDATE_OPENAPI=1 cargo nextest run -p console
+//! openapi` rewrites it). ingest serves the data plane's document.
+
+mod finish;
+
+use std::sync::LazyLock;
+
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+
+use crate::dead_letter_queue::{Peek, PeekedMessage};
+use crate::dead_letters::query::{BulkReplayParams, ReplayParams};
+use crate::dead_letters::{BulkReplayed, DeadLetterDetail, DeadLetterPage, Discarded, Replayed};
+use crate::erasure::{Erased, ErasureRequest};
+use crate::integration_input::{IntegrationInput, IntegrationPatch};
+use crate::pause::PauseInput;
+use crate::routes::admin::Purged;
+use crate::routes::dead_letters::DiscardRequest;
+use crate::routes::erasures::ErasureList;
+use crate::routes::integrations::{
+    CreatedIntegration, IntegrationList, IntegrationView, ResumedView, RotatedSecret,
+};
+use crate::routes::webhook::{WebhookInput, WebhookSet};
+use crate::routes::{admin, dead_letters, erasures, integrations, webhook};
+use crate::tenancy::{CreatedTenant, CreatedToken, NewTenant, NewToken};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "salesync console API (control plane)",
+        version = "1.0.0",
+        description = "Tenants, tokens, integrations, the tenant webhook, dead letters, erasure and the operator's routes; sales go to ingest (its own document). Errors are always `{\"error\": {\"code\", \"message\", \"fields\"?}}`; `code` is stable, `fields` names every field at fault. No string may contain NUL (U+0000). See docs/contracts.md."
+    ),
+    servers((url = "http://127.0.0.1:8081")),
+    tags(
+        (name = "integrations", description = "Where the tenant's sales go, and how"),
+        (name = "webhook", description = "The tenant's own status webhook"),
+        (name = "dead-letters", description = "Deliveries that failed for good: inspect, replay, discard"),
+        (name = "erasure", description = "A customer's personal data, erased on request"),
+        (name = "admin", description = "Operator routes (ADMIN_TOKEN)"),
+        (name = "ops", description = "Health, readiness, metrics and this document"),
+    ),
+    paths(
+        document,
+        salesync_core::ops::healthz,
+        salesync_core::ops::readyz,
+        salesync_core::ops::metrics_text,
+        admin::create_tenant,
+        admin::create_token,
+        admin::revoke_token,
+        admin::peek_dlq,
+        admin::purge_dlq,
+        admin::pause_integration,
+        admin::resume_integration,
+        erasures::admin_erase,
+        erasures::erase,
+        erasures::list,
+        integrations::create,
+        integrations::list,
+        integrations::get,
+        integrations::patch,
+        integrations::delete,
+        integrations::pause,
+        integrations::resume,
+        integrations::rotate_secret,
+        webhook::put,
+        dead_letters::list,
+        dead_letters::get,
+        dead_letters::replay,
+        dead_letters::replay_matching,
+        dead_letters::discard,
+    ),
+    components(schemas(
+        salesync_core::api::error::Envelope,
+        salesync_core::api::error::ErrorBody,
+        salesync_core::domain::FieldError,
+        salesync_core::domain::Currency,
+        NewTenant, CreatedTenant, NewToken, CreatedToken,
+        IntegrationInput, IntegrationPatch, IntegrationView, CreatedIntegration,
+        IntegrationList, RotatedSecret, ResumedView, PauseInput,
+        WebhookInput, WebhookSet,
+        DeadLetterPage, DeadLetterDetail, Replayed, BulkReplayed, Discarded,
+        BulkReplayParams, ReplayParams, DiscardRequest,
+        Peek, PeekedMessage, Purged,
+        ErasureRequest, Erased, ErasureList,
+    ))
+)]
+struct ApiDoc;
+
+/// The document as served: generated once per process.
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    let mut text = serde_json::to_string_pretty(&generate()).expect("a JSON value serializes");
+    text.push('\n');
+    text
+});
+
+/// The finished document.
+pub fn generate() -> serde_json::Value {
+    let doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    finish::finish(doc)
+}
+
+/// The document's text, as served and as kept in `proto/console.openapi.json`.
+pub fn text() -> &'static str {
+    &DOCUMENT
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", operation_id = "getOpenApi",
+    summary = "This document (OpenAPI 3.1, self-contained)",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+pub async fn document() -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], text())
+}
+
+#[cfg(test)]
+mod tests;

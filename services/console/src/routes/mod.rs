@@ -1,0 +1,242 @@
+//! Every route of the control plane in one table — method, path, handler
+//! and who may call it. The router is built from this table only, the
+//! integration-only token policy reads it, and a test holds it against the
+//! OpenAPI document, so they can never drift apart. One file per resource
+//! below.
+
+pub mod admin;
+pub mod dead_letters;
+pub mod erasures;
+pub mod integrations;
+pub mod webhook;
+
+use axum::Router;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, on};
+pub use salesync_core::api::routes::{Access, OPS_ROUTES, parse_id};
+use salesync_core::api::routes::{integration_token_allowed as allowed_in, spec};
+
+use crate::app::AppState;
+
+/// The handler behind a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    OpenApi,
+    AdminCreateTenant,
+    AdminCreateToken,
+    AdminRevokeToken,
+    AdminPeekDeadLetterQueue,
+    AdminPurgeDeadLetterQueue,
+    AdminEraseCustomer,
+    AdminPauseIntegration,
+    AdminResumeIntegration,
+    CreateIntegration,
+    ListIntegrations,
+    GetIntegration,
+    PatchIntegration,
+    DeleteIntegration,
+    RotateIntegrationSecret,
+    PauseIntegration,
+    ResumeIntegration,
+    PutWebhook,
+    ListDeadLetters,
+    GetDeadLetter,
+    ReplayDeadLetter,
+    ReplayDeadLetters,
+    DiscardDeadLetter,
+    EraseCustomer,
+    ListErasures,
+}
+
+pub type RouteSpec = salesync_core::api::routes::RouteSpec<Endpoint>;
+
+use Access::*;
+use Endpoint::*;
+
+pub const ROUTES: &[RouteSpec] = &[
+    spec(Method::GET, "/openapi.json", OpenApi, Public),
+    spec(Method::POST, "/admin/tenants", AdminCreateTenant, Admin),
+    spec(
+        Method::POST,
+        "/admin/tenants/{tenant_id}/tokens",
+        AdminCreateToken,
+        Admin,
+    ),
+    spec(
+        Method::DELETE,
+        "/admin/tenants/{tenant_id}/tokens/{token_id}",
+        AdminRevokeToken,
+        Admin,
+    ),
+    spec(Method::GET, "/admin/dlq", AdminPeekDeadLetterQueue, Admin),
+    spec(
+        Method::POST,
+        "/admin/dlq/purge",
+        AdminPurgeDeadLetterQueue,
+        Admin,
+    ),
+    spec(
+        Method::POST,
+        "/admin/tenants/{tenant_id}/erasures",
+        AdminEraseCustomer,
+        Admin,
+    ),
+    spec(
+        Method::POST,
+        "/admin/integrations/{id}/pause",
+        AdminPauseIntegration,
+        Admin,
+    ),
+    spec(
+        Method::POST,
+        "/admin/integrations/{id}/resume",
+        AdminResumeIntegration,
+        Admin,
+    ),
+    spec(Method::POST, "/v1/integrations", CreateIntegration, Tenant),
+    spec(Method::GET, "/v1/integrations", ListIntegrations, Tenant),
+    spec(Method::GET, "/v1/integrations/{id}", GetIntegration, Tenant),
+    spec(
+        Method::PATCH,
+        "/v1/integrations/{id}",
+        PatchIntegration,
+        Tenant,
+    ),
+    spec(
+        Method::DELETE,
+        "/v1/integrations/{id}",
+        DeleteIntegration,
+        Tenant,
+    ),
+    spec(
+        Method::POST,
+        "/v1/integrations/{id}/rotate-secret",
+        RotateIntegrationSecret,
+        Tenant,
+    ),
+    spec(
+        Method::POST,
+        "/v1/integrations/{id}/pause",
+        PauseIntegration,
+        Tenant,
+    ),
+    spec(
+        Method::POST,
+        "/v1/integrations/{id}/resume",
+        ResumeIntegration,
+        Tenant,
+    ),
+    spec(Method::PUT, "/v1/webhook", PutWebhook, Tenant),
+    spec(Method::GET, "/v1/dead-letters", ListDeadLetters, Tenant),
+    spec(
+        Method::POST,
+        "/v1/dead-letters/replay",
+        ReplayDeadLetters,
+        Tenant,
+    ),
+    spec(
+        Method::GET,
+        "/v1/dead-letters/{delivery_id}",
+        GetDeadLetter,
+        Tenant,
+    ),
+    spec(
+        Method::POST,
+        "/v1/dead-letters/{delivery_id}/replay",
+        ReplayDeadLetter,
+        Tenant,
+    ),
+    spec(
+        Method::POST,
+        "/v1/dead-letters/{delivery_id}/discard",
+        DiscardDeadLetter,
+        Tenant,
+    ),
+    spec(Method::POST, "/v1/erasures", EraseCustomer, Tenant),
+    spec(Method::GET, "/v1/erasures", ListErasures, Tenant),
+];
+
+/// The router of every route in `ROUTES`.
+pub fn api_router() -> Router<AppState> {
+    ROUTES
+        .iter()
+        .fold(Router::new(), |router, spec| match method_router(spec) {
+            Some(m) => router.route(spec.path, m),
+            None => router,
+        })
+}
+
+fn method_router(spec: &RouteSpec) -> Option<MethodRouter<AppState>> {
+    let f = MethodFilter::try_from(spec.method.clone()).ok()?;
+    Some(match spec.endpoint {
+        OpenApi => on(f, crate::openapi::document),
+        AdminCreateTenant => on(f, admin::create_tenant),
+        AdminCreateToken => on(f, admin::create_token),
+        AdminRevokeToken => on(f, admin::revoke_token),
+        AdminPeekDeadLetterQueue => on(f, admin::peek_dlq),
+        AdminPurgeDeadLetterQueue => on(f, admin::purge_dlq),
+        AdminEraseCustomer => on(f, erasures::admin_erase),
+        AdminPauseIntegration => on(f, admin::pause_integration),
+        AdminResumeIntegration => on(f, admin::resume_integration),
+        CreateIntegration => on(f, integrations::create),
+        ListIntegrations => on(f, integrations::list),
+        GetIntegration => on(f, integrations::get),
+        PatchIntegration => on(f, integrations::patch),
+        DeleteIntegration => on(f, integrations::delete),
+        RotateIntegrationSecret => on(f, integrations::rotate_secret),
+        PauseIntegration => on(f, integrations::pause),
+        ResumeIntegration => on(f, integrations::resume),
+        PutWebhook => on(f, webhook::put),
+        ListDeadLetters => on(f, dead_letters::list),
+        GetDeadLetter => on(f, dead_letters::get),
+        ReplayDeadLetter => on(f, dead_letters::replay),
+        ReplayDeadLetters => on(f, dead_letters::replay_matching),
+        DiscardDeadLetter => on(f, dead_letters::discard),
+        EraseCustomer => on(f, erasures::erase),
+        ListErasures => on(f, erasures::list),
+    })
+}
+
+/// Whether an integration-only token may call `method path` (the matched
+/// route pattern, e.g. `/v1/sales/{id}`): the policy `auth` applies.
+pub fn integration_token_allowed(method: &Method, path: Option<&str>) -> bool {
+    allowed_in(ROUTES, method, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_is_routable_and_each_route_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for r in ROUTES {
+            assert!(MethodFilter::try_from(r.method.clone()).is_ok(), "{r:?}");
+            assert!(seen.insert((r.method.clone(), r.path)), "twice: {r:?}");
+        }
+    }
+
+    #[test]
+    fn no_route_is_on_the_data_planes_paths() {
+        for r in ROUTES {
+            assert!(
+                !salesync_core::api::routes::is_data_plane_path(r.path),
+                "{} {}",
+                r.method,
+                r.path
+            );
+        }
+    }
+
+    #[test]
+    fn integration_only_tokens_reach_no_control_plane_route() {
+        for r in ROUTES {
+            assert!(
+                !integration_token_allowed(&r.method, Some(r.path)),
+                "{} {}",
+                r.method,
+                r.path
+            );
+        }
+    }
+}
