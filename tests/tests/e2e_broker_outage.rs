@@ -40,12 +40,7 @@ async fn e2e_broker_outage() {
         .expect("stack");
     let a = stack.tenant("pos-a").await.expect("tenant");
     let target = TestTarget::start(Behaviour::Ok).await.expect("target");
-    let created = a
-        .api
-        .create_integration(&IntegrationInput::webhook("acc", &target.url("/hook")))
-        .await
-        .expect("integration");
-    target.set_secret(&created.signing_secret);
+    a.webhook_to(&target, "acc").await.expect("integration");
 
     let mut accepted = BTreeSet::new();
     post_range(&a, 0, 30, &mut accepted).await;

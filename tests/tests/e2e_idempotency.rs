@@ -16,12 +16,7 @@ async fn e2e_idempotency() {
     let capture = broker.capture("#").await.expect("capture");
     let a = stack.tenant("pos-a").await.expect("tenant");
     let target = TestTarget::start(Behaviour::Ok).await.expect("target");
-    let created = a
-        .api
-        .create_integration(&IntegrationInput::webhook("acc", &target.url("/hook")))
-        .await
-        .expect("integration");
-    target.set_secret(&created.signing_secret);
+    a.webhook_to(&target, "acc").await.expect("integration");
 
     // The same sale twice (single, then in a batch): one sale, one delivery.
     let s = sale("dup-1", "completed", "COF-001");
