@@ -10,8 +10,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use salesync_e2e::sales::mixed;
 use salesync_e2e::{
-    Behaviour, IntegrationInput, PrivateRabbit, ServiceKind, Stack, StackOptions, Tenant,
-    TestTarget, wait_until,
+    Behaviour, PrivateRabbit, ServiceKind, Stack, StackOptions, Tenant, TestTarget, wait_until,
 };
 
 /// POSTs sales `from..to` one by one; each must be accepted with 201.

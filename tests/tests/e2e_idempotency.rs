@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use salesync_core::messages::ROUTING_FORWARD;
 use salesync_e2e::sales::sale;
-use salesync_e2e::{Behaviour, IntegrationInput, Stack, StackOptions, TestTarget, wait_until};
+use salesync_e2e::{Behaviour, Stack, StackOptions, TestTarget, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_idempotency() {

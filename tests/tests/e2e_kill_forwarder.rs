@@ -7,9 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use salesync_e2e::sales::mixed;
-use salesync_e2e::{
-    Behaviour, IntegrationInput, ServiceKind, Stack, StackOptions, TestTarget, wait_until,
-};
+use salesync_e2e::{Behaviour, ServiceKind, Stack, StackOptions, TestTarget, wait_until};
 
 const SALES: usize = 300;
 

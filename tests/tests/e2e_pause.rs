@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use salesync_e2e::sales::mixed;
-use salesync_e2e::{
-    Behaviour, IntegrationInput, ServiceKind, Stack, StackOptions, Tenant, TestTarget, wait_until,
-};
+use salesync_e2e::{Behaviour, ServiceKind, Stack, StackOptions, Tenant, TestTarget, wait_until};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(90);

@@ -7,10 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use salesync_e2e::sales::mixed;
-use salesync_e2e::{
-    Behaviour, IntegrationInput, Replicas, ServiceKind, Stack, StackOptions, Tenant, TestTarget,
-    wait_until,
-};
+use salesync_e2e::{Behaviour, Replicas, ServiceKind, Stack, StackOptions, Tenant, TestTarget};
 
 async fn post(a: &Tenant, from: usize, to: usize, ids: &mut BTreeSet<String>) {
     let sales: Vec<_> = (from..to).map(|i| mixed("rep", i)).collect();
