@@ -24,7 +24,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::amqp::publisher::{Confirms, OutgoingMessage, PublishError, Publisher};
-use crate::amqp::{bundle, connect_with_retry, reconnect_backoff, topology};
+use crate::amqp::{
+    bundle, close_quietly, connect_with_retry, reconnect_backoff, topology, within_setup,
+};
 use crate::db;
 use crate::messages::{self, Envelope, Payload};
 use crate::metrics::Metrics;
@@ -264,11 +266,13 @@ impl Relay {
             else {
                 return;
             };
-            let publisher = match Self::open(&conn).await {
+            let publisher = match within_setup("opening the relay's channel", Self::open(&conn))
+                .await
+            {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox relay cannot open a channel");
-                    let _ = conn.close(200, "bye".into()).await;
+                    close_quietly(&conn).await;
                     tokio::time::sleep(reconnect.next().unwrap_or(Duration::from_secs(1))).await;
                     continue;
                 }
@@ -278,7 +282,7 @@ impl Relay {
                 .publish_until_broken(&publisher, handoff.as_deref_mut(), deleter, shutdown)
                 .await;
             self.ready.set(false);
-            let _ = conn.close(200, "bye".into()).await;
+            close_quietly(&conn).await;
             if stop {
                 return;
             }

@@ -8,11 +8,13 @@ use std::time::Duration;
 use salesync_core::amqp::topology::{Q_FORWARD, Q_SALE_EVENTS, Q_STATUS};
 use salesync_core::domain::ids::TenantId;
 
-use crate::api::Api;
+use crate::api::{Api, CreatedIntegration, IntegrationInput};
 use crate::broker::Broker;
 use crate::db::TestDb;
 use crate::services::{Replicas, ServiceKind, Services, ServicesConfig};
+use crate::target::TestTarget;
 use crate::vhost::TestVhost;
+use crate::wait::wait_until;
 
 #[derive(Clone, Debug, Default)]
 pub struct StackOptions {
@@ -59,6 +61,33 @@ pub struct Tenant {
     pub name: String,
     pub token: String,
     pub api: Api,
+}
+
+impl Tenant {
+    /// Creates `input` (its URL pointing at `target`) and gives `target` the
+    /// signing secret, so it verifies every request it receives.
+    pub async fn integrate(
+        &self,
+        target: &TestTarget,
+        input: &IntegrationInput,
+    ) -> anyhow::Result<CreatedIntegration> {
+        let created = self.api.create_integration(input).await?;
+        target.set_secret(&created.signing_secret);
+        Ok(created)
+    }
+
+    /// A webhook integration `name` taking every sale, to `target`'s `/hook`.
+    pub async fn webhook_to(
+        &self,
+        target: &TestTarget,
+        name: &str,
+    ) -> anyhow::Result<CreatedIntegration> {
+        self.integrate(
+            target,
+            &IntegrationInput::webhook(name, &target.url("/hook")),
+        )
+        .await
+    }
 }
 
 // Field order is drop order: processes die before their database and vhost go.
@@ -169,6 +198,29 @@ impl Stack {
                 .await?,
         ];
         Ok((open, moving))
+    }
+
+    /// Waits until `target` has accepted `n` distinct sales and the stack
+    /// has gone quiet after them; on timeout the error carries the
+    /// forwarder's log tail (the usual place to see why).
+    pub async fn await_arrivals(
+        &self,
+        target: &TestTarget,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let arrived = wait_until(timeout, Duration::from_millis(200), || async {
+            target.accepted_keys().len() >= n
+        })
+        .await;
+        if let Err(e) = arrived {
+            anyhow::bail!(
+                "{} of {n} arrived ({e})\nforwarder:\n{}",
+                target.accepted_keys().len(),
+                self.services.log_tail(ServiceKind::Forwarder, 30)
+            );
+        }
+        self.wait_quiet(Duration::from_secs(60)).await
     }
 
     /// Waits until nothing is in flight: outbox empty, no delivery pending or

@@ -316,15 +316,11 @@ async fn contracts_emitted_messages_match_schemas() {
         .await
         .expect("integration to B");
     let acc = TestTarget::start(Behaviour::Ok).await.expect("target");
-    let manual = a
-        .api
-        .create_integration(&IntegrationInput {
-            mode: ForwardingMode::Manual,
-            ..IntegrationInput::webhook("manual-acc", &acc.url("/hook"))
-        })
-        .await
-        .expect("manual integration");
-    acc.set_secret(&manual.signing_secret);
+    let input = IntegrationInput {
+        mode: ForwardingMode::Manual,
+        ..IntegrationInput::webhook("manual-acc", &acc.url("/hook"))
+    };
+    let manual = a.integrate(&acc, &input).await.expect("manual integration");
     let hook = TestTarget::start(Behaviour::Ok).await.expect("hook");
     let set = a
         .api

@@ -10,8 +10,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use salesync_e2e::sales::mixed;
 use salesync_e2e::{
-    Behaviour, IntegrationInput, PrivateRabbit, ServiceKind, Stack, StackOptions, Tenant,
-    TestTarget, wait_until,
+    Behaviour, PrivateRabbit, ServiceKind, Stack, StackOptions, Tenant, TestTarget, wait_until,
 };
 
 /// POSTs sales `from..to` one by one; each must be accepted with 201.
@@ -40,12 +39,7 @@ async fn e2e_broker_outage() {
         .expect("stack");
     let a = stack.tenant("pos-a").await.expect("tenant");
     let target = TestTarget::start(Behaviour::Ok).await.expect("target");
-    let created = a
-        .api
-        .create_integration(&IntegrationInput::webhook("acc", &target.url("/hook")))
-        .await
-        .expect("integration");
-    target.set_secret(&created.signing_secret);
+    a.webhook_to(&target, "acc").await.expect("integration");
 
     let mut accepted = BTreeSet::new();
     post_range(&a, 0, 30, &mut accepted).await;

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use salesync_core::domain::ids::IntegrationId;
 use salesync_e2e::sales::mixed;
-use salesync_e2e::{
-    Behaviour, IntegrationInput, ServiceKind, Stack, StackOptions, Tenant, TestTarget, wait_until,
-};
+use salesync_e2e::{Behaviour, ServiceKind, Stack, StackOptions, Tenant, TestTarget, wait_until};
 
 /// `BREAKER_HALF_OPEN_CALLS`' default: probes per half-open round.
 const PROBES: usize = 10;
@@ -30,12 +28,7 @@ fn fast_retries(options: StackOptions) -> StackOptions {
 /// A webhook integration taking every sale, to a new target.
 async fn webhook(a: &Tenant, name: &str, behaviour: Behaviour) -> (TestTarget, IntegrationId) {
     let target = TestTarget::start(behaviour).await.expect("target");
-    let created = a
-        .api
-        .create_integration(&IntegrationInput::webhook(name, &target.url("/hook")))
-        .await
-        .expect("integration");
-    target.set_secret(&created.signing_secret);
+    let created = a.webhook_to(&target, name).await.expect("integration");
     (target, created.id)
 }
 
@@ -243,23 +236,10 @@ async fn an_outage_opens_the_breaker_and_the_recovered_target_gets_its_backlog()
 
     // The target recovers, taking 30 ms an answer: the backlog arrives.
     target.set_behaviour(Behaviour::Stall(Duration::from_millis(30)));
-    let arrived = wait_until(
-        Duration::from_secs(120),
-        Duration::from_millis(200),
-        || async { target.accepted_keys().len() >= SALES },
-    )
-    .await;
-    assert!(
-        arrived.is_ok(),
-        "backlog not delivered: {} of {SALES}; {:?}\nforwarder:\n{}",
-        target.accepted_keys().len(),
-        transitions(&stack).await,
-        stack.services.log_tail(ServiceKind::Forwarder, 30)
-    );
     stack
-        .wait_quiet(Duration::from_secs(60))
+        .await_arrivals(&target, SALES, Duration::from_secs(120))
         .await
-        .expect("drained");
+        .expect("the backlog arrives");
     assert!(count(&transitions(&stack).await, "closed") >= 1);
     assert_each_once(&stack, "recovered", &target, id, SALES).await;
     assert_eq!(

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use salesync_core::domain::ids::IntegrationId;
 use salesync_e2e::sales::mixed;
 use salesync_e2e::{
-    Behaviour, IntegrationInput, Replicas, ServiceKind, Stack, StackOptions, Tenant, TestTarget,
-    wait_until,
+    Behaviour, Replicas, ServiceKind, Stack, StackOptions, Tenant, TestTarget, wait_until,
 };
 
 const CONCURRENCY: usize = 4;
@@ -42,12 +41,7 @@ fn two_forwarders() -> StackOptions {
 
 async fn webhook(a: &Tenant, behaviour: Behaviour) -> (TestTarget, IntegrationId) {
     let target = TestTarget::start(behaviour).await.expect("target");
-    let created = a
-        .api
-        .create_integration(&IntegrationInput::webhook("acc", &target.url("/hook")))
-        .await
-        .expect("integration");
-    target.set_secret(&created.signing_secret);
+    let created = a.webhook_to(&target, "acc").await.expect("integration");
     (target, created.id)
 }
 
@@ -124,22 +118,10 @@ async fn two_forwarders_never_exceed_a_targets_concurrency() {
     let (target, id) = webhook(&a, Behaviour::Stall(Duration::from_millis(200))).await;
     post_sales(&stack, &a, SALES).await;
 
-    let arrived = wait_until(
-        Duration::from_secs(180),
-        Duration::from_millis(200),
-        || async { target.accepted_keys().len() >= SALES },
-    )
-    .await;
-    assert!(
-        arrived.is_ok(),
-        "{} of {SALES} arrived\nforwarder:\n{}",
-        target.accepted_keys().len(),
-        stack.services.log_tail(ServiceKind::Forwarder, 30)
-    );
     stack
-        .wait_quiet(Duration::from_secs(60))
+        .await_arrivals(&target, SALES, Duration::from_secs(180))
         .await
-        .expect("drained");
+        .expect("all arrive");
     let live = metric(&stack, "salesync_forwarder_replicas_live").await;
     let shares = metric(&stack, "salesync_target_concurrency_share{").await;
     println!(
@@ -205,22 +187,10 @@ async fn an_outage_gets_one_processs_probes_from_two_forwarders() {
     // The target recovers: the backlog arrives, each sale once, never more
     // than the limit at once.
     target.set_behaviour(Behaviour::Stall(Duration::from_millis(30)));
-    let arrived = wait_until(
-        Duration::from_secs(120),
-        Duration::from_millis(200),
-        || async { target.accepted_keys().len() >= SALES },
-    )
-    .await;
-    assert!(
-        arrived.is_ok(),
-        "backlog not delivered: {} of {SALES}\nforwarder:\n{}",
-        target.accepted_keys().len(),
-        stack.services.log_tail(ServiceKind::Forwarder, 30)
-    );
     stack
-        .wait_quiet(Duration::from_secs(60))
+        .await_arrivals(&target, SALES, Duration::from_secs(120))
         .await
-        .expect("drained");
+        .expect("all arrive");
     assert!(transitions(&stack, "closed").await >= 1);
     assert_each_once(&stack, &target, id, SALES).await;
     assert!(target.max_in_flight() <= CONCURRENCY);
@@ -262,22 +232,10 @@ async fn a_killed_forwarders_share_goes_to_the_survivor_after_the_ttl() {
     );
     assert!(after <= TTL + Duration::from_secs(2), "{after:?}");
 
-    let arrived = wait_until(
-        Duration::from_secs(120),
-        Duration::from_millis(200),
-        || async { target.accepted_keys().len() >= SALES },
-    )
-    .await;
-    assert!(
-        arrived.is_ok(),
-        "{} of {SALES} arrived\nforwarder:\n{}",
-        target.accepted_keys().len(),
-        stack.services.log_tail(ServiceKind::Forwarder, 30)
-    );
     stack
-        .wait_quiet(Duration::from_secs(60))
+        .await_arrivals(&target, SALES, Duration::from_secs(120))
         .await
-        .expect("drained");
+        .expect("all arrive");
     // A request cut off by the kill may be repeated, under its own key.
     assert_eq!(target.accepted_keys(), target.distinct_keys());
     assert_eq!(target.accepted_keys().len(), SALES);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use salesync_core::messages::ROUTING_FORWARD;
 use salesync_e2e::sales::sale;
-use salesync_e2e::{Behaviour, IntegrationInput, Stack, StackOptions, TestTarget, wait_until};
+use salesync_e2e::{Behaviour, Stack, StackOptions, TestTarget, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_idempotency() {
@@ -16,12 +16,7 @@ async fn e2e_idempotency() {
     let capture = broker.capture("#").await.expect("capture");
     let a = stack.tenant("pos-a").await.expect("tenant");
     let target = TestTarget::start(Behaviour::Ok).await.expect("target");
-    let created = a
-        .api
-        .create_integration(&IntegrationInput::webhook("acc", &target.url("/hook")))
-        .await
-        .expect("integration");
-    target.set_secret(&created.signing_secret);
+    a.webhook_to(&target, "acc").await.expect("integration");
 
     // The same sale twice (single, then in a batch): one sale, one delivery.
     let s = sale("dup-1", "completed", "COF-001");

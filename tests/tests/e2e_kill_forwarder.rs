@@ -7,9 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use salesync_e2e::sales::mixed;
-use salesync_e2e::{
-    Behaviour, IntegrationInput, ServiceKind, Stack, StackOptions, TestTarget, wait_until,
-};
+use salesync_e2e::{Behaviour, ServiceKind, Stack, StackOptions, TestTarget, wait_until};
 
 const SALES: usize = 300;
 
@@ -24,12 +22,7 @@ async fn e2e_kill_forwarder() {
     let target = TestTarget::start(Behaviour::Stall(Duration::from_millis(40)))
         .await
         .expect("target");
-    let created = a
-        .api
-        .create_integration(&IntegrationInput::webhook("acc", &target.url("/hook")))
-        .await
-        .expect("integration");
-    target.set_secret(&created.signing_secret);
+    a.webhook_to(&target, "acc").await.expect("integration");
 
     let sales: Vec<_> = (0..SALES).map(|i| mixed("k", i)).collect();
     let mut ids = BTreeSet::new();
@@ -61,23 +54,10 @@ async fn e2e_kill_forwarder() {
         .await
         .expect("forwarder restarts");
 
-    let arrived = wait_until(
-        Duration::from_secs(120),
-        Duration::from_millis(200),
-        || async { target.accepted_keys().len() >= SALES },
-    )
-    .await;
-    if let Err(e) = arrived {
-        panic!(
-            "only {} of {SALES} arrived after the restart ({e})\n{}",
-            target.accepted_keys().len(),
-            stack.services.log_tail(ServiceKind::Forwarder, 30)
-        );
-    }
     stack
-        .wait_quiet(Duration::from_secs(60))
+        .await_arrivals(&target, SALES, Duration::from_secs(120))
         .await
-        .expect("quiet");
+        .expect("all arrive after the restart");
 
     let keys = target.distinct_keys();
     assert_eq!(keys.len(), SALES, "one key per sale");

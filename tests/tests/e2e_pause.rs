@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use salesync_e2e::sales::mixed;
-use salesync_e2e::{
-    Behaviour, IntegrationInput, ServiceKind, Stack, StackOptions, Tenant, TestTarget, wait_until,
-};
+use salesync_e2e::{Behaviour, ServiceKind, Stack, StackOptions, Tenant, TestTarget, wait_until};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -85,12 +83,7 @@ async fn paused_sales_are_held_across_a_kill_and_delivered_once_on_resume() {
     let a = stack.tenant("pos-a").await.expect("tenant a");
     let b = stack.tenant("pos-b").await.expect("tenant b");
     let target = TestTarget::start(Behaviour::Ok).await.expect("target");
-    let created = a
-        .api
-        .create_integration(&IntegrationInput::webhook("acc", &target.url("/hook")))
-        .await
-        .expect("integration");
-    target.set_secret(&created.signing_secret);
+    let created = a.webhook_to(&target, "acc").await.expect("integration");
     let id = created.id;
     assert_eq!(created.view["pause"], Value::Null);
 
@@ -182,12 +175,7 @@ async fn retries_waiting_in_a_delay_queue_are_held_when_they_come_back() {
     let target = TestTarget::start(Behaviour::Always(503))
         .await
         .expect("target");
-    let created = a
-        .api
-        .create_integration(&IntegrationInput::webhook("acc", &target.url("/hook")))
-        .await
-        .expect("integration");
-    target.set_secret(&created.signing_secret);
+    let created = a.webhook_to(&target, "acc").await.expect("integration");
     let id = created.id;
 
     post_sales(&a, "r", SALES).await;
@@ -247,12 +235,7 @@ async fn a_target_failing_for_auto_pause_after_is_paused_and_its_tenant_told() {
     let target = TestTarget::start(Behaviour::Always(503))
         .await
         .expect("target");
-    let created = a
-        .api
-        .create_integration(&IntegrationInput::webhook("acc", &target.url("/hook")))
-        .await
-        .expect("integration");
-    target.set_secret(&created.signing_secret);
+    let created = a.webhook_to(&target, "acc").await.expect("integration");
     let id = created.id;
 
     post_sales(&a, "f", SALES).await;

@@ -7,10 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use salesync_e2e::sales::mixed;
-use salesync_e2e::{
-    Behaviour, IntegrationInput, Replicas, ServiceKind, Stack, StackOptions, Tenant, TestTarget,
-    wait_until,
-};
+use salesync_e2e::{Behaviour, Replicas, ServiceKind, Stack, StackOptions, Tenant, TestTarget};
 
 async fn post(a: &Tenant, from: usize, to: usize, ids: &mut BTreeSet<String>) {
     let sales: Vec<_> = (from..to).map(|i| mixed("rep", i)).collect();
@@ -18,26 +15,6 @@ async fn post(a: &Tenant, from: usize, to: usize, ids: &mut BTreeSet<String>) {
         assert_eq!(item.outcome, "created", "{item:?}");
         ids.insert(item.id.expect("id").to_string());
     }
-}
-
-async fn wait_all(stack: &Stack, target: &TestTarget, n: usize) {
-    let arrived = wait_until(
-        Duration::from_secs(120),
-        Duration::from_millis(200),
-        || async { target.accepted_keys().len() >= n },
-    )
-    .await;
-    if let Err(e) = arrived {
-        panic!(
-            "{} of {n} delivered ({e})\n{}",
-            target.accepted_keys().len(),
-            stack.services.log_tail(ServiceKind::Forwarder, 20)
-        );
-    }
-    stack
-        .wait_quiet(Duration::from_secs(60))
-        .await
-        .expect("quiet");
 }
 
 fn delivered_sales(target: &TestTarget) -> BTreeSet<String> {
@@ -69,17 +46,15 @@ async fn e2e_replicas_and_shutdown() {
     let target = TestTarget::start(Behaviour::Stall(Duration::from_millis(10)))
         .await
         .expect("target");
-    let created = a
-        .api
-        .create_integration(&IntegrationInput::webhook("acc", &target.url("/hook")))
-        .await
-        .expect("integration");
-    target.set_secret(&created.signing_secret);
+    a.webhook_to(&target, "acc").await.expect("integration");
 
     // Competing replicas: each sale once.
     let mut ids = BTreeSet::new();
     post(&a, 0, 200, &mut ids).await;
-    wait_all(&stack, &target, 200).await;
+    stack
+        .await_arrivals(&target, 200, Duration::from_secs(120))
+        .await
+        .expect("all arrive");
     assert_eq!(target.distinct_keys().len(), 200);
     assert_eq!(
         target.total_requests(),
@@ -104,7 +79,10 @@ async fn e2e_replicas_and_shutdown() {
         .start_kind(ServiceKind::Forwarder)
         .expect("start forwarders");
     stack.services.wait_ready_kind(ServiceKind::Forwarder).await;
-    wait_all(&stack, &target, 400).await;
+    stack
+        .await_arrivals(&target, 400, Duration::from_secs(120))
+        .await
+        .expect("all arrive");
     assert_eq!(target.distinct_keys().len(), 400);
     assert_eq!(target.accepted_keys(), target.distinct_keys());
     assert_eq!(delivered_sales(&target), ids);

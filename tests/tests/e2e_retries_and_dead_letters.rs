@@ -28,18 +28,14 @@ struct Case {
 
 async fn case(a: &Tenant, sku: &'static str, behaviour: Behaviour) -> Case {
     let target = TestTarget::start(behaviour).await.expect("target");
-    let created = a
-        .api
-        .create_integration(&IntegrationInput {
-            conditions: Conditions {
-                skus_any: vec![sku.into()],
-                ..Conditions::default()
-            },
-            ..IntegrationInput::webhook(sku, &target.url("/hook"))
-        })
-        .await
-        .expect("integration");
-    target.set_secret(&created.signing_secret);
+    let input = IntegrationInput {
+        conditions: Conditions {
+            skus_any: vec![sku.into()],
+            ..Conditions::default()
+        },
+        ..IntegrationInput::webhook(sku, &target.url("/hook"))
+    };
+    let created = a.integrate(&target, &input).await.expect("integration");
     Case {
         sku,
         target,

@@ -45,14 +45,12 @@ async fn e2e_thousand_sales() {
         .expect("integration to B");
     let accounting = TestTarget::start(Behaviour::Ok).await.expect("target");
     let acc = a
-        .api
-        .create_integration(&IntegrationInput::webhook(
-            "accounting",
-            &accounting.url("/ledger"),
-        ))
+        .integrate(
+            &accounting,
+            &IntegrationInput::webhook("accounting", &accounting.url("/ledger")),
+        )
         .await
         .expect("accounting integration");
-    accounting.set_secret(&acc.signing_secret);
 
     // 600 through the batch endpoint (3 × 200), 400 one by one, 16 at a time.
     let sales: Vec<SaleInput> = (0..SALES).map(|i| mixed("pos", i)).collect();

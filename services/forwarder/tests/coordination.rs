@@ -130,22 +130,10 @@ async fn shares_hold_the_limit_through_a_join_and_come_back_after_a_death() {
         drop(b_passes);
 
         // A dies (no more heartbeats): once its row is TTL old, B takes all.
-        sqlx::query(
-            "UPDATE forwarder_replicas SET heartbeat_at = now() - interval '4 s' WHERE id = $1",
-        )
-        .bind(a_id)
-        .execute(&pool)
-        .await
-        .unwrap();
+        last_heartbeat_ago(&pool, a_id, 4).await;
         let beat = membership::beat(&pool, &b, members(b_id)).await.unwrap();
         assert_eq!((beat.view.count, beat.cap), (2, 2), "not yet expired");
-        sqlx::query(
-            "UPDATE forwarder_replicas SET heartbeat_at = now() - interval '6 s' WHERE id = $1",
-        )
-        .bind(a_id)
-        .execute(&pool)
-        .await
-        .unwrap();
+        last_heartbeat_ago(&pool, a_id, 6).await;
         let beat = membership::beat(&pool, &b, members(b_id)).await.unwrap();
         assert_eq!((beat.view.count, beat.cap), (1, 4), "expired: all slots");
         let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM forwarder_replicas")
@@ -157,6 +145,19 @@ async fn shares_hold_the_limit_through_a_join_and_come_back_after_a_death() {
         assert_eq!(held_total(&pool).await, 0);
     })
     .await;
+}
+
+/// Backdates `replica`'s last heartbeat by `secs` seconds.
+async fn last_heartbeat_ago(pool: &PgPool, replica: Uuid, secs: i32) {
+    sqlx::query(
+        "UPDATE forwarder_replicas SET heartbeat_at = now() - make_interval(secs => $2) \
+         WHERE id = $1",
+    )
+    .bind(replica)
+    .bind(f64::from(secs))
+    .execute(pool)
+    .await
+    .unwrap();
 }
 
 /// The target is known to take 5 s a request: a delivery finding no free
@@ -351,6 +352,100 @@ async fn a_heartbeat_is_never_jit_compiled() {
             "the premise: the plan costs more than jit_above_cost: {plan}"
         );
         assert!(plan.get("JIT").is_none(), "JIT-compiled: {}", plan["JIT"]);
+    })
+    .await;
+}
+
+/// Samples `t.cap()` every 10 ms for `how_long`: the lowest seen.
+async fn lowest_cap(t: &Targets, how_long: Duration) -> usize {
+    let until = tokio::time::Instant::now() + how_long;
+    let mut lowest = t.cap();
+    while tokio::time::Instant::now() < until {
+        lowest = lowest.min(t.cap());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    lowest
+}
+
+/// How long until `cond` holds, polled every 10 ms; `None` after `limit`.
+async fn within(limit: Duration, cond: impl Fn() -> bool) -> Option<Duration> {
+    let start = tokio::time::Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+/// Holds `forwarder_replicas` locked (every heartbeat blocks on it) for
+/// `how_long`, from a connection of its own.
+async fn stall_heartbeats(pool: &PgPool, how_long: Duration) -> tokio::task::JoinHandle<()> {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE forwarder_replicas IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        tokio::time::sleep(how_long).await;
+        tx.rollback().await.unwrap();
+    })
+}
+
+/// The heartbeat loop against a database that stalls: a heartbeat that is
+/// late but within its budget costs nothing (deliveries keep their slots);
+/// one that stalls until the row could have expired stops this replica
+/// sending (another may have taken its slots), and it sends again as soon
+/// as a heartbeat gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_heartbeat_stops_sending_only_once_the_row_could_expire() {
+    with_env(|env| async move {
+        let pool = env.pool.clone();
+        let cfg = MembershipConfig {
+            replica: Uuid::new_v4(),
+            heartbeat: Duration::from_millis(100),
+            ttl: Duration::from_millis(1000),
+        };
+        let t = replica(4);
+        let started = std::time::Instant::now();
+        membership::beat(&pool, &t, cfg).await.unwrap();
+        assert_eq!(t.cap(), 4);
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(membership::run(
+            pool.clone(),
+            Arc::clone(&t),
+            Metrics::new("coordination-test"),
+            cfg,
+            started,
+            stop.clone(),
+        ));
+
+        // Late by 500 ms: under the budget (TTL less a heartbeat).
+        let stall = stall_heartbeats(&pool, Duration::from_millis(500)).await;
+        let lowest = lowest_cap(&t, Duration::from_millis(900)).await;
+        stall.await.unwrap();
+        assert_eq!(lowest, 4, "a late heartbeat took the slots away");
+        drop(send(&t).await);
+
+        // Stalled for 2.5 TTLs: no sending once the row could expire.
+        let stall = stall_heartbeats(&pool, Duration::from_millis(2500)).await;
+        let after = within(Duration::from_secs(2), || t.cap() == 0)
+            .await
+            .expect("still sending with no heartbeat for 2 s");
+        assert!(
+            after >= Duration::from_millis(600),
+            "stopped after {after:?}, before the budget was spent"
+        );
+        assert_eq!(deferred(&t).await, DeferKind::TargetBusy);
+        stall.await.unwrap();
+        within(Duration::from_secs(2), || t.cap() == 4)
+            .await
+            .expect("the heartbeat got through but the slots did not come back");
+        drop(send(&t).await);
+        stop.cancel();
+        run.await.unwrap();
+        membership::leave(&pool, cfg.replica).await.unwrap();
     })
     .await;
 }

@@ -39,7 +39,9 @@ use super::acks::{AckTracker, Unsettled};
 use super::bundle;
 use super::isolate::{Failure, Isolation, MAX_REFUSALS, Refusal, classify};
 use super::publisher::{OutgoingMessage, Publisher};
-use super::{connect_with_retry, headers_to_map, reconnect_backoff, topology};
+use super::{
+    close_quietly, connect_with_retry, headers_to_map, reconnect_backoff, topology, within_setup,
+};
 use crate::messages::ROUTING_DEAD;
 use crate::metrics::Metrics;
 use crate::ops::ReadyFlag;
@@ -278,7 +280,7 @@ async fn reconnecting<S: Session>(
         };
         let result = session.consume(&conn, cfg, ready, metrics, shutdown).await;
         ready.set(false);
-        let _ = conn.close(200, "bye".into()).await;
+        close_quietly(&conn).await;
         match result {
             Ok(()) => return,
             Err(e) => {
@@ -303,6 +305,18 @@ struct Channels {
 
 impl Channels {
     async fn open(
+        conn: &lapin::Connection,
+        cfg: &ConsumerConfig,
+        ready: &ReadyFlag,
+    ) -> anyhow::Result<Self> {
+        within_setup(
+            "opening the consumer's channels",
+            Self::setup(conn, cfg, ready),
+        )
+        .await
+    }
+
+    async fn setup(
         conn: &lapin::Connection,
         cfg: &ConsumerConfig,
         ready: &ReadyFlag,
@@ -335,15 +349,18 @@ impl Channels {
 
     /// Stops taking new work; what is unacked returns to the queue on close.
     async fn stop_consuming(channel: &lapin::Channel, tag: &str) {
-        let _ = channel
-            .basic_cancel(tag.to_string().into(), BasicCancelOptions::default())
-            .await;
+        let cancel = channel.basic_cancel(tag.to_string().into(), BasicCancelOptions::default());
+        let _ = within_setup("cancelling the consumer", async { Ok(cancel.await?) }).await;
     }
 
     /// Closes both channels before the connection (no spurious lapin error).
     async fn close(channel: &lapin::Channel, publisher: &Publisher) {
-        let _ = channel.close(200, "shutdown".into()).await;
-        let _ = publisher.channel().close(200, "shutdown".into()).await;
+        let _ = within_setup("closing the consumer's channels", async {
+            let _ = channel.close(200, "shutdown".into()).await;
+            let _ = publisher.channel().close(200, "shutdown".into()).await;
+            Ok(())
+        })
+        .await;
     }
 }
 

@@ -88,6 +88,36 @@ fn connection_uri(url: &str) -> Result<AMQPUri, String> {
     Ok(uri)
 }
 
+/// Longest a connected broker may take over one setup step (open a channel,
+/// declare the topology, start consuming, close the channels).
+/// A broker can accept a connection and then never answer — seen while a
+/// node boots after `stop_app`/`start_app` — and lapin waits on such an
+/// answer for ever; past this the step fails and the caller reconnects.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `step`, or an error naming `what` once it has waited [`SETUP_TIMEOUT`].
+pub async fn within_setup<T>(
+    what: &str,
+    step: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(SETUP_TIMEOUT, step)
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "the broker did not answer within {SETUP_TIMEOUT:?} while {what}"
+            ))
+        })
+}
+
+/// How long a close may wait for the broker's confirmation: a connection
+/// whose broker stopped answering never confirms, and is dropped anyway.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Closes `conn`, giving up after [`CLOSE_TIMEOUT`].
+pub async fn close_quietly(conn: &Connection) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close(200, "bye".into())).await;
+}
+
 /// Connects, retrying with capped exponential backoff until it works or
 /// `shutdown` fires (then `None`).
 pub async fn connect_with_retry(
