@@ -1,6 +1,7 @@
 //! The contract fuzz run (tests/tests/contract_fuzz.rs): schemathesis drives
-//! every operation of the OpenAPI document ingest serves, and an independent
-//! validator checks the document itself. Both are Python tools that
+//! every operation of the OpenAPI document each API service serves (ingest,
+//! console), and an independent validator checks each document itself.
+//! Both are Python tools that
 //! deploy/setup.sh installs, pinned, into `<workspace>/.venv-fuzz`
 //! (`SALESYNC_FUZZ_VENV` elsewhere). The pure parts — where things are, the
 //! command line, the variables the config files read — are here apart from

@@ -163,7 +163,8 @@ async fn a_revoked_token_stops_working_on_every_replica_at_once() {
         .await
         .expect("wrong tenant");
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    let (status, _) = replicas[1]
+    let (status, _) = stack
+        .api
         .raw(Method::DELETE, &revoke, None)
         .await
         .expect("no admin token");

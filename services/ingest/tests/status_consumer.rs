@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::{TestDb, TestVhost, call, count, state, tenant};
 use common::ApiState;
+use common::{TestDb, TestVhost, call, count, state, tenant};
 use ingest::status_consumer::StatusConsumer;
 use lapin::options::BasicGetOptions;
 use salesync_core::amqp::consumer::{self, ConsumerConfig};

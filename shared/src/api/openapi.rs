@@ -203,7 +203,11 @@ pub mod checks {
         let routed: BTreeSet<(String, String)> = routes
             .iter()
             .map(|(m, p, _)| (m.to_string(), (*p).to_string()))
-            .chain(OPS_ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())))
+            .chain(
+                OPS_ROUTES
+                    .iter()
+                    .map(|(m, p)| (m.to_string(), p.to_string())),
+            )
             .collect();
         assert_eq!(routed, documented(doc), "routed vs documented");
 
@@ -280,4 +284,43 @@ pub mod checks {
             _ => {}
         }
     }
+}
+
+/// What every API service's `openapi` module defines the same way, given
+/// its utoipa `ApiDoc` and its `finish`: `generate()` (the finished
+/// document), `text()` (as served and kept in `proto/`, generated once per
+/// process) and `document`, the `GET /openapi.json` handler.
+#[macro_export]
+macro_rules! served_openapi_document {
+    ($api_doc:ty, $finish:path) => {
+        /// The document as served: generated once per process.
+        static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let mut text =
+                serde_json::to_string_pretty(&generate()).expect("a JSON value serializes");
+            text.push('\n');
+            text
+        });
+
+        /// The finished document.
+        pub fn generate() -> serde_json::Value {
+            let doc = serde_json::to_value(<$api_doc as utoipa::OpenApi>::openapi())
+                .expect("the document serializes");
+            $finish(doc)
+        }
+
+        /// The document's text, as served and as kept in `proto/`.
+        pub fn text() -> &'static str {
+            &DOCUMENT
+        }
+
+        #[utoipa::path(get, path = "/openapi.json", tag = "ops", operation_id = "getOpenApi",
+                    summary = "This document (OpenAPI 3.1, self-contained)",
+                    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+        pub async fn document() -> impl axum::response::IntoResponse {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                text(),
+            )
+        }
+    };
 }

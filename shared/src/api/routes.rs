@@ -5,7 +5,9 @@
 
 use std::str::FromStr;
 
+use axum::Router;
 use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter};
 
 use super::ApiError;
 
@@ -42,6 +44,33 @@ pub const fn spec<E>(
         path,
         endpoint,
         access,
+    }
+}
+
+/// The router of every route in `routes`, each served by `handler(endpoint,
+/// method)`.
+pub fn router<E, S>(
+    routes: &[RouteSpec<E>],
+    handler: fn(&E, MethodFilter) -> MethodRouter<S>,
+) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    routes.iter().fold(Router::new(), |router, r| {
+        match MethodFilter::try_from(r.method.clone()) {
+            Ok(f) => router.route(r.path, handler(&r.endpoint, f)),
+            Err(_) => router,
+        }
+    })
+}
+
+/// A route table's own rules, for its tests: every method routable (none
+/// silently left out of `router`), no (method, path) twice.
+pub fn assert_well_formed<E: std::fmt::Debug>(routes: &[RouteSpec<E>]) {
+    let mut seen = std::collections::HashSet::new();
+    for r in routes {
+        assert!(MethodFilter::try_from(r.method.clone()).is_ok(), "{r:?}");
+        assert!(seen.insert((r.method.clone(), r.path)), "twice: {r:?}");
     }
 }
 

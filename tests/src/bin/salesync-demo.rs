@@ -48,7 +48,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let started = Instant::now();
 
-    step("starting ingest (data plane), console (control plane), condition-filter, forwarder and status-poller");
+    step(
+        "starting ingest (data plane), console (control plane), condition-filter, forwarder and status-poller",
+    );
     let stack = Stack::start(
         StackOptions::default()
             .env(ServiceKind::Forwarder, "RETRY_DELAYS", "500ms,1s,2s")

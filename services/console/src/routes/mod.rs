@@ -14,7 +14,7 @@ use axum::Router;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 pub use salesync_core::api::routes::{Access, OPS_ROUTES, parse_id};
-use salesync_core::api::routes::{integration_token_allowed as allowed_in, spec};
+use salesync_core::api::routes::{integration_token_allowed as allowed_in, router, spec};
 
 use crate::app::AppState;
 
@@ -158,17 +158,11 @@ pub const ROUTES: &[RouteSpec] = &[
 
 /// The router of every route in `ROUTES`.
 pub fn api_router() -> Router<AppState> {
-    ROUTES
-        .iter()
-        .fold(Router::new(), |router, spec| match method_router(spec) {
-            Some(m) => router.route(spec.path, m),
-            None => router,
-        })
+    router(ROUTES, handler)
 }
 
-fn method_router(spec: &RouteSpec) -> Option<MethodRouter<AppState>> {
-    let f = MethodFilter::try_from(spec.method.clone()).ok()?;
-    Some(match spec.endpoint {
+fn handler(endpoint: &Endpoint, f: MethodFilter) -> MethodRouter<AppState> {
+    match endpoint {
         OpenApi => on(f, crate::openapi::document),
         AdminCreateTenant => on(f, admin::create_tenant),
         AdminCreateToken => on(f, admin::create_token),
@@ -194,7 +188,7 @@ fn method_router(spec: &RouteSpec) -> Option<MethodRouter<AppState>> {
         DiscardDeadLetter => on(f, dead_letters::discard),
         EraseCustomer => on(f, erasures::erase),
         ListErasures => on(f, erasures::list),
-    })
+    }
 }
 
 /// Whether an integration-only token may call `method path` (the matched
@@ -209,11 +203,7 @@ mod tests {
 
     #[test]
     fn every_method_is_routable_and_each_route_unique() {
-        let mut seen = std::collections::HashSet::new();
-        for r in ROUTES {
-            assert!(MethodFilter::try_from(r.method.clone()).is_ok(), "{r:?}");
-            assert!(seen.insert((r.method.clone(), r.path)), "twice: {r:?}");
-        }
+        salesync_core::api::routes::assert_well_formed(ROUTES);
     }
 
     #[test]

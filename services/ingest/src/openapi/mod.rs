@@ -13,10 +13,6 @@
 mod finish;
 mod sale_input;
 
-use std::sync::LazyLock;
-
-use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
 use crate::routes::sales;
@@ -62,30 +58,7 @@ pub use sale_input::SaleInputSchema;
 )]
 struct ApiDoc;
 
-/// The document as served: generated once per process.
-static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-    let mut text = serde_json::to_string_pretty(&generate()).expect("a JSON value serializes");
-    text.push('\n');
-    text
-});
-
-/// The finished document.
-pub fn generate() -> serde_json::Value {
-    let doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
-    finish::finish(doc)
-}
-
-/// The document's text, as served and as kept in `proto/ingest.openapi.json`.
-pub fn text() -> &'static str {
-    &DOCUMENT
-}
-
-#[utoipa::path(get, path = "/openapi.json", tag = "ops", operation_id = "getOpenApi",
-    summary = "This document (OpenAPI 3.1, self-contained)",
-    responses((status = 200, description = "The OpenAPI document", body = Object)))]
-pub async fn document() -> impl IntoResponse {
-    ([(CONTENT_TYPE, "application/json")], text())
-}
+salesync_core::served_openapi_document!(ApiDoc, finish::finish);
 
 #[cfg(test)]
 mod tests;

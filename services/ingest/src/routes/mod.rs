@@ -1,7 +1,7 @@
 //! Every route of the data plane in one table — method, path, handler and
 //! who may call it. The router is built from this table only, the
 //! integration-only token policy reads it, and a test holds it against
-//! `proto/openapi.json`, so the three can never drift apart.
+//! `proto/ingest.openapi.json`, so the three can never drift apart.
 
 pub mod sales;
 
@@ -9,7 +9,7 @@ use axum::Router;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 pub use salesync_core::api::routes::{Access, OPS_ROUTES, parse_id};
-use salesync_core::api::routes::{integration_token_allowed as allowed_in, spec};
+use salesync_core::api::routes::{integration_token_allowed as allowed_in, router, spec};
 
 use crate::app::AppState;
 
@@ -57,17 +57,11 @@ pub const ROUTES: &[RouteSpec] = &[
 
 /// The router of every route in `ROUTES`.
 pub fn api_router() -> Router<AppState> {
-    ROUTES
-        .iter()
-        .fold(Router::new(), |router, spec| match method_router(spec) {
-            Some(m) => router.route(spec.path, m),
-            None => router,
-        })
+    router(ROUTES, handler)
 }
 
-fn method_router(spec: &RouteSpec) -> Option<MethodRouter<AppState>> {
-    let f = MethodFilter::try_from(spec.method.clone()).ok()?;
-    Some(match spec.endpoint {
+fn handler(endpoint: &Endpoint, f: MethodFilter) -> MethodRouter<AppState> {
+    match endpoint {
         OpenApi => on(f, crate::openapi::document),
         CreateSale => on(f, sales::create),
         CreateSaleBatch => on(f, sales::create_batch),
@@ -75,7 +69,7 @@ fn method_router(spec: &RouteSpec) -> Option<MethodRouter<AppState>> {
         ChangeSaleStatus => on(f, sales::change_status),
         ForwardSale => on(f, sales::forward),
         LookupSales => on(f, sales::lookup),
-    })
+    }
 }
 
 /// Whether an integration-only token may call `method path` (the matched
@@ -90,11 +84,7 @@ mod tests {
 
     #[test]
     fn every_method_is_routable_and_each_route_unique() {
-        let mut seen = std::collections::HashSet::new();
-        for r in ROUTES {
-            assert!(MethodFilter::try_from(r.method.clone()).is_ok(), "{r:?}");
-            assert!(seen.insert((r.method.clone(), r.path)), "twice: {r:?}");
-        }
+        salesync_core::api::routes::assert_well_formed(ROUTES);
     }
 
     #[test]

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use super::ApiState;
 use axum::Router;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use super::ApiState;
 use salesync_core::domain::{DeliveryId, IntegrationId, SaleId, TenantId, sample_sale};
 use salesync_core::messages::{Envelope, ForwardCommand, Purpose, ROUTING_FORWARD};
 use salesync_core::metrics::Metrics;
