@@ -24,15 +24,10 @@ pub const MAX_CONDITION_VALUES: usize = 100;
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Condition {
     /// Holds when the other question's answer is `value`.
-    Equals {
-        question: String,
-        #[schema(value_type = Object)]
-        value: Value,
-    },
+    Equals { question: String, value: Value },
     /// Holds when the other question's answer is one of `values`.
     In {
         question: String,
-        #[schema(value_type = Vec<Object>)]
         values: Vec<Value>,
     },
 }

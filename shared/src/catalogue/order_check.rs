@@ -46,7 +46,6 @@ pub struct OrderLine {
     pub product_ref: Option<String>,
     /// Keyed by B's question key.
     #[serde(default)]
-    #[schema(value_type = BTreeMap<String, Object>)]
     pub answers: BTreeMap<String, Value>,
 }
 

@@ -55,6 +55,7 @@ fn active_by_default() -> bool {
 pub struct Price {
     /// In minor units of `currency` (cents for EUR).
     #[serde(deserialize_with = "crate::domain::money::minor_units")]
+    #[schema(value_type = i64)]
     pub amount: Minor,
     pub currency: Currency,
     /// Percent, e.g. 21, 9, 0.
