@@ -18,6 +18,7 @@ pub mod pattern;
 pub mod product;
 pub mod question;
 pub mod status_map;
+mod stricter;
 pub mod validations;
 
 #[cfg(test)]
