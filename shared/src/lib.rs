@@ -1,6 +1,8 @@
 //! salesync-core: what every salesync service shares.
 //!
 //! - `domain`: the sale and its accounting rules (pure, no I/O)
+//! - `catalogue`: a provider's products, questions and flows, the checks of an
+//!   incoming order and of a reseller's mapping (pure)
 //! - `integration`: how a tenant configures forwarding to a target (pure)
 //! - `messages`: the envelope and the payload of each queue message
 //! - `amqp`: RabbitMQ topology, confirmed publishing and batch consuming
@@ -13,6 +15,7 @@
 
 pub mod amqp;
 pub mod api;
+pub mod catalogue;
 pub mod config;
 pub mod crypto;
 pub mod db;

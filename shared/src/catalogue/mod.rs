@@ -1,0 +1,42 @@
+//! The provider's catalogue (issue 17): products with versions, their
+//! questions and flows, the check B runs on an incoming order, and the checks
+//! A runs on its mapping onto B's catalogue. Pure logic only: no database, no
+//! HTTP; the services load and store, this decides.
+
+pub mod answer;
+pub mod answer_mapping;
+pub mod condition;
+pub mod conversion;
+pub mod flow;
+pub mod formats;
+pub mod key;
+pub mod listing;
+pub mod mapping;
+pub mod mapping_check;
+pub mod order_check;
+pub mod pattern;
+pub mod product;
+pub mod question;
+pub mod status_map;
+mod stricter;
+pub mod validations;
+
+#[cfg(test)]
+mod test_support;
+
+pub use answer::{Answer, Problem, ProblemKind, check_answer, is_blank};
+pub use answer_mapping::map_answers;
+pub use condition::Condition;
+pub use conversion::{Conversion, conversion, convert};
+pub use flow::{Flow, check_flow};
+pub use listing::{Catalogue, check_catalogue};
+pub use mapping::{AnswerSource, FlowMapping, QuestionMapping};
+pub use mapping_check::{Mismatch, MismatchKind, Severity, check_mapping};
+pub use order_check::{Grants, Order, OrderLine, check_order};
+pub use pattern::Pattern;
+pub use product::{Attachment, Price, ProductVersion, check_answers, check_product};
+pub use question::{AnswerOption, Question, QuestionKind, check_definition};
+pub use status_map::{
+    StatusMap, StatusMapping, SystemStatus, check_status_map, map_status, unmapped_statuses,
+};
+pub use validations::{Limit, Rule, Validations};
