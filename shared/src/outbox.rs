@@ -406,7 +406,16 @@ impl Relay {
                     }
                 },
                 _ = self.wake.notified() => look = true,
-                _ = tokio::time::sleep(IDLE_POLL), if confirming.is_empty() => look = true,
+                _ = tokio::time::sleep(IDLE_POLL), if confirming.is_empty() => {
+                    // An idle relay publishes nothing, so nothing else would
+                    // tell it the broker dropped its connection: reconnect
+                    // now, not at the next row (and stop reporting ready).
+                    if !publisher.channel().status().connected() {
+                        tracing::warn!("outbox relay: broker connection lost; will reconnect");
+                        return false;
+                    }
+                    look = true;
+                }
                 _ = shutdown.cancelled() => {}
             }
         }

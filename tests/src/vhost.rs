@@ -100,6 +100,27 @@ impl TestVhost {
         &self.management
     }
 
+    /// Closes every client connection of this vhost, as an operator's
+    /// `close_all_connections` or a broker restart would (through the local
+    /// `rabbitmqctl`: the shared broker runs on this machine).
+    pub async fn close_connections(&self) -> anyhow::Result<()> {
+        rabbitmqctl(&["close_all_connections", "--vhost", &self.name, "test"]).await?;
+        Ok(())
+    }
+
+    /// The client properties of this vhost's open connections, one line
+    /// each (the client's connection name among them). `rabbitmqctl` sees a
+    /// connection at once; the management API only at its next statistics.
+    pub async fn connections(&self) -> anyhow::Result<Vec<String>> {
+        let out = rabbitmqctl(&["list_connections", "-q", "vhost", "client_properties"]).await?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .filter(|(vhost, _)| *vhost == self.name)
+            .map(|(_, props)| props.to_string())
+            .collect())
+    }
+
     /// Deletes the vhost now (also done on drop).
     pub async fn cleanup(mut self) -> anyhow::Result<()> {
         self.deleted = true;
@@ -122,6 +143,21 @@ impl Drop for TestVhost {
             eprintln!("salesync-e2e: could not delete vhost {}: {e}", self.name);
         }
     }
+}
+
+async fn rabbitmqctl(args: &[&str]) -> anyhow::Result<String> {
+    let out = tokio::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| anyhow::anyhow!("rabbitmqctl: {e}"))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "rabbitmqctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 async fn delete_vhost(management: &Management, name: &str) -> anyhow::Result<()> {

@@ -501,3 +501,45 @@ async fn leased_rows_never_handed_off_are_swept_once_the_lease_ends() {
     assert_eq!(pending(&r.db).await, 0);
     r.stop().await;
 }
+
+/// An idle relay publishes nothing, so only a look at its channel tells it
+/// the broker closed its connection: it reconnects on its own, before any
+/// row needs it (and is not reported ready meanwhile).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_relay_whose_connection_is_closed_reconnects_on_its_own() {
+    let r = Running::start(100).await;
+    r.wait_ready().await;
+    let relay_connected = || async {
+        r.vhost
+            .connections()
+            .await
+            .expect("list connections")
+            .iter()
+            .any(|props| props.contains("relay-test\""))
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !relay_connected().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "relay never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    r.vhost
+        .close_connections()
+        .await
+        .expect("close connections");
+    let closed = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let deadline = closed + Duration::from_secs(10);
+    while !relay_connected().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the idle relay did not reconnect within 10 s of losing its connection"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("relay reconnected {:?} after the close", closed.elapsed());
+    r.wait_ready().await;
+    r.stop().await;
+}
