@@ -47,8 +47,9 @@ async fn a_tenants_rate_limit_holds_across_two_ingest_replicas() {
                     break;
                 }
                 last_sent.fetch_max(sent.as_micros() as u64, Ordering::Relaxed);
+                let lookup = serde_json::json!({"external_ids": ["none"]});
                 let (status, body) = api
-                    .raw(Method::GET, "/v1/integrations", None)
+                    .raw(Method::POST, "/v1/sales/lookup", Some(&lookup))
                     .await
                     .expect("request");
                 match status {

@@ -67,21 +67,22 @@ pub fn check_order(grants: &Grants, catalogue: &Catalogue, order: &Order) -> Vec
             ));
             continue;
         };
-        let Some(product) = catalogue.product(key) else {
+        // Unknown and not granted read the same: a partner cannot probe
+        // which products exist beyond its grants. Nothing more is said about
+        // a product the caller may not see.
+        let Some(product) = catalogue
+            .product(key)
+            .filter(|_| grants.products.contains(key))
+        else {
             errors.push(FieldError::new(
                 field,
-                format!("unknown product '{}'", clip(key)),
+                format!(
+                    "product '{}' is not granted to your organization",
+                    clip(key)
+                ),
             ));
             continue;
         };
-        // Nothing more about a product the caller may not see.
-        if !grants.products.contains(key) {
-            errors.push(FieldError::new(
-                field,
-                format!("product '{key}' is not granted to your organization"),
-            ));
-            continue;
-        }
         if !product.active {
             errors.push(FieldError::new(
                 &field,
@@ -121,21 +122,15 @@ fn granted_flow<'c>(
         ));
         return None;
     };
-    let Some(flow) = catalogue.flow(key) else {
+    // Unknown and not granted read the same (see the products).
+    let flow = catalogue.flow(key).filter(|_| grants.flows.contains(key));
+    if flow.is_none() {
         errors.push(FieldError::new(
             "flow",
-            format!("unknown flow '{}'", clip(key)),
+            format!("flow '{}' is not granted to your organization", clip(key)),
         ));
-        return None;
-    };
-    if !grants.flows.contains(key) {
-        errors.push(FieldError::new(
-            "flow",
-            format!("flow '{key}' is not granted to your organization"),
-        ));
-        return None;
     }
-    Some(flow)
+    flow
 }
 
 #[cfg(test)]
@@ -188,7 +183,7 @@ mod tests {
             (
                 &all,
                 json!({"flow": "phone", "lines": [good_line]}),
-                vec![("flow", "unknown flow 'phone'")],
+                vec![("flow", "flow 'phone' is not granted to your organization")],
             ),
             (
                 &all,
@@ -212,7 +207,10 @@ mod tests {
             (
                 &all,
                 json!({"flow": "door-to-door", "lines": [{"product_ref": "solar"}]}),
-                vec![("lines[0].product_ref", "unknown product 'solar'")],
+                vec![(
+                    "lines[0].product_ref",
+                    "product 'solar' is not granted to your organization",
+                )],
             ),
             (
                 &only_fixed,
