@@ -27,11 +27,14 @@ use sqlx::PgPool;
 /// Everything one tenant has, and every secret it was shown once.
 struct Tenant {
     id: TenantId,
+    name: String,
     token: String,
     integration_only_token: String,
     integration: IntegrationId,
     sale: SaleId,
     sale_external_id: String,
+    /// Of its product and its flow.
+    catalogue_key: String,
     dead_letter: DeliveryId,
     credentials: String,
     signing_secrets: Vec<String>,
@@ -106,6 +109,33 @@ async fn provision(app: &Router, pool: &PgPool, name: &str) -> Tenant {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let webhook_secret = r.body["secret"].as_str().expect("secret").to_string();
 
+    // A product and a flow under a key only this tenant uses, and a
+    // product name that must never reach another tenant.
+    let catalogue_key = format!("{}-line", name.to_lowercase());
+    let product = json!({
+        "name": format!("{name} secret tariff"),
+        "price": {"amount": 1999, "currency": "EUR", "vat_rate": "21"},
+    });
+    let r = call(
+        app,
+        "PUT",
+        &format!("/v1/products/{catalogue_key}"),
+        t,
+        Some(&product),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let flow = json!({"name": format!("{name} secret script"), "products": [catalogue_key]});
+    let r = call(
+        app,
+        "PUT",
+        &format!("/v1/flows/{catalogue_key}"),
+        t,
+        Some(&flow),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+
     let sale_external_id = format!("{name}-sale-1");
     let sale = serde_json::to_value(sample_sale(&sale_external_id)).expect("sale");
     let r = call(app, "POST", "/v1/sales", t, Some(&sale)).await;
@@ -115,11 +145,13 @@ async fn provision(app: &Router, pool: &PgPool, name: &str) -> Tenant {
     let dead_letter = seed::dead_delivery(pool, Dead::new(id, sale, Some(integration))).await;
     Tenant {
         id,
+        name: name.to_string(),
         token,
         integration_only_token,
         integration,
         sale,
         sale_external_id,
+        catalogue_key,
         dead_letter,
         credentials,
         signing_secrets: vec![second, first],
@@ -332,7 +364,9 @@ fn probes(route: &Route, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
                 _ => victim.sale.to_string(),
             },
         )
-        .replace("{delivery_id}", &victim.dead_letter.to_string());
+        .replace("{delivery_id}", &victim.dead_letter.to_string())
+        .replace("{key}", &victim.catalogue_key)
+        .replace("{version}", "1");
     assert!(!path.contains('{'), "unfilled parameter in {path}");
     let probe = |path: String, body: Option<Value>, expect| Probe {
         method: route.method.clone(),
@@ -452,6 +486,29 @@ fn probes(route: &Route, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
             ),
             probe(path, Some(json!({"to": Utc::now()})), OwnDataOnly),
         ],
+        // The victim's product and flow keys are free in the attacker's
+        // catalogue: a write makes the attacker's own, nothing of the
+        // victim's is read, changed or withdrawn.
+        Control(C::PutProduct) => vec![probe(
+            path,
+            Some(json!({
+                "name": "hijacked",
+                "price": {"amount": 1, "currency": "EUR", "vat_rate": "0"},
+            })),
+            OwnDataOnly,
+        )],
+        Control(C::PutFlow) => vec![probe(
+            path,
+            Some(json!({"name": "hijacked", "products": [victim.catalogue_key]})),
+            OwnDataOnly,
+        )],
+        // By then the attacker may have a product and a flow of that key of
+        // its own (the writes above): only those are read or withdrawn.
+        Control(C::ListProducts)
+        | Control(C::ListFlows)
+        | Control(C::GetProductVersion)
+        | Control(C::DeleteProduct)
+        | Control(C::DeleteFlow) => vec![probe(path, None, OwnDataOnly)],
     }
 }
 
@@ -463,6 +520,8 @@ fn victim_markers(v: &Tenant) -> Vec<String> {
         v.integration.to_string(),
         v.dead_letter.to_string(),
         "A books".to_string(),
+        format!("{} secret tariff", v.name),
+        format!("{} secret script", v.name),
         "a.books.example".to_string(),
         "a.example/status".to_string(),
         v.token.clone(),
@@ -486,7 +545,10 @@ async fn victim_state(pool: &PgPool, v: &Tenant) -> Value {
              'actions', (SELECT count(*) FROM dead_letter_actions WHERE tenant_id = $3),
              'sale', (SELECT sale FROM sales WHERE id = $1),
              'history', (SELECT count(*) FROM sale_status_history WHERE sale_id = $1),
-             'tokens', (SELECT count(*) FROM api_tokens WHERE tenant_id = $3))",
+             'tokens', (SELECT count(*) FROM api_tokens WHERE tenant_id = $3),
+             'products', (SELECT json_agg(p ORDER BY key) FROM products p WHERE tenant_id = $3),
+             'versions', (SELECT json_agg(v ORDER BY key, version) FROM product_versions v WHERE tenant_id = $3),
+             'flows', (SELECT json_agg(f ORDER BY key) FROM flows f WHERE tenant_id = $3))",
     )
     .bind(v.sale)
     .bind(v.integration)

@@ -34,7 +34,9 @@ pub use mapping::{AnswerSource, FlowMapping, QuestionMapping};
 pub use mapping_check::{Mismatch, MismatchKind, Severity, check_mapping};
 pub use order_check::{Grants, Order, OrderLine, check_order};
 pub use pattern::Pattern;
-pub use product::{Attachment, Price, ProductVersion, check_answers, check_product};
+pub use product::{
+    Attachment, Price, ProductInput, ProductVersion, Revision, check_answers, check_product, revise,
+};
 pub use question::{AnswerOption, Question, QuestionKind, check_definition};
 pub use status_map::{
     StatusMap, StatusMapping, SystemStatus, check_status_map, map_status, unmapped_statuses,

@@ -342,6 +342,76 @@ pub(crate) fn under(prefix: &str, error: FieldError) -> FieldError {
     FieldError::new(format!("{prefix}.{}", error.field), error.problem)
 }
 
+/// A product as its provider writes it (`PUT /v1/products/{key}`): a version
+/// without its key (the path's) and number (salesync's).
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductInput {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub price: Price,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+    #[serde(default = "active_by_default")]
+    pub active: bool,
+    #[serde(default)]
+    pub questions: Vec<Question>,
+}
+
+impl ProductInput {
+    /// This content as version `version` of product `key`.
+    #[must_use]
+    pub fn into_version(self, key: &str, version: u32) -> ProductVersion {
+        ProductVersion {
+            key: key.to_string(),
+            version,
+            name: self.name,
+            description: self.description,
+            price: self.price,
+            category: self.category,
+            attachments: self.attachments,
+            active: self.active,
+            questions: self.questions,
+        }
+    }
+}
+
+/// What writing a product does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revision {
+    /// A new product: version 1.
+    Created,
+    /// Different content, or a withdrawn product back: the next version.
+    Changed,
+    /// The same content as the current version: nothing to store.
+    Unchanged,
+}
+
+/// The version that writing `input` to product `key` makes, given its
+/// current version (and whether it is withdrawn), and what that is.
+#[must_use]
+pub fn revise(
+    current: Option<(&ProductVersion, bool)>,
+    key: &str,
+    input: ProductInput,
+) -> (ProductVersion, Revision) {
+    match current {
+        None => (input.into_version(key, 1), Revision::Created),
+        Some((current, withdrawn)) => {
+            let same = input.clone().into_version(key, current.version);
+            if !withdrawn && same == *current {
+                (same, Revision::Unchanged)
+            } else {
+                let next = current.version.saturating_add(1);
+                (input.into_version(key, next), Revision::Changed)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -694,5 +764,61 @@ pub(crate) mod tests {
             serde_json::from_value(serde_json::to_value(energy()).expect("serialize"))
                 .expect("round trip");
         assert_eq!(back, energy());
+    }
+
+    #[test]
+    fn a_write_makes_a_version_only_when_something_changed() {
+        let v1 = energy();
+        let input = |name: &str| ProductInput {
+            name: name.into(),
+            description: v1.description.clone(),
+            price: v1.price.clone(),
+            category: v1.category.clone(),
+            attachments: v1.attachments.clone(),
+            active: v1.active,
+            questions: v1.questions.clone(),
+        };
+        let key = v1.key.clone();
+        // (name, current, withdrawn, new name, version, revision)
+        let cases = [
+            (
+                "first write",
+                None,
+                false,
+                v1.name.as_str(),
+                1,
+                Revision::Created,
+            ),
+            (
+                "same content",
+                Some(&v1),
+                false,
+                v1.name.as_str(),
+                v1.version,
+                Revision::Unchanged,
+            ),
+            (
+                "a change",
+                Some(&v1),
+                false,
+                "Energy, green",
+                v1.version + 1,
+                Revision::Changed,
+            ),
+            (
+                "withdrawn, same content",
+                Some(&v1),
+                true,
+                v1.name.as_str(),
+                v1.version + 1,
+                Revision::Changed,
+            ),
+        ];
+        for (name, current, withdrawn, new_name, version, revision) in cases {
+            let (got, rev) = revise(current.map(|c| (c, withdrawn)), &key, input(new_name));
+            assert_eq!((got.version, rev), (version, revision), "case {name}");
+            assert_eq!(got.key, key, "case {name}");
+            assert_eq!(got.name, new_name, "case {name}");
+        }
     }
 }

@@ -125,4 +125,34 @@ const LINKS: &[Link] = &[
         "discardDeadLetter",
         &[("delivery_id", "$response.body#/dead_letters/0/id")],
     ),
+    (
+        "putProduct",
+        "201",
+        "getProductVersion",
+        &[
+            ("key", "$request.path.key"),
+            ("version", "$response.body#/version"),
+        ],
+    ),
+    (
+        "putProduct",
+        "200",
+        "getProductVersion",
+        &[
+            ("key", "$request.path.key"),
+            ("version", "$response.body#/version"),
+        ],
+    ),
+    (
+        "putProduct",
+        "201",
+        "deleteProduct",
+        &[("key", "$request.path.key")],
+    ),
+    (
+        "putFlow",
+        "201",
+        "deleteFlow",
+        &[("key", "$request.path.key")],
+    ),
 ];

@@ -23,12 +23,15 @@ use crate::pause::PauseInput;
 use crate::routes::admin::Purged;
 use crate::routes::dead_letters::DiscardRequest;
 use crate::routes::erasures::ErasureList;
+use crate::routes::flows::{FlowInput, FlowList};
 use crate::routes::integrations::{
     CreatedIntegration, IntegrationList, IntegrationView, ResumedView, RotatedSecret,
 };
+use crate::routes::products::ProductList;
 use crate::routes::webhook::{WebhookInput, WebhookSet};
-use crate::routes::{admin, dead_letters, erasures, integrations, webhook};
+use crate::routes::{admin, dead_letters, erasures, flows, integrations, products, webhook};
 use crate::tenancy::{CreatedTenant, CreatedToken, NewTenant, NewToken};
+use salesync_core::catalogue::{Flow, ProductInput, ProductVersion};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -43,6 +46,7 @@ use crate::tenancy::{CreatedTenant, CreatedToken, NewTenant, NewToken};
         (name = "webhook", description = "The tenant's own status webhook"),
         (name = "dead-letters", description = "Deliveries that failed for good: inspect, replay, discard"),
         (name = "erasure", description = "A customer's personal data, erased on request"),
+        (name = "catalogue", description = "The provider's products (with versions) and flows"),
         (name = "admin", description = "Operator routes (ADMIN_TOKEN)"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
     ),
@@ -75,6 +79,13 @@ use crate::tenancy::{CreatedTenant, CreatedToken, NewTenant, NewToken};
         dead_letters::replay,
         dead_letters::replay_matching,
         dead_letters::discard,
+        products::put,
+        products::list,
+        products::get_version,
+        products::delete,
+        flows::put,
+        flows::list,
+        flows::delete,
     ),
     components(schemas(
         salesync_core::api::error::Envelope,
@@ -89,6 +100,7 @@ use crate::tenancy::{CreatedTenant, CreatedToken, NewTenant, NewToken};
         BulkReplayParams, ReplayParams, DiscardRequest,
         Peek, PeekedMessage, Purged,
         ErasureRequest, Erased, ErasureList,
+        ProductInput, ProductVersion, ProductList, FlowInput, Flow, FlowList,
     ))
 )]
 struct ApiDoc;

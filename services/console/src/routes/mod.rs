@@ -7,7 +7,9 @@
 pub mod admin;
 pub mod dead_letters;
 pub mod erasures;
+pub mod flows;
 pub mod integrations;
+pub mod products;
 pub mod webhook;
 
 use axum::Router;
@@ -46,6 +48,13 @@ pub enum Endpoint {
     DiscardDeadLetter,
     EraseCustomer,
     ListErasures,
+    PutProduct,
+    ListProducts,
+    GetProductVersion,
+    DeleteProduct,
+    PutFlow,
+    ListFlows,
+    DeleteFlow,
 }
 
 pub type RouteSpec = salesync_core::api::routes::RouteSpec<Endpoint>;
@@ -154,6 +163,18 @@ pub const ROUTES: &[RouteSpec] = &[
     ),
     spec(Method::POST, "/v1/erasures", EraseCustomer, Tenant),
     spec(Method::GET, "/v1/erasures", ListErasures, Tenant),
+    spec(Method::GET, "/v1/products", ListProducts, Tenant),
+    spec(Method::PUT, "/v1/products/{key}", PutProduct, Tenant),
+    spec(Method::DELETE, "/v1/products/{key}", DeleteProduct, Tenant),
+    spec(
+        Method::GET,
+        "/v1/products/{key}/versions/{version}",
+        GetProductVersion,
+        Tenant,
+    ),
+    spec(Method::GET, "/v1/flows", ListFlows, Tenant),
+    spec(Method::PUT, "/v1/flows/{key}", PutFlow, Tenant),
+    spec(Method::DELETE, "/v1/flows/{key}", DeleteFlow, Tenant),
 ];
 
 /// The router of every route in `ROUTES`.
@@ -188,6 +209,13 @@ fn handler(endpoint: &Endpoint, f: MethodFilter) -> MethodRouter<AppState> {
         DiscardDeadLetter => on(f, dead_letters::discard),
         EraseCustomer => on(f, erasures::erase),
         ListErasures => on(f, erasures::list),
+        PutProduct => on(f, products::put),
+        ListProducts => on(f, products::list),
+        GetProductVersion => on(f, products::get_version),
+        DeleteProduct => on(f, products::delete),
+        PutFlow => on(f, flows::put),
+        ListFlows => on(f, flows::list),
+        DeleteFlow => on(f, flows::delete),
     }
 }
 
