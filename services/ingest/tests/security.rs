@@ -19,7 +19,9 @@ use common::seed::{self, Dead};
 use common::{ADMIN_TOKEN, TestDb, call, state, tenant};
 use salesync_core::api::routes::Access;
 use salesync_core::crypto::SecretBox;
-use salesync_core::domain::{DeliveryId, IntegrationId, SaleId, TenantId, sample_sale};
+use salesync_core::domain::{
+    DeliveryId, IntegrationId, OrganizationId, SaleId, TenantId, sample_sale,
+};
 use salesync_core::tokens;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -35,6 +37,7 @@ struct Tenant {
     sale_external_id: String,
     /// Of its product and its flow.
     catalogue_key: String,
+    organization: OrganizationId,
     dead_letter: DeliveryId,
     credentials: String,
     signing_secrets: Vec<String>,
@@ -136,6 +139,27 @@ async fn provision(app: &Router, pool: &PgPool, name: &str) -> Tenant {
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 
+    let r = call(
+        app,
+        "POST",
+        "/v1/organizations",
+        t,
+        Some(&json!({"name": format!("{name} secret partner")})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let organization: OrganizationId = id_of(&r.body["id"]);
+    let grants = json!({"products": [catalogue_key], "flows": [catalogue_key]});
+    let r = call(
+        app,
+        "PUT",
+        &format!("/v1/organizations/{organization}/grants"),
+        t,
+        Some(&grants),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
     let sale_external_id = format!("{name}-sale-1");
     let sale = serde_json::to_value(sample_sale(&sale_external_id)).expect("sale");
     let r = call(app, "POST", "/v1/sales", t, Some(&sale)).await;
@@ -152,6 +176,7 @@ async fn provision(app: &Router, pool: &PgPool, name: &str) -> Tenant {
         sale,
         sale_external_id,
         catalogue_key,
+        organization,
         dead_letter,
         credentials,
         signing_secrets: vec![second, first],
@@ -361,6 +386,9 @@ fn probes(route: &Route, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
                 | Control(C::ResumeIntegration)
                 | Control(C::AdminPauseIntegration)
                 | Control(C::AdminResumeIntegration) => victim.integration.to_string(),
+                Control(C::GetOrganization) | Control(C::PutOrganizationGrants) => {
+                    victim.organization.to_string()
+                }
                 _ => victim.sale.to_string(),
             },
         )
@@ -509,6 +537,19 @@ fn probes(route: &Route, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
         | Control(C::GetProductVersion)
         | Control(C::DeleteProduct)
         | Control(C::DeleteFlow) => vec![probe(path, None, OwnDataOnly)],
+        Control(C::CreateOrganization) => vec![probe(
+            path,
+            Some(json!({"name": format!("{} secret partner", victim.name)})),
+            OwnDataOnly,
+        )],
+        Control(C::ListOrganizations) => vec![probe(path, None, OwnDataOnly)],
+        Control(C::GetOrganization) => vec![probe(path, None, NotFound)],
+        // The victim's organization, granted the attacker's own keys.
+        Control(C::PutOrganizationGrants) => vec![probe(
+            path,
+            Some(json!({"products": [attacker.catalogue_key], "flows": []})),
+            NotFound,
+        )],
     }
 }
 
@@ -522,6 +563,7 @@ fn victim_markers(v: &Tenant) -> Vec<String> {
         "A books".to_string(),
         format!("{} secret tariff", v.name),
         format!("{} secret script", v.name),
+        v.organization.to_string(),
         "a.books.example".to_string(),
         "a.example/status".to_string(),
         v.token.clone(),
@@ -548,7 +590,10 @@ async fn victim_state(pool: &PgPool, v: &Tenant) -> Value {
              'tokens', (SELECT count(*) FROM api_tokens WHERE tenant_id = $3),
              'products', (SELECT json_agg(p ORDER BY key) FROM products p WHERE tenant_id = $3),
              'versions', (SELECT json_agg(v ORDER BY key, version) FROM product_versions v WHERE tenant_id = $3),
-             'flows', (SELECT json_agg(f ORDER BY key) FROM flows f WHERE tenant_id = $3))",
+             'flows', (SELECT json_agg(f ORDER BY key) FROM flows f WHERE tenant_id = $3),
+             'organizations', (SELECT json_agg(o ORDER BY name) FROM organizations o WHERE tenant_id = $3),
+             'grants', (SELECT json_agg(g ORDER BY kind, key) FROM grants g
+                        JOIN organizations o ON o.id = g.organization_id WHERE o.tenant_id = $3))",
     )
     .bind(v.sale)
     .bind(v.integration)

@@ -58,9 +58,24 @@ pub struct Price {
     #[schema(value_type = i64)]
     pub amount: Minor,
     pub currency: Currency,
-    /// Percent, e.g. 21, 9, 0.
-    #[schema(value_type = String)]
+    /// Percent, e.g. 21, 9, 0: 0 to 100, at most 2 decimals; a JSON number
+    /// or a decimal string such as "5.5" (written back as a string).
+    #[schema(schema_with = percent_schema)]
     pub vat_rate: Decimal,
+}
+
+/// A percent as a JSON number or a decimal string, as `Decimal` reads it.
+fn percent_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Number, Type::String]))
+        .pattern(Some(r"^[0-9]{1,3}(\.[0-9]{1,2})?$"))
+        .minimum(Some(0.0))
+        .maximum(Some(100.0))
+        .description(Some(
+            "Percent, 0 to 100, at most 2 decimals: a number or a string such as \"5.5\"",
+        ))
+        .build()
 }
 
 /// A document that goes with the product (terms, tariff sheet). The checksum

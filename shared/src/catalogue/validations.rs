@@ -33,10 +33,18 @@ pub struct Validations {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<Limit>,
     /// Text kinds: fewest characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::whole::optional_whole_u32"
+    )]
     pub min_length: Option<u32>,
     /// Text kinds: most characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::whole::optional_whole_u32"
+    )]
     pub max_length: Option<u32>,
 }
 
@@ -126,13 +134,28 @@ impl<'de> Deserialize<'de> for Limit {
 
 impl utoipa::PartialSchema for Limit {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        // As `Deserialize` reads it: a number, a decimal string, or a date.
         OneOfBuilder::new()
-            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .minimum(Some(-1e15))
+                    .maximum(Some(1e15)),
+            )
             .item(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .description(Some("a decimal number, or a date as YYYY-MM-DD")),
+                    .pattern(Some(r"^-?[0-9]{1,15}(\.[0-9]{1,13})?$"))
+                    .description(Some("a decimal number")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
+                    .description(Some("a date, YYYY-MM-DD")),
             )
             .into()
     }

@@ -86,6 +86,9 @@ define_ids! {
     TokenId,
     /// A message on the queue; used for de-duplicating redeliveries.
     MessageId,
+    /// A provider's partner (a reseller): what it is granted of the
+    /// provider's catalogue.
+    OrganizationId,
 }
 
 #[cfg(test)]

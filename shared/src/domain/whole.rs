@@ -48,6 +48,17 @@ pub fn optional_whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i
     Ok(Option::<Whole>::deserialize(d)?.map(|w| w.0))
 }
 
+/// `optional_whole` for a `u32` field: a whole number from 0 to `u32::MAX`.
+pub fn optional_whole_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    optional_whole(d)?
+        .map(|v| {
+            u32::try_from(v).map_err(|_| {
+                serde::de::Error::custom(format!("{v} is out of range (0 to {})", u32::MAX))
+            })
+        })
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +76,12 @@ mod tests {
         assert_eq!(parse(r#"{"v": 1e3}"#).unwrap(), 1000);
         assert_eq!(parse(r#"{"v": -0}"#).unwrap(), 0);
         assert_eq!(parse(r#"{"v": 9223372036854775807}"#).unwrap(), i64::MAX);
+        // Read exactly (serde_json's `float_roundtrip`): the fast float
+        // parser made this 2130175252722124.75, "not a whole number".
+        assert_eq!(
+            parse(r#"{"v": 2130175252722125.0}"#).unwrap(),
+            2_130_175_252_722_125
+        );
         for bad in [
             r#"{"v": 1.5}"#,
             r#"{"v": 9223372036854775808}"#,
@@ -92,5 +109,22 @@ mod tests {
         assert_eq!(parse(r#"{}"#).unwrap(), None);
         assert!(parse(r#"{"v": 0.5}"#).is_err());
         assert!(parse(r#"{"v": "7"}"#).is_err());
+    }
+
+    #[test]
+    fn unsigned_whole_numbers_in_any_json_spelling() {
+        #[derive(serde::Deserialize)]
+        struct A {
+            #[serde(default, deserialize_with = "optional_whole_u32")]
+            v: Option<u32>,
+        }
+        let parse = |json: &str| serde_json::from_str::<A>(json).map(|a| a.v);
+        assert_eq!(parse(r#"{"v": 105965897.0}"#).unwrap(), Some(105_965_897));
+        assert_eq!(parse(r#"{"v": 4294967295}"#).unwrap(), Some(u32::MAX));
+        assert_eq!(parse(r#"{"v": null}"#).unwrap(), None);
+        assert_eq!(parse(r#"{}"#).unwrap(), None);
+        for bad in [r#"{"v": -1}"#, r#"{"v": 4294967296}"#, r#"{"v": 1.5}"#] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 }

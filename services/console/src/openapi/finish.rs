@@ -34,6 +34,19 @@ fn add_cross_field_rules(schemas: &mut Map<String, Value>) {
         "required": ["status_url"],
         "properties": {"status_url": {"type": "string"}},
     });
+    // catalogue::Condition is one of `{"equals": {...}}` / `{"in": {...}}`
+    // and nothing beside (serde: an externally tagged enum, no unknown
+    // fields); the derived schema leaves both levels open.
+    if let Some(variants) = schemas["Condition"]["oneOf"].as_array_mut() {
+        for variant in variants {
+            variant["additionalProperties"] = json!(false);
+            if let Some(props) = variant["properties"].as_object_mut() {
+                for inner in props.values_mut() {
+                    inner["additionalProperties"] = json!(false);
+                }
+            }
+        }
+    }
 }
 
 /// Where an id in one answer can be used next.
@@ -154,5 +167,17 @@ const LINKS: &[Link] = &[
         "201",
         "deleteFlow",
         &[("key", "$request.path.key")],
+    ),
+    (
+        "createOrganization",
+        "201",
+        "getOrganization",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createOrganization",
+        "201",
+        "putOrganizationGrants",
+        &[("id", "$response.body#/id")],
     ),
 ];

@@ -27,9 +27,12 @@ use crate::routes::flows::{FlowInput, FlowList};
 use crate::routes::integrations::{
     CreatedIntegration, IntegrationList, IntegrationView, ResumedView, RotatedSecret,
 };
+use crate::routes::organizations::{GrantSet, NewOrganization, OrganizationList, OrganizationView};
 use crate::routes::products::ProductList;
 use crate::routes::webhook::{WebhookInput, WebhookSet};
-use crate::routes::{admin, dead_letters, erasures, flows, integrations, products, webhook};
+use crate::routes::{
+    admin, dead_letters, erasures, flows, integrations, organizations, products, webhook,
+};
 use crate::tenancy::{CreatedTenant, CreatedToken, NewTenant, NewToken};
 use salesync_core::catalogue::{Flow, ProductInput, ProductVersion};
 
@@ -47,6 +50,7 @@ use salesync_core::catalogue::{Flow, ProductInput, ProductVersion};
         (name = "dead-letters", description = "Deliveries that failed for good: inspect, replay, discard"),
         (name = "erasure", description = "A customer's personal data, erased on request"),
         (name = "catalogue", description = "The provider's products (with versions) and flows"),
+        (name = "organizations", description = "The provider's partners and what each may sell"),
         (name = "admin", description = "Operator routes (ADMIN_TOKEN)"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
     ),
@@ -86,6 +90,10 @@ use salesync_core::catalogue::{Flow, ProductInput, ProductVersion};
         flows::put,
         flows::list,
         flows::delete,
+        organizations::create,
+        organizations::list,
+        organizations::get,
+        organizations::put_grants,
     ),
     components(schemas(
         salesync_core::api::error::Envelope,
@@ -101,6 +109,7 @@ use salesync_core::catalogue::{Flow, ProductInput, ProductVersion};
         Peek, PeekedMessage, Purged,
         ErasureRequest, Erased, ErasureList,
         ProductInput, ProductVersion, ProductList, FlowInput, Flow, FlowList,
+        NewOrganization, GrantSet, OrganizationView, OrganizationList,
     ))
 )]
 struct ApiDoc;

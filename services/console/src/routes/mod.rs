@@ -9,6 +9,7 @@ pub mod dead_letters;
 pub mod erasures;
 pub mod flows;
 pub mod integrations;
+pub mod organizations;
 pub mod products;
 pub mod webhook;
 
@@ -55,6 +56,10 @@ pub enum Endpoint {
     PutFlow,
     ListFlows,
     DeleteFlow,
+    CreateOrganization,
+    ListOrganizations,
+    GetOrganization,
+    PutOrganizationGrants,
 }
 
 pub type RouteSpec = salesync_core::api::routes::RouteSpec<Endpoint>;
@@ -175,6 +180,25 @@ pub const ROUTES: &[RouteSpec] = &[
     spec(Method::GET, "/v1/flows", ListFlows, Tenant),
     spec(Method::PUT, "/v1/flows/{key}", PutFlow, Tenant),
     spec(Method::DELETE, "/v1/flows/{key}", DeleteFlow, Tenant),
+    spec(
+        Method::POST,
+        "/v1/organizations",
+        CreateOrganization,
+        Tenant,
+    ),
+    spec(Method::GET, "/v1/organizations", ListOrganizations, Tenant),
+    spec(
+        Method::GET,
+        "/v1/organizations/{id}",
+        GetOrganization,
+        Tenant,
+    ),
+    spec(
+        Method::PUT,
+        "/v1/organizations/{id}/grants",
+        PutOrganizationGrants,
+        Tenant,
+    ),
 ];
 
 /// The router of every route in `ROUTES`.
@@ -216,6 +240,10 @@ fn handler(endpoint: &Endpoint, f: MethodFilter) -> MethodRouter<AppState> {
         PutFlow => on(f, flows::put),
         ListFlows => on(f, flows::list),
         DeleteFlow => on(f, flows::delete),
+        CreateOrganization => on(f, organizations::create),
+        ListOrganizations => on(f, organizations::list),
+        GetOrganization => on(f, organizations::get),
+        PutOrganizationGrants => on(f, organizations::put_grants),
     }
 }
 

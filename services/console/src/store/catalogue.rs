@@ -169,6 +169,16 @@ pub async fn write_flow(
     Ok(inserted || was_withdrawn)
 }
 
+/// The keys of the flows not withdrawn.
+pub async fn flow_keys(conn: &mut PgConnection, tenant: TenantId) -> sqlx::Result<HashSet<String>> {
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT key FROM flows WHERE tenant_id = $1 AND deleted_at IS NULL")
+            .bind(tenant)
+            .fetch_all(conn)
+            .await?;
+    Ok(keys.into_iter().collect())
+}
+
 /// Flows not withdrawn, by key.
 pub async fn flows(conn: &mut PgConnection, tenant: TenantId) -> sqlx::Result<Vec<Flow>> {
     let rows: Vec<(String, String, Vec<String>)> = sqlx::query_as(

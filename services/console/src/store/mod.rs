@@ -7,6 +7,7 @@ pub mod catalogue;
 pub mod dead_letters;
 pub mod erasures;
 pub mod integrations;
+pub mod organizations;
 pub mod pause;
 pub mod tenants;
 

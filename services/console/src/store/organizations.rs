@@ -1,0 +1,122 @@
+//! SQL of the provider's organizations and their grants (migration 0013).
+//! Every query is scoped by `tenant_id` (grants through their organization).
+
+use chrono::{DateTime, Utc};
+use salesync_core::domain::{OrganizationId, TenantId};
+use serde::Serialize;
+use sqlx::PgConnection;
+
+#[derive(sqlx::FromRow, Serialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
+pub struct OrganizationRow {
+    pub id: OrganizationId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `Ok(false)`: the tenant has an organization of that name already.
+pub async fn insert(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: OrganizationId,
+    name: &str,
+) -> sqlx::Result<Option<OrganizationRow>> {
+    sqlx::query_as(
+        "INSERT INTO organizations (id, tenant_id, name) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id, name) DO NOTHING
+         RETURNING id, name, created_at",
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(name)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn list(conn: &mut PgConnection, tenant: TenantId) -> sqlx::Result<Vec<OrganizationRow>> {
+    sqlx::query_as(
+        "SELECT id, name, created_at FROM organizations WHERE tenant_id = $1 ORDER BY name",
+    )
+    .bind(tenant)
+    .fetch_all(conn)
+    .await
+}
+
+/// The organization, locked until the transaction ends (grant changes of
+/// one organization are serialised).
+pub async fn lock(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: OrganizationId,
+) -> sqlx::Result<Option<OrganizationRow>> {
+    sqlx::query_as(
+        "SELECT id, name, created_at FROM organizations
+         WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn get(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: OrganizationId,
+) -> sqlx::Result<Option<OrganizationRow>> {
+    sqlx::query_as(
+        "SELECT id, name, created_at FROM organizations WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The keys granted now (not revoked), of `kind`, sorted.
+pub async fn granted(
+    conn: &mut PgConnection,
+    organization: OrganizationId,
+    kind: &str,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT key FROM grants
+         WHERE organization_id = $1 AND kind = $2 AND revoked_at IS NULL ORDER BY key",
+    )
+    .bind(organization)
+    .bind(kind)
+    .fetch_all(conn)
+    .await
+}
+
+/// Grants exactly `keys` of `kind`: new ones (or revoked ones) granted now,
+/// the others revoked now, those granted already left as they are.
+pub async fn set_grants(
+    conn: &mut PgConnection,
+    organization: OrganizationId,
+    kind: &str,
+    keys: &[String],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE grants SET revoked_at = now()
+         WHERE organization_id = $1 AND kind = $2 AND revoked_at IS NULL
+           AND NOT (key = ANY($3))",
+    )
+    .bind(organization)
+    .bind(kind)
+    .bind(keys)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO grants (organization_id, kind, key)
+         SELECT $1, $2, k FROM UNNEST($3::text[]) AS k
+         ON CONFLICT (organization_id, kind, key) DO UPDATE
+           SET granted_at = now(), revoked_at = NULL
+           WHERE grants.revoked_at IS NOT NULL",
+    )
+    .bind(organization)
+    .bind(kind)
+    .bind(keys)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
