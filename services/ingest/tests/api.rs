@@ -162,12 +162,7 @@ async fn sales_are_idempotent_and_validated() {
     let a = call(&app, "POST", "/v1/sales", t, Some(&bad)).await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
     assert_eq!(a.body["error"]["code"], "validation_failed");
-    let fields: Vec<&str> = a.body["error"]["fields"]
-        .as_array()
-        .expect("fields")
-        .iter()
-        .filter_map(|f| f["field"].as_str())
-        .collect();
+    let fields = common::error_fields(&a.body);
     assert!(fields.contains(&"lines[0].net_amount"), "{fields:?}");
     assert!(fields.contains(&"status"), "{fields:?}");
 
@@ -521,12 +516,7 @@ async fn integrations_keep_their_secrets() {
     bad["conditions"] = json!({"skus_anny": []});
     let a = call(&app, "POST", "/v1/integrations", t, Some(&bad)).await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
-    let fields: Vec<&str> = a.body["error"]["fields"]
-        .as_array()
-        .expect("fields")
-        .iter()
-        .filter_map(|f| f["field"].as_str())
-        .collect();
+    let fields = common::error_fields(&a.body);
     assert_eq!(fields, vec!["target_url", "conditions.skus_anny"]);
 
     // PATCH changes what it names; null clears credentials.

@@ -136,12 +136,7 @@ async fn a_product_that_does_not_hold_together_is_refused_whole() {
     ]);
     let (status, body) = put(&app, &token, "/v1/products/Bad%20Key", &bad).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let fields: Vec<&str> = body["error"]["fields"]
-        .as_array()
-        .expect("fields")
-        .iter()
-        .filter_map(|f| f["field"].as_str())
-        .collect();
+    let fields = common::error_fields(&body);
     for field in [
         "key",
         "price.amount",
@@ -215,12 +210,7 @@ async fn a_flow_names_only_products_of_the_catalogue() {
     let flow = json!({"name": "Door to door", "products": ["fixed-3y", "solar", "gone"]});
     let (status, body) = put(&app, &token, "/v1/flows/door", &flow).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let fields: Vec<&str> = body["error"]["fields"]
-        .as_array()
-        .expect("fields")
-        .iter()
-        .filter_map(|f| f["field"].as_str())
-        .collect();
+    let fields = common::error_fields(&body);
     assert_eq!(
         fields,
         ["products[1]", "products[2]"],

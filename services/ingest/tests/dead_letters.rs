@@ -114,12 +114,7 @@ async fn dead_letters_are_listed_replayed_and_discarded_per_tenant() {
     // Bad parameters: 422 naming each; unknown integration: 404.
     let r = call(&app, "GET", "/v1/dead-letters?limit=0&from=x", t, None).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
-    let fields: Vec<&str> = r.body["error"]["fields"]
-        .as_array()
-        .expect("fields")
-        .iter()
-        .filter_map(|f| f["field"].as_str())
-        .collect();
+    let fields = common::error_fields(&r.body);
     assert_eq!(fields, ["from", "limit"]);
     let r = call(&app, "GET", "/v1/dead-letters?nope=1", t, None).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);

@@ -90,12 +90,7 @@ async fn organizations_are_granted_what_the_catalogue_has_and_revoked_grants_sta
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let fields: Vec<&str> = body["error"]["fields"]
-        .as_array()
-        .expect("fields")
-        .iter()
-        .filter_map(|f| f["field"].as_str())
-        .collect();
+    let fields = common::error_fields(&body);
     assert_eq!(fields, ["products[1]", "flows[0]"]);
     assert_eq!(count(&db.pool, "SELECT count(*) FROM grants").await, 0);
 

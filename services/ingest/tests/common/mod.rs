@@ -309,6 +309,16 @@ pub fn state(pool: &PgPool) -> ApiState {
     }
 }
 
+/// The `field` of each problem of an error answer's body, in order.
+pub fn error_fields(body: &Value) -> Vec<&str> {
+    body["error"]["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .filter_map(|f| f["field"].as_str())
+        .collect()
+}
+
 /// A response: status and JSON body (`Value::Null` when empty or not JSON).
 pub struct Answer {
     pub status: StatusCode,
