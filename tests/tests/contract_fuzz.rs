@@ -18,7 +18,8 @@
 //!
 //! Both need the Python tools deploy/setup.sh installs (`.venv-fuzz`); the
 //! seed and the number of examples are fixed unless `SALESYNC_FUZZ_SEED` /
-//! `SALESYNC_FUZZ_EXAMPLES` say otherwise (docs/testing.md).
+//! `SALESYNC_FUZZ_EXAMPLES` say otherwise (docs/contracts.md, "The OpenAPI
+//! documents").
 
 use std::time::{Duration, Instant};
 
