@@ -43,6 +43,12 @@ pub fn decimal_of(value: &Value) -> Option<Decimal> {
             Decimal::from_str(&text)
                 .or_else(|_| Decimal::from_scientific(&text))
                 .ok()
+                .or_else(|| {
+                    // Smaller than a decimal's 28 places can tell from 0
+                    // (1e-109): 0, as the sale model reads it.
+                    let f = n.as_f64()?;
+                    (f.is_finite() && f.abs() < 1e-28).then_some(Decimal::ZERO)
+                })
         }
         Value::String(s) => {
             let plain = s.strip_prefix('-').unwrap_or(s);
@@ -236,6 +242,8 @@ mod tests {
             (json!(" 1"), None),
             (json!("99999999999999999999999999999999"), None),
             (json!(1e300), None),
+            (json!(1e-109), Some("0")),
+            (json!(-1.103287280735863e-109), Some("0")),
             (json!(true), None),
             (json!(null), None),
             (json!(["1"]), None),
