@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::store;
+use crate::store::catalogue::Kind;
 
 /// A flow as its provider writes it; the key is the path's.
 #[derive(Deserialize, Debug, utoipa::ToSchema)]
@@ -59,7 +60,9 @@ pub async fn put(
     let mut problems = check_flow(&flow);
     let mut tx = state.pool.begin().await?;
     if problems.is_empty() {
-        let known = store::catalogue::product_keys(&mut tx, caller.tenant_id).await?;
+        let known =
+            store::catalogue::live_keys(&mut tx, caller.tenant_id, Kind::Product, &flow.products)
+                .await?;
         problems.extend(
             flow.products
                 .iter()

@@ -4,6 +4,8 @@
 //! may sell, replacing what it had — a key left out is revoked, its grant
 //! kept on record).
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -19,7 +21,8 @@ use sqlx::PgConnection;
 use crate::app::AppState;
 use crate::routes::parse_id;
 use crate::store;
-use crate::store::organizations::OrganizationRow;
+use crate::store::catalogue::Kind;
+use crate::store::organizations::{Granted, OrganizationRow};
 
 #[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -54,16 +57,22 @@ pub struct OrganizationList {
 }
 
 async fn view(conn: &mut PgConnection, row: OrganizationRow) -> sqlx::Result<OrganizationView> {
-    let grants = GrantSet {
-        products: store::organizations::granted(conn, row.id, "product").await?,
-        flows: store::organizations::granted(conn, row.id, "flow").await?,
-    };
-    Ok(OrganizationView {
+    let mut grants = store::organizations::granted(conn, &[row.id]).await?;
+    Ok(with_grants(row, &mut grants))
+}
+
+/// `row` with its entry of `grants` (taken out of the map).
+fn with_grants(
+    row: OrganizationRow,
+    grants: &mut HashMap<OrganizationId, Granted>,
+) -> OrganizationView {
+    let Granted { products, flows } = grants.remove(&row.id).unwrap_or_default();
+    OrganizationView {
         id: row.id,
         name: row.name,
         created_at: row.created_at,
-        grants,
-    })
+        grants: GrantSet { products, flows },
+    }
 }
 
 /// `POST /v1/organizations`
@@ -108,10 +117,12 @@ pub async fn list(
 ) -> Result<Json<OrganizationList>, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let rows = store::organizations::list(&mut conn, caller.tenant_id).await?;
-    let mut organizations = Vec::with_capacity(rows.len());
-    for row in rows {
-        organizations.push(view(&mut conn, row).await?);
-    }
+    let ids: Vec<OrganizationId> = rows.iter().map(|r| r.id).collect();
+    let mut grants = store::organizations::granted(&mut conn, &ids).await?;
+    let organizations = rows
+        .into_iter()
+        .map(|row| with_grants(row, &mut grants))
+        .collect();
     Ok(Json(OrganizationList { organizations }))
 }
 
@@ -163,8 +174,11 @@ pub async fn put_grants(
     let row = store::organizations::lock(&mut tx, caller.tenant_id, id)
         .await?
         .ok_or(ApiError::NotFound("organization"))?;
-    let products = store::catalogue::product_keys(&mut tx, caller.tenant_id).await?;
-    let flows = store::catalogue::flow_keys(&mut tx, caller.tenant_id).await?;
+    let products =
+        store::catalogue::live_keys(&mut tx, caller.tenant_id, Kind::Product, &grants.products)
+            .await?;
+    let flows =
+        store::catalogue::live_keys(&mut tx, caller.tenant_id, Kind::Flow, &grants.flows).await?;
     let mut problems = unknown_keys("products", &grants.products, |k| products.contains(k));
     problems.extend(unknown_keys("flows", &grants.flows, |k| flows.contains(k)));
     if !problems.is_empty() {

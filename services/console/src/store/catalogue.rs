@@ -97,17 +97,35 @@ pub async fn products(
     Ok(rows.into_iter().map(|(Json(p),)| p).collect())
 }
 
-/// The keys of the products not withdrawn.
-pub async fn product_keys(
+/// What a catalogue key names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Product,
+    Flow,
+}
+
+/// Those of `keys` that name a product (or flow) of the catalogue not
+/// withdrawn.
+pub async fn live_keys(
     conn: &mut PgConnection,
     tenant: TenantId,
+    kind: Kind,
+    keys: &[String],
 ) -> sqlx::Result<HashSet<String>> {
-    let keys: Vec<String> =
-        sqlx::query_scalar("SELECT key FROM products WHERE tenant_id = $1 AND deleted_at IS NULL")
-            .bind(tenant)
-            .fetch_all(conn)
-            .await?;
-    Ok(keys.into_iter().collect())
+    let sql = match kind {
+        Kind::Product => {
+            "SELECT key FROM products WHERE tenant_id = $1 AND key = ANY($2) AND deleted_at IS NULL"
+        }
+        Kind::Flow => {
+            "SELECT key FROM flows WHERE tenant_id = $1 AND key = ANY($2) AND deleted_at IS NULL"
+        }
+    };
+    let found: Vec<String> = sqlx::query_scalar(sql)
+        .bind(tenant)
+        .bind(keys)
+        .fetch_all(conn)
+        .await?;
+    Ok(found.into_iter().collect())
 }
 
 pub async fn product_version(
@@ -167,16 +185,6 @@ pub async fn write_flow(
     .fetch_one(conn)
     .await?;
     Ok(inserted || was_withdrawn)
-}
-
-/// The keys of the flows not withdrawn.
-pub async fn flow_keys(conn: &mut PgConnection, tenant: TenantId) -> sqlx::Result<HashSet<String>> {
-    let keys: Vec<String> =
-        sqlx::query_scalar("SELECT key FROM flows WHERE tenant_id = $1 AND deleted_at IS NULL")
-            .bind(tenant)
-            .fetch_all(conn)
-            .await?;
-    Ok(keys.into_iter().collect())
 }
 
 /// Flows not withdrawn, by key.

@@ -1,6 +1,8 @@
 //! SQL of the provider's organizations and their grants (migration 0013).
 //! Every query is scoped by `tenant_id` (grants through their organization).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use salesync_core::domain::{OrganizationId, TenantId};
 use serde::Serialize;
@@ -72,20 +74,34 @@ pub async fn get(
     .await
 }
 
-/// The keys granted now (not revoked), of `kind`, sorted.
+/// What one organization is granted now (not revoked), each list sorted.
+#[derive(Debug, Default)]
+pub struct Granted {
+    pub products: Vec<String>,
+    pub flows: Vec<String>,
+}
+
+/// The grants of `organizations`, in one query.
 pub async fn granted(
     conn: &mut PgConnection,
-    organization: OrganizationId,
-    kind: &str,
-) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "SELECT key FROM grants
-         WHERE organization_id = $1 AND kind = $2 AND revoked_at IS NULL ORDER BY key",
+    organizations: &[OrganizationId],
+) -> sqlx::Result<HashMap<OrganizationId, Granted>> {
+    let rows: Vec<(OrganizationId, String, String)> = sqlx::query_as(
+        "SELECT organization_id, kind, key FROM grants
+         WHERE organization_id = ANY($1) AND revoked_at IS NULL ORDER BY key",
     )
-    .bind(organization)
-    .bind(kind)
+    .bind(organizations)
     .fetch_all(conn)
-    .await
+    .await?;
+    let mut out: HashMap<OrganizationId, Granted> = HashMap::new();
+    for (organization, kind, key) in rows {
+        let entry = out.entry(organization).or_default();
+        match kind.as_str() {
+            "product" => entry.products.push(key),
+            _ => entry.flows.push(key),
+        }
+    }
+    Ok(out)
 }
 
 /// Grants exactly `keys` of `kind`: new ones (or revoked ones) granted now,
