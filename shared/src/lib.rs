@@ -16,6 +16,7 @@
 pub mod amqp;
 pub mod api;
 pub mod catalogue;
+pub mod catalogue_store;
 pub mod config;
 pub mod crypto;
 pub mod db;

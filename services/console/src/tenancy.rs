@@ -114,6 +114,7 @@ pub async fn create_tenant(pool: &PgPool, req: NewTenant) -> Result<CreatedTenan
             hash: &token.hash,
             prefix: &token.display_prefix,
             integration_only: req.integration_only,
+            agent_id: None,
         },
     )
     .await?;
@@ -149,6 +150,7 @@ pub async fn create_token(
             hash: &token.hash,
             prefix: &token.display_prefix,
             integration_only: req.integration_only,
+            agent_id: None,
         },
     )
     .await;

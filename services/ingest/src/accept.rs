@@ -11,7 +11,7 @@
 //! 503; a retry with the same payload is answered `duplicate` with the stored
 //! id, as after any lost answer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use salesync_core::db::HeldConnection;
 use salesync_core::domain::{SaleId, SaleInput, TenantId};
@@ -24,11 +24,29 @@ use crate::store;
 use crate::store::sales::{NewSale, TenantSale};
 use salesync_core::api::error::ErrorBody;
 
+/// A valid sale to store, with what the provider's catalogue said of it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub sale: SaleInput,
+    /// An Agent's order: the version of each product it was checked against
+    /// (`order_check`), kept with the sale.
+    pub versions: Option<BTreeMap<String, u32>>,
+}
+
+impl From<SaleInput> for Incoming {
+    fn from(sale: SaleInput) -> Self {
+        Self {
+            sale,
+            versions: None,
+        }
+    }
+}
+
 /// One tenant's items, in the order they arrived; an `Err` item was rejected
 /// before reaching the database and comes back as `Outcome::Invalid`.
 pub struct TenantItems {
     pub tenant: TenantId,
-    pub items: Vec<Result<SaleInput, ErrorBody>>,
+    pub items: Vec<Result<Incoming, ErrorBody>>,
     /// Per item, the span of the request that sent it: the item's event is
     /// built in it, so the sale's trace continues downstream (a group
     /// commit's items come from different requests). Empty: the current
@@ -60,7 +78,7 @@ fn plan_tenant(t: &TenantItems) -> Planned<'_> {
         .iter()
         .map(|r| {
             r.as_ref()
-                .map(|s| (s.external_id.as_str(), s.payload_hash()))
+                .map(|i| (i.sale.external_id.as_str(), i.sale.payload_hash()))
                 .map_err(Clone::clone)
         })
         .collect();
@@ -68,10 +86,11 @@ fn plan_tenant(t: &TenantItems) -> Planned<'_> {
     let mut new_sales = Vec::with_capacity(plan.unique.len());
     let mut new_items = Vec::with_capacity(plan.unique.len());
     for &i in &plan.unique {
-        if let (Some(Ok(sale)), Some(Ok((_, hash)))) = (t.items.get(i), hashes.get(i)) {
+        if let (Some(Ok(item)), Some(Ok((_, hash)))) = (t.items.get(i), hashes.get(i)) {
             new_sales.push(NewSale {
                 id: SaleId::new(),
-                sale,
+                sale: &item.sale,
+                versions: item.versions.as_ref(),
                 hash: *hash,
             });
             new_items.push(i);

@@ -21,21 +21,21 @@
 use std::time::Duration;
 
 use salesync_core::db::HeldConnection;
-use salesync_core::domain::{SaleInput, TenantId};
+use salesync_core::domain::TenantId;
 use salesync_core::outbox::Handoff;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::accept::{TenantItems, store_sales};
+use crate::accept::{Incoming, TenantItems, store_sales};
 use crate::intake::Outcome;
 use salesync_core::api::ApiError;
 
 /// One handler's sale, waiting for its group.
 struct Pending {
     tenant: TenantId,
-    sale: SaleInput,
+    sale: Incoming,
     reply: oneshot::Sender<Result<Outcome, ApiError>>,
     /// The request's span: the sale's event continues its trace.
     span: tracing::Span,
@@ -71,11 +71,15 @@ impl SaleCommitter {
 
     /// Stores one validated sale with whatever else is queued; answers once
     /// its transaction committed (or failed).
-    pub async fn submit(&self, tenant: TenantId, sale: SaleInput) -> Result<Outcome, ApiError> {
+    pub async fn submit(
+        &self,
+        tenant: TenantId,
+        sale: impl Into<Incoming>,
+    ) -> Result<Outcome, ApiError> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             tenant,
-            sale,
+            sale: sale.into(),
             reply,
             span: tracing::Span::current(),
         };
@@ -123,7 +127,7 @@ pub fn wait_before(last_start: Option<Instant>, now: Instant, interval: Duration
 async fn commit_group(db: &mut HeldConnection, handoff: &Handoff, group: Vec<Pending>) {
     let tenants: Vec<TenantId> = group.iter().map(|p| p.tenant).collect();
     let by_tenant = group_by_tenant(&tenants);
-    let mut sales: Vec<Option<SaleInput>> = Vec::with_capacity(group.len());
+    let mut sales: Vec<Option<Incoming>> = Vec::with_capacity(group.len());
     let mut replies = Vec::with_capacity(group.len());
     let mut spans = Vec::with_capacity(group.len());
     for p in group {

@@ -18,6 +18,7 @@ pub mod events;
 pub mod group_commit;
 pub mod intake;
 pub mod openapi;
+pub mod order_check;
 pub mod routes;
 pub mod status_consumer;
 pub mod status_plan;

@@ -38,6 +38,9 @@ struct Tenant {
     /// Of its product and its flow.
     catalogue_key: String,
     organization: OrganizationId,
+    /// The organization's Agent, and its (integration-only) token.
+    agent: String,
+    agent_token: String,
     dead_letter: DeliveryId,
     credentials: String,
     signing_secrets: Vec<String>,
@@ -159,6 +162,17 @@ async fn provision(app: &Router, pool: &PgPool, name: &str) -> Tenant {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = call(
+        app,
+        "POST",
+        &format!("/v1/organizations/{organization}/agents"),
+        t,
+        Some(&json!({"name": format!("{name} secret agent")})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let agent = r.body["agent"]["id"].as_str().expect("agent").to_string();
+    let agent_token = r.body["token"].as_str().expect("token").to_string();
 
     let sale_external_id = format!("{name}-sale-1");
     let sale = serde_json::to_value(sample_sale(&sale_external_id)).expect("sale");
@@ -177,6 +191,8 @@ async fn provision(app: &Router, pool: &PgPool, name: &str) -> Tenant {
         sale_external_id,
         catalogue_key,
         organization,
+        agent,
+        agent_token,
         dead_letter,
         credentials,
         signing_secrets: vec![second, first],
@@ -287,7 +303,12 @@ async fn tokens_are_hashed_and_secrets_encrypted_at_rest() {
         .fetch_all(&db.pool)
         .await
         .expect("hashes");
-    for t in [&a.token, &a.integration_only_token, &b.token] {
+    for t in [
+        &a.token,
+        &a.integration_only_token,
+        &a.agent_token,
+        &b.token,
+    ] {
         assert!(
             hashes.contains(&tokens::hash(t)),
             "token not stored as its hash"
@@ -299,6 +320,7 @@ async fn tokens_are_hashed_and_secrets_encrypted_at_rest() {
         let secrets = [
             &t.token,
             &t.integration_only_token,
+            &t.agent_token,
             &t.credentials,
             &t.webhook_secret,
         ]
@@ -386,9 +408,11 @@ fn probes(route: &Route, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
                 | Control(C::ResumeIntegration)
                 | Control(C::AdminPauseIntegration)
                 | Control(C::AdminResumeIntegration) => victim.integration.to_string(),
-                Control(C::GetOrganization) | Control(C::PutOrganizationGrants) => {
-                    victim.organization.to_string()
-                }
+                Control(C::GetOrganization)
+                | Control(C::PutOrganizationGrants)
+                | Control(C::CreateAgent)
+                | Control(C::ListAgents) => victim.organization.to_string(),
+                Control(C::RotateAgentToken) | Control(C::RevokeAgentToken) => victim.agent.clone(),
                 _ => victim.sale.to_string(),
             },
         )
@@ -550,6 +574,14 @@ fn probes(route: &Route, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
             Some(json!({"products": [attacker.catalogue_key], "flows": []})),
             NotFound,
         )],
+        Control(C::CreateAgent) => vec![probe(path, Some(json!({"name": "mole"})), NotFound)],
+        Control(C::ListAgents) | Control(C::RotateAgentToken) | Control(C::RevokeAgentToken) => {
+            vec![probe(path, None, NotFound)]
+        }
+        // Who the attacker's own token is; an Agent's own granted catalogue.
+        Control(C::GetIntegrationAccess) | Control(C::GetGrantedCatalogue) => {
+            vec![probe(path, None, OwnDataOnly)]
+        }
     }
 }
 
@@ -564,6 +596,9 @@ fn victim_markers(v: &Tenant) -> Vec<String> {
         format!("{} secret tariff", v.name),
         format!("{} secret script", v.name),
         v.organization.to_string(),
+        v.agent.clone(),
+        format!("{} secret agent", v.name),
+        v.agent_token.clone(),
         "a.books.example".to_string(),
         "a.example/status".to_string(),
         v.token.clone(),
@@ -592,6 +627,9 @@ async fn victim_state(pool: &PgPool, v: &Tenant) -> Value {
              'versions', (SELECT json_agg(v ORDER BY key, version) FROM product_versions v WHERE tenant_id = $3),
              'flows', (SELECT json_agg(f ORDER BY key) FROM flows f WHERE tenant_id = $3),
              'organizations', (SELECT json_agg(o ORDER BY name) FROM organizations o WHERE tenant_id = $3),
+             'agents', (SELECT json_agg(a ORDER BY name) FROM agents a WHERE tenant_id = $3),
+             'agent_tokens', (SELECT json_agg(t ORDER BY id) FROM api_tokens t
+                              WHERE tenant_id = $3 AND agent_id IS NOT NULL),
              'grants', (SELECT json_agg(g ORDER BY kind, key) FROM grants g
                         JOIN organizations o ON o.id = g.organization_id WHERE o.tenant_id = $3))",
     )
@@ -618,7 +656,11 @@ async fn every_route_refuses_another_tenants_ids() {
     let routes = routes();
     for route in &routes {
         for p in probes(route, &victim, &attacker) {
-            for token in [&attacker.token, &attacker.integration_only_token] {
+            for token in [
+                &attacker.token,
+                &attacker.integration_only_token,
+                &attacker.agent_token,
+            ] {
                 let r = call(
                     &app,
                     p.method.as_str(),
@@ -631,7 +673,7 @@ async fn every_route_refuses_another_tenants_ids() {
                     "{} {} ({:?}) → {}: {}",
                     p.method, p.path, p.expect, r.status, r.text
                 );
-                let integration_only = token == &attacker.integration_only_token;
+                let integration_only = token != &attacker.token;
                 let forbidden = integration_only
                     && !matches!(route.access, Access::TenantOrIntegration | Access::Public);
                 match p.expect {
@@ -655,7 +697,7 @@ async fn every_route_refuses_another_tenants_ids() {
             }
         }
     }
-    assert!(probed >= 2 * routes.len(), "every route probed ({probed})");
+    assert!(probed >= 3 * routes.len(), "every route probed ({probed})");
 
     // Nothing of the victim's changed…
     assert_eq!(victim_state(&db.pool, &victim).await, before);

@@ -28,7 +28,7 @@ fn sale(external_id: &str, status: &str) -> SaleInput {
 fn items(tenant: TenantId, sales: Vec<SaleInput>) -> TenantItems {
     TenantItems {
         tenant,
-        items: sales.into_iter().map(Ok).collect(),
+        items: sales.into_iter().map(|s| Ok(s.into())).collect(),
         spans: Vec::new(),
     }
 }

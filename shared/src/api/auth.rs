@@ -16,7 +16,7 @@ use axum::http::request::Parts;
 
 use super::token_cache::CachedToken;
 use super::{ApiError, AuthState, tokens_store};
-use crate::domain::{TenantId, TokenId};
+use crate::domain::{OrganizationId, TenantId, TokenId};
 use crate::tokens;
 
 /// An authenticated tenant token.
@@ -25,6 +25,10 @@ pub struct Caller {
     pub tenant_id: TenantId,
     pub token_id: TokenId,
     pub integration_only: bool,
+    /// The partner organization of an Agent's token (always
+    /// integration-only): orders it places are checked against what the
+    /// organization is granted.
+    pub organization_id: Option<OrganizationId>,
 }
 
 impl<S> FromRequestParts<S> for Caller
@@ -42,6 +46,7 @@ where
             tenant_id: found.tenant_id,
             token_id: found.id,
             integration_only: found.integration_only,
+            organization_id: found.organization_id,
         };
         tracing::Span::current().record("tenant_id", tracing::field::display(caller.tenant_id));
         // Every tenant request costs one token; a batch pays for its other sales itself.
@@ -79,6 +84,7 @@ async fn active_token(state: &AuthState, hash: Vec<u8>) -> Result<CachedToken, A
         id: found.id,
         tenant_id: found.tenant_id,
         integration_only: found.integration_only,
+        organization_id: found.organization_id,
     };
     state.token_cache.put(hash, t, Instant::now());
     Ok(t)

@@ -25,6 +25,11 @@ pub enum ApiError {
     Unauthorized,
     #[error("this token is limited to integration routes and may not call this one")]
     Forbidden,
+    /// A route for a partner's Agent token, called with another token.
+    #[error(
+        "only an Agent's token (issued by the provider for your organization) may call this route"
+    )]
+    AgentTokenRequired,
     /// `what` names the missing thing ("sale", "integration", "route" …).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -80,7 +85,7 @@ impl ApiError {
             ApiError::InvalidJson { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::AgentTokenRequired => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::SaleConflict { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -99,6 +104,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden => "forbidden",
+            ApiError::AgentTokenRequired => "agent_token_required",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::SaleConflict { .. } => "sale_conflict",
@@ -183,6 +189,7 @@ mod tests {
             ),
             (ApiError::Unauthorized, 401, "unauthorized"),
             (ApiError::Forbidden, 403, "forbidden"),
+            (ApiError::AgentTokenRequired, 403, "agent_token_required"),
             (ApiError::NotFound("sale"), 404, "not_found"),
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
             (

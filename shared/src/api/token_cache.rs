@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::domain::{TenantId, TokenId};
+use crate::domain::{OrganizationId, TenantId, TokenId};
 
 /// What authentication needs of an active token.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,6 +20,7 @@ pub struct CachedToken {
     pub id: TokenId,
     pub tenant_id: TenantId,
     pub integration_only: bool,
+    pub organization_id: Option<OrganizationId>,
 }
 
 pub struct TokenCache {
@@ -103,6 +104,7 @@ mod tests {
             id: TokenId::new(),
             tenant_id: TenantId::new(),
             integration_only: false,
+            organization_id: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! API token lookups for authentication, and revocation.
 
-use crate::domain::{TenantId, TokenId};
+use crate::domain::{OrganizationId, TenantId, TokenId};
 use sqlx::PgPool;
 
 /// An active (not revoked) token.
@@ -9,6 +9,8 @@ pub struct ActiveToken {
     pub id: TokenId,
     pub tenant_id: TenantId,
     pub integration_only: bool,
+    /// The partner organization, when the token is an Agent's.
+    pub organization_id: Option<OrganizationId>,
     /// `last_used_at` is unset or older than a minute: worth refreshing.
     pub stale_last_used: bool,
 }
@@ -16,9 +18,11 @@ pub struct ActiveToken {
 /// The active token with this SHA-256, if any.
 pub async fn find_active(pool: &PgPool, hash: &[u8]) -> sqlx::Result<Option<ActiveToken>> {
     sqlx::query_as(
-        "SELECT id, tenant_id, integration_only,
-                (last_used_at IS NULL OR last_used_at < now() - interval '1 minute') AS stale_last_used
-         FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        "SELECT t.id, t.tenant_id, t.integration_only, a.organization_id,
+                (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute')
+                  AS stale_last_used
+         FROM api_tokens t LEFT JOIN agents a ON a.id = t.agent_id
+         WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
     )
     .bind(hash)
     .fetch_optional(pool)

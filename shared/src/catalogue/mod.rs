@@ -32,7 +32,7 @@ pub use flow::{Flow, check_flow};
 pub use listing::{Catalogue, check_catalogue};
 pub use mapping::{AnswerSource, FlowMapping, QuestionMapping};
 pub use mapping_check::{Mismatch, MismatchKind, Severity, check_mapping};
-pub use order_check::{Grants, Order, OrderLine, check_order};
+pub use order_check::{Grants, Order, OrderLine, check_order, versions_used};
 pub use pattern::Pattern;
 pub use product::{
     Attachment, Price, ProductInput, ProductVersion, Revision, check_answers, check_product, revise,

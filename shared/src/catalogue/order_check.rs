@@ -14,7 +14,7 @@ use super::flow::Flow;
 use super::key::clip;
 use super::listing::Catalogue;
 use super::product::{check_answers, under};
-use crate::domain::FieldError;
+use crate::domain::{FieldError, SaleInput};
 
 /// What B granted one partner organization.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq, utoipa::ToSchema)]
@@ -47,6 +47,46 @@ pub struct OrderLine {
     /// Keyed by B's question key.
     #[serde(default)]
     pub answers: BTreeMap<String, Value>,
+}
+
+impl Order {
+    /// The catalogue side of a sale: its flow, and each line's product and
+    /// answers.
+    #[must_use]
+    pub fn of_sale(sale: &SaleInput) -> Self {
+        Order {
+            flow: sale.flow.clone(),
+            lines: sale
+                .lines
+                .iter()
+                .map(|l| OrderLine {
+                    product_ref: l.product_ref.clone(),
+                    answers: l.answers.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The product keys the order names, each once.
+    #[must_use]
+    pub fn product_keys(&self) -> BTreeSet<&str> {
+        self.lines
+            .iter()
+            .filter_map(|l| l.product_ref.as_deref())
+            .collect()
+    }
+}
+
+/// The version of each product of `order` found in `catalogue`, by key:
+/// what an accepted order records, so the sale keeps the version it was
+/// made with.
+#[must_use]
+pub fn versions_used(catalogue: &Catalogue, order: &Order) -> BTreeMap<String, u32> {
+    order
+        .product_keys()
+        .into_iter()
+        .filter_map(|k| catalogue.product(k).map(|p| (k.to_string(), p.version)))
+        .collect()
 }
 
 /// Every reason B refuses `order` from an organization holding `grants`;

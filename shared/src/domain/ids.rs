@@ -89,6 +89,9 @@ define_ids! {
     /// A provider's partner (a reseller): what it is granted of the
     /// provider's catalogue.
     OrganizationId,
+    /// A provider's user that exists only for one organization's
+    /// integration; its token is integration-only.
+    AgentId,
 }
 
 #[cfg(test)]

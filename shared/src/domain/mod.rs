@@ -10,7 +10,9 @@ pub mod validation;
 pub mod whole;
 
 pub use currency::Currency;
-pub use ids::{DeliveryId, IntegrationId, MessageId, OrganizationId, SaleId, TenantId, TokenId};
+pub use ids::{
+    AgentId, DeliveryId, IntegrationId, MessageId, OrganizationId, SaleId, TenantId, TokenId,
+};
 pub use money::{Minor, line_net, round_half_up, vat_of};
 /// Re-exported so dependent crates can build sales without depending on
 /// `rust_decimal` themselves.

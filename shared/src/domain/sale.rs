@@ -50,6 +50,9 @@ pub struct SaleInput {
     /// A `BTreeMap` so serialization (and therefore `payload_hash`) is canonical.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// The provider's flow an order was placed through (tenant-to-tenant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -97,6 +100,9 @@ pub struct SaleLine {
     pub net_amount: Minor,
     #[serde(deserialize_with = "minor_units")]
     pub vat_amount: Minor,
+    /// Answers to the provider's questions, by question key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub answers: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

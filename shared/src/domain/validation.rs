@@ -578,6 +578,7 @@ fn dec(mantissa: i64, scale: u32) -> Decimal {
 #[must_use]
 pub fn sample_sale(external_id: &str) -> SaleInput {
     SaleInput {
+        flow: None,
         external_id: external_id.to_owned(),
         sale_number: Some("R-000123".to_owned()),
         location_id: Some("store-amsterdam".to_owned()),
@@ -601,6 +602,7 @@ pub fn sample_sale(external_id: &str) -> SaleInput {
         }),
         lines: vec![
             SaleLine {
+                answers: Default::default(),
                 line_id: Some("1".to_owned()),
                 sku: "COF-001".to_owned(),
                 name: "Coffee beans 1 kg".to_owned(),
@@ -614,6 +616,7 @@ pub fn sample_sale(external_id: &str) -> SaleInput {
                 vat_amount: 420,
             },
             SaleLine {
+                answers: Default::default(),
                 line_id: Some("2".to_owned()),
                 sku: "BRD-002".to_owned(),
                 name: "Sourdough bread".to_owned(),

@@ -180,4 +180,28 @@ const LINKS: &[Link] = &[
         "putOrganizationGrants",
         &[("id", "$response.body#/id")],
     ),
+    (
+        "createOrganization",
+        "201",
+        "createAgent",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createOrganization",
+        "201",
+        "listAgents",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createAgent",
+        "201",
+        "rotateAgentToken",
+        &[("id", "$response.body#/agent/id")],
+    ),
+    (
+        "createAgent",
+        "201",
+        "revokeAgentToken",
+        &[("id", "$response.body#/agent/id")],
+    ),
 ];

@@ -21,9 +21,13 @@ use crate::erasure::{Erased, ErasureRequest};
 use crate::integration_input::{IntegrationInput, IntegrationPatch};
 use crate::pause::PauseInput;
 use crate::routes::admin::Purged;
+use crate::routes::agents::{AgentList, AgentTokenView, AgentView, AgentWithToken, NewAgent};
 use crate::routes::dead_letters::DiscardRequest;
 use crate::routes::erasures::ErasureList;
 use crate::routes::flows::{FlowInput, FlowList};
+use crate::routes::integration::{
+    Account, GrantedCatalogue, GrantedCounts, IntegrationAccess, OrganizationRef, TokenKind,
+};
 use crate::routes::integrations::{
     CreatedIntegration, IntegrationList, IntegrationView, ResumedView, RotatedSecret,
 };
@@ -31,7 +35,8 @@ use crate::routes::organizations::{GrantSet, NewOrganization, OrganizationList, 
 use crate::routes::products::ProductList;
 use crate::routes::webhook::{WebhookInput, WebhookSet};
 use crate::routes::{
-    admin, dead_letters, erasures, flows, integrations, organizations, products, webhook,
+    admin, agents, dead_letters, erasures, flows, integration, integrations, organizations,
+    products, webhook,
 };
 use crate::tenancy::{CreatedTenant, CreatedToken, NewTenant, NewToken};
 use salesync_core::catalogue::{Flow, ProductInput, ProductVersion};
@@ -41,7 +46,7 @@ use salesync_core::catalogue::{Flow, ProductInput, ProductVersion};
     info(
         title = "salesync console API (control plane)",
         version = "1.0.0",
-        description = "Tenants, tokens, integrations, the tenant webhook, dead letters, erasure and the operator's routes; sales go to ingest (its own document). Errors are always `{\"error\": {\"code\", \"message\", \"fields\"?}}`; `code` is stable, `fields` names every field at fault. No string may contain NUL (U+0000). See docs/contracts.md."
+        description = "Tenants, tokens, integrations, the catalogue, organizations and their Agents, the partner's integration endpoints, the tenant webhook, dead letters, erasure and the operator's routes; sales go to ingest (its own document). Errors are always `{\"error\": {\"code\", \"message\", \"fields\"?}}`; `code` is stable, `fields` names every field at fault. No string may contain NUL (U+0000). See docs/contracts.md."
     ),
     servers((url = "http://127.0.0.1:8081")),
     tags(
@@ -50,7 +55,8 @@ use salesync_core::catalogue::{Flow, ProductInput, ProductVersion};
         (name = "dead-letters", description = "Deliveries that failed for good: inspect, replay, discard"),
         (name = "erasure", description = "A customer's personal data, erased on request"),
         (name = "catalogue", description = "The provider's products (with versions) and flows"),
-        (name = "organizations", description = "The provider's partners and what each may sell"),
+        (name = "organizations", description = "The provider's partners, what each may sell, and their Agent users"),
+        (name = "integration", description = "What a partner's token reaches: who it is, and (an Agent's) the granted catalogue"),
         (name = "admin", description = "Operator routes (ADMIN_TOKEN)"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
     ),
@@ -94,6 +100,12 @@ use salesync_core::catalogue::{Flow, ProductInput, ProductVersion};
         organizations::list,
         organizations::get,
         organizations::put_grants,
+        agents::create,
+        agents::list,
+        agents::rotate_token,
+        agents::revoke_token,
+        integration::access,
+        integration::catalogue,
     ),
     components(schemas(
         salesync_core::api::error::Envelope,
@@ -110,6 +122,8 @@ use salesync_core::catalogue::{Flow, ProductInput, ProductVersion};
         ErasureRequest, Erased, ErasureList,
         ProductInput, ProductVersion, ProductList, FlowInput, Flow, FlowList,
         NewOrganization, GrantSet, OrganizationView, OrganizationList,
+        NewAgent, AgentView, AgentTokenView, AgentList, AgentWithToken,
+        IntegrationAccess, Account, TokenKind, OrganizationRef, GrantedCounts, GrantedCatalogue,
     ))
 )]
 struct ApiDoc;

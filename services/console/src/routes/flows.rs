@@ -101,7 +101,7 @@ pub async fn list(
     caller: Caller,
 ) -> Result<Json<FlowList>, ApiError> {
     let mut conn = state.pool.acquire().await?;
-    let flows = store::catalogue::flows(&mut conn, caller.tenant_id).await?;
+    let flows = salesync_core::catalogue_store::flows(&mut conn, caller.tenant_id, None).await?;
     Ok(Json(FlowList { flows }))
 }
 

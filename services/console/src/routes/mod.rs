@@ -5,9 +5,11 @@
 //! below.
 
 pub mod admin;
+pub mod agents;
 pub mod dead_letters;
 pub mod erasures;
 pub mod flows;
+pub mod integration;
 pub mod integrations;
 pub mod organizations;
 pub mod products;
@@ -60,6 +62,12 @@ pub enum Endpoint {
     ListOrganizations,
     GetOrganization,
     PutOrganizationGrants,
+    CreateAgent,
+    ListAgents,
+    RotateAgentToken,
+    RevokeAgentToken,
+    GetIntegrationAccess,
+    GetGrantedCatalogue,
 }
 
 pub type RouteSpec = salesync_core::api::routes::RouteSpec<Endpoint>;
@@ -199,6 +207,42 @@ pub const ROUTES: &[RouteSpec] = &[
         PutOrganizationGrants,
         Tenant,
     ),
+    spec(
+        Method::POST,
+        "/v1/organizations/{id}/agents",
+        CreateAgent,
+        Tenant,
+    ),
+    spec(
+        Method::GET,
+        "/v1/organizations/{id}/agents",
+        ListAgents,
+        Tenant,
+    ),
+    spec(
+        Method::POST,
+        "/v1/agents/{id}/token",
+        RotateAgentToken,
+        Tenant,
+    ),
+    spec(
+        Method::DELETE,
+        "/v1/agents/{id}/token",
+        RevokeAgentToken,
+        Tenant,
+    ),
+    spec(
+        Method::GET,
+        "/v1/integration",
+        GetIntegrationAccess,
+        TenantOrIntegration,
+    ),
+    spec(
+        Method::GET,
+        "/v1/integration/catalogue",
+        GetGrantedCatalogue,
+        TenantOrIntegration,
+    ),
 ];
 
 /// The router of every route in `ROUTES`.
@@ -244,6 +288,12 @@ fn handler(endpoint: &Endpoint, f: MethodFilter) -> MethodRouter<AppState> {
         ListOrganizations => on(f, organizations::list),
         GetOrganization => on(f, organizations::get),
         PutOrganizationGrants => on(f, organizations::put_grants),
+        CreateAgent => on(f, agents::create),
+        ListAgents => on(f, agents::list),
+        RotateAgentToken => on(f, agents::rotate_token),
+        RevokeAgentToken => on(f, agents::revoke_token),
+        GetIntegrationAccess => on(f, integration::access),
+        GetGrantedCatalogue => on(f, integration::catalogue),
     }
 }
 
@@ -275,14 +325,18 @@ mod tests {
     }
 
     #[test]
-    fn integration_only_tokens_reach_no_control_plane_route() {
-        for r in ROUTES {
-            assert!(
-                !integration_token_allowed(&r.method, Some(r.path)),
-                "{} {}",
-                r.method,
-                r.path
-            );
-        }
+    fn integration_only_tokens_reach_only_the_partner_routes() {
+        let allowed: Vec<(Method, &str)> = ROUTES
+            .iter()
+            .filter(|r| integration_token_allowed(&r.method, Some(r.path)))
+            .map(|r| (r.method.clone(), r.path))
+            .collect();
+        assert_eq!(
+            allowed,
+            [
+                (Method::GET, "/v1/integration"),
+                (Method::GET, "/v1/integration/catalogue"),
+            ]
+        );
     }
 }

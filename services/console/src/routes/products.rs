@@ -78,7 +78,8 @@ pub async fn list(
     caller: Caller,
 ) -> Result<Json<ProductList>, ApiError> {
     let mut conn = state.pool.acquire().await?;
-    let products = store::catalogue::products(&mut conn, caller.tenant_id).await?;
+    let products =
+        salesync_core::catalogue_store::products(&mut conn, caller.tenant_id, None).await?;
     Ok(Json(ProductList { products }))
 }
 

@@ -78,25 +78,6 @@ pub async fn write_version(
     .map(|_| ())
 }
 
-/// The current version of every product not withdrawn, by key.
-pub async fn products(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-) -> sqlx::Result<Vec<ProductVersion>> {
-    let rows: Vec<(Json<ProductVersion>,)> = sqlx::query_as(
-        "SELECT v.body
-         FROM products p
-         JOIN product_versions v
-           ON v.tenant_id = p.tenant_id AND v.key = p.key AND v.version = p.current_version
-         WHERE p.tenant_id = $1 AND p.deleted_at IS NULL
-         ORDER BY p.key",
-    )
-    .bind(tenant)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(|(Json(p),)| p).collect())
-}
-
 /// What a catalogue key names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -185,25 +166,6 @@ pub async fn write_flow(
     .fetch_one(conn)
     .await?;
     Ok(inserted || was_withdrawn)
-}
-
-/// Flows not withdrawn, by key.
-pub async fn flows(conn: &mut PgConnection, tenant: TenantId) -> sqlx::Result<Vec<Flow>> {
-    let rows: Vec<(String, String, Vec<String>)> = sqlx::query_as(
-        "SELECT key, name, products FROM flows
-         WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY key",
-    )
-    .bind(tenant)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(key, name, products)| Flow {
-            key,
-            name,
-            products,
-        })
-        .collect())
 }
 
 /// Withdraws the flow; `false` when there is none, or it is withdrawn.

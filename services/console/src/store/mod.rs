@@ -3,6 +3,7 @@
 //! transaction boundaries; every query on tenant data is scoped by
 //! `tenant_id`.
 
+pub mod agents;
 pub mod catalogue;
 pub mod dead_letters;
 pub mod erasures;

@@ -1,7 +1,7 @@
 //! Tenants, their API tokens (stored as hash + display prefix only) and
 //! their status webhook.
 
-use salesync_core::domain::{TenantId, TokenId};
+use salesync_core::domain::{AgentId, TenantId, TokenId};
 use sqlx::PgConnection;
 
 pub async fn insert_tenant(conn: &mut PgConnection, id: TenantId, name: &str) -> sqlx::Result<()> {
@@ -27,12 +27,15 @@ pub struct NewTokenRow<'a> {
     pub hash: &'a [u8],
     pub prefix: &'a str,
     pub integration_only: bool,
+    /// Set for an Agent's token (which must be integration-only).
+    pub agent_id: Option<AgentId>,
 }
 
 pub async fn insert_token(conn: &mut PgConnection, t: &NewTokenRow<'_>) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO api_tokens (id, tenant_id, name, token_hash, token_prefix, integration_only)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO api_tokens (id, tenant_id, name, token_hash, token_prefix, integration_only,
+                                 agent_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(t.id)
     .bind(t.tenant_id)
@@ -40,6 +43,7 @@ pub async fn insert_token(conn: &mut PgConnection, t: &NewTokenRow<'_>) -> sqlx:
     .bind(t.hash)
     .bind(t.prefix)
     .bind(t.integration_only)
+    .bind(t.agent_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -60,4 +64,12 @@ pub async fn set_webhook(
             .execute(conn)
             .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The tenant's display name.
+pub async fn name(conn: &mut PgConnection, id: TenantId) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }

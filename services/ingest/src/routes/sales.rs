@@ -17,10 +17,11 @@ use salesync_core::outbox;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::accept::{TenantItems, store_sales};
+use crate::accept::{Incoming, TenantItems, store_sales};
 use crate::app::AppState;
 use crate::events::{sale_event, sale_with_status};
 use crate::intake::Outcome;
+use crate::order_check::Granted;
 use crate::routes::parse_id;
 use crate::store;
 use crate::store::sales::{LookupRow, SaleDetail};
@@ -46,7 +47,7 @@ pub struct Accepted {
 #[utoipa::path(
     post, path = "/v1/sales", tag = "sales", operation_id = "createSale",
     summary = "Submit a sale (idempotent by external_id)",
-    description = "Allowed for integration-only tokens. Emits `sale.ingested` when created. The figures must add up (lines, VAT, totals, payments); every problem is named in `fields`.",
+    description = "Allowed for integration-only tokens. Emits `sale.ingested` when created. The figures must add up (lines, VAT, totals, payments); every problem is named in `fields`. From a partner's Agent token the sale is an order and is also checked against the provider's catalogue as the Agent's organization is granted it: `flow` must be a granted flow, each line's `product_ref` a granted, active product sold through it, and each line's `answers` must satisfy the product's questions (required, type, options, validations, conditions); the sale then records the version of each product (`catalogue_versions`).",
     request_body = SaleInputSchema,
     responses(
         (status = 201, description = "Created", body = Accepted),
@@ -62,8 +63,20 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     validate_sale(&sale).map_err(ApiError::Validation)?;
     let external_id = sale.external_id.clone();
+    let versions = match caller.organization_id {
+        Some(org) => Some(
+            Granted::load(&state.pool, caller.tenant_id, org, &[&sale])
+                .await?
+                .check(&sale)
+                .map_err(ApiError::Validation)?,
+        ),
+        None => None,
+    };
     // Stored together with the other single sales waiting (group commit).
-    let outcome = state.committer.submit(caller.tenant_id, sale).await?;
+    let outcome = state
+        .committer
+        .submit(caller.tenant_id, Incoming { sale, versions })
+        .await?;
     let (code, id, status, duplicate) = match outcome {
         Outcome::Created { id, status } => (StatusCode::CREATED, id, status, false),
         Outcome::Duplicate { id, status } => (StatusCode::OK, id, status, true),
@@ -143,13 +156,31 @@ pub async fn create_batch(
                 .map(str::to_string)
         })
         .collect();
-    let items: Vec<Result<SaleInput, ErrorBody>> = req
+    let sales: Vec<Result<SaleInput, ErrorBody>> = req
         .sales
         .into_iter()
         .map(|v| {
             let sale: SaleInput = from_value(v).map_err(|e| e.body())?;
             validate_sale(&sale).map_err(|f| ApiError::Validation(f).body())?;
             Ok(sale)
+        })
+        .collect();
+    let granted = match caller.organization_id {
+        Some(org) => {
+            let valid: Vec<&SaleInput> = sales.iter().filter_map(|s| s.as_ref().ok()).collect();
+            Some(Granted::load(&state.pool, caller.tenant_id, org, &valid).await?)
+        }
+        None => None,
+    };
+    let items: Vec<Result<Incoming, ErrorBody>> = sales
+        .into_iter()
+        .map(|sale| {
+            let sale = sale?;
+            let versions = match &granted {
+                Some(g) => Some(g.check(&sale).map_err(|f| ApiError::Validation(f).body())?),
+                None => None,
+            };
+            Ok(Incoming { sale, versions })
         })
         .collect();
     let tenant = [TenantItems {

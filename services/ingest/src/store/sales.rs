@@ -2,11 +2,12 @@
 //! number of sales, with their history rows and events), the status-change
 //! lock, lookups, and the full detail view.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use salesync_core::domain::{DeliveryId, IntegrationId, SaleId, SaleInput, TenantId};
 use serde::Serialize;
+use serde_json::Value;
 use sqlx::PgConnection;
 
 use salesync_core::outbox::{Handoff, OutboxColumns, OutboxMessage};
@@ -18,6 +19,8 @@ pub use salesync_core::api::attempts::AttemptEntry;
 pub struct NewSale<'a> {
     pub id: SaleId,
     pub sale: &'a SaleInput,
+    /// An Agent's order: the version of each product it was checked against.
+    pub versions: Option<&'a BTreeMap<String, u32>>,
     pub hash: [u8; 32],
 }
 
@@ -95,6 +98,7 @@ pub async fn insert_new(
     let mut gross = Vec::with_capacity(n);
     let mut occurred = Vec::with_capacity(n);
     let mut dates = Vec::<NaiveDate>::with_capacity(n);
+    let mut versions = Vec::<Option<Value>>::with_capacity(n);
     for s in &order {
         let sale = s.new.sale;
         tenants.push(s.tenant);
@@ -107,6 +111,7 @@ pub async fn insert_new(
         gross.push(sale.totals.gross);
         occurred.push(sale.occurred_at);
         dates.push(sale.business_date);
+        versions.push(s.new.versions.map(|v| serde_json::json!(v)));
     }
     let events = OutboxColumns::new(order.iter().map(|s| &s.event));
     // The existing rows come from the statement's snapshot; a row another
@@ -117,14 +122,14 @@ pub async fn insert_new(
         "WITH input AS (
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::jsonb[],
                                   $6::text[], $7::text[], $8::int8[], $9::timestamptz[],
-                                  $10::date[]) WITH ORDINALITY
+                                  $10::date[], $17::jsonb[]) WITH ORDINALITY
                   AS u(tenant_id, id, external_id, payload_hash, sale, status, currency, gross,
-                       occurred_at, business_date, n)),
+                       occurred_at, business_date, catalogue_versions, n)),
          created AS (
              INSERT INTO sales (id, tenant_id, external_id, payload_hash, sale, status, currency,
-                                gross, occurred_at, business_date)
+                                gross, occurred_at, business_date, catalogue_versions)
              SELECT id, tenant_id, external_id, payload_hash, sale, status, currency, gross,
-                    occurred_at, business_date
+                    occurred_at, business_date, catalogue_versions
              FROM input ORDER BY n
              ON CONFLICT (tenant_id, external_id) DO NOTHING
              RETURNING id, tenant_id, external_id, status, payload_hash),
@@ -168,6 +173,7 @@ pub async fn insert_new(
     .bind(events.headers)
     .bind(events.bodies)
     .bind(Handoff::lease_secs())
+    .bind(&versions)
     .fetch_all(&mut *conn)
     .await?;
     let mut held: HashMap<(TenantId, String), HeldSale> = rows
@@ -324,6 +330,12 @@ pub struct SaleDetail {
     /// When the customer's personal data was erased (absent: never).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub personal_data_erased_at: Option<DateTime<Utc>>,
+    /// An order a partner's Agent placed: the version of each product of
+    /// the catalogue it was checked against, by product key (absent for
+    /// other sales).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BTreeMap<String, u32>>)]
+    pub catalogue_versions: Option<serde_json::Value>,
     pub status_history: Vec<HistoryEntry>,
     pub decisions: Vec<DecisionEntry>,
     pub deliveries: Vec<DeliveryEntry>,
@@ -338,6 +350,7 @@ struct SaleRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     personal_data_erased_at: Option<DateTime<Utc>>,
+    catalogue_versions: Option<serde_json::Value>,
 }
 
 /// The tenant's sale with its history, forwarding decisions and deliveries
@@ -348,7 +361,8 @@ pub async fn detail(
     id: SaleId,
 ) -> sqlx::Result<Option<SaleDetail>> {
     let Some(sale) = sqlx::query_as::<_, SaleRow>(
-        "SELECT id, external_id, status, sale, created_at, updated_at, personal_data_erased_at
+        "SELECT id, external_id, status, sale, created_at, updated_at, personal_data_erased_at,
+                catalogue_versions
          FROM sales WHERE id = $1 AND tenant_id = $2",
     )
     .bind(id)
@@ -412,6 +426,7 @@ pub async fn detail(
         sale: sale.sale,
         created_at: sale.created_at,
         updated_at: sale.updated_at,
+        catalogue_versions: sale.catalogue_versions,
         personal_data_erased_at: sale.personal_data_erased_at,
         status_history,
         decisions,
