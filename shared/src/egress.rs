@@ -346,9 +346,18 @@ impl EgressClient {
 
     /// A POST to `url`, or why it may not be sent.
     pub fn post(&self, url: &str) -> Result<reqwest::RequestBuilder, Refused> {
+        self.request(reqwest::Method::POST, url)
+    }
+
+    /// A request to `url`, or why it may not be sent.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, Refused> {
         let url = Url::parse(url).map_err(|e| Refused::Url(e.to_string()))?;
         self.policy.check_literal(&url)?;
-        Ok(self.client.post(url))
+        Ok(self.client.request(method, url))
     }
 }
 

@@ -34,6 +34,9 @@ pub struct AppState {
     pub amqp_url: String,
     /// Which addresses a URL a tenant configures may lead to (`TARGET_ALLOW_NETS`).
     pub egress: EgressPolicy,
+    /// This console's address as providers reach it (`PUBLIC_URL`), for
+    /// their catalogue callbacks.
+    pub public_url: Option<String>,
 }
 
 impl FromRef<AppState> for AuthState {

@@ -195,6 +195,26 @@ pub struct ServeArgs {
     #[arg(long, env = "PAUSE_CHECK_INTERVAL", default_value = "30s",
           value_parser = parse_positive_duration)]
     pub pause_check_interval: Duration,
+
+    /// This console's address as providers reach it: imports subscribe to
+    /// the provider's catalogue callbacks at
+    /// `{PUBLIC_URL}/v1/callbacks/catalogue/{integration}`. Unset: no
+    /// callbacks, the reconciliation alone keeps imported catalogues in step.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Every imported catalogue is compared with its provider's at least
+    /// this often: repairs a lost change callback.
+    #[arg(long, env = "CATALOGUE_RECONCILE_INTERVAL", default_value = "15m",
+          value_parser = parse_positive_duration)]
+    pub catalogue_reconcile_interval: Duration,
+
+    /// How often the sync worker looks for work (callbacks received,
+    /// reconciliations due); also the least time between two calls to one
+    /// provider for one integration.
+    #[arg(long, env = "CATALOGUE_SYNC_POLL", default_value = "2s",
+          value_parser = parse_positive_duration)]
+    pub catalogue_sync_poll: Duration,
 }
 
 fn parse_admin_token(s: &str) -> Result<String, String> {

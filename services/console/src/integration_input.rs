@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use salesync_core::catalogue::RemovalPolicy;
 use salesync_core::domain::{Currency, FieldError};
 use salesync_core::integration::{
     Conditions, ForwardingMode, IntegrationConfig, Mapping, TargetCredentials, TargetKind,
@@ -78,6 +79,16 @@ pub struct IntegrationInput {
     #[serde(default, deserialize_with = "not_null")]
     #[schema(value_type = Vec<TargetStatusName>)]
     pub final_statuses: Option<Vec<String>>,
+    /// For a `salesync` target: where the provider's partner routes
+    /// (catalogue, connection test) answer, when not at `target_url`.
+    #[serde(default)]
+    #[schema(format = "uri", max_length = 2048)]
+    pub provider_url: Option<String>,
+    /// What happens to an imported product when the provider deactivates,
+    /// withdraws or stops granting it (default `nothing`).
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = RemovalPolicy)]
+    pub removed_product_policy: Option<String>,
 }
 
 /// `PATCH /v1/integrations/{id}`: absent fields stay as they are; `null`
@@ -129,6 +140,13 @@ pub struct IntegrationPatch {
     #[schema(value_type = Vec<TargetStatusName>)]
     #[serde(default, deserialize_with = "not_null")]
     pub final_statuses: Option<Vec<String>>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = "uri", max_length = 2048)]
+    pub provider_url: Option<Option<String>>,
+    #[schema(value_type = RemovalPolicy)]
+    #[serde(default, deserialize_with = "not_null")]
+    pub removed_product_policy: Option<String>,
 }
 
 /// Tells "field present (maybe null)" from "field absent" (`#[serde(default)]` → `None`).
@@ -156,6 +174,8 @@ pub struct Draft {
     pub status_url: Option<String>,
     pub status_map: BTreeMap<String, String>,
     pub final_statuses: Vec<String>,
+    pub provider_url: Option<String>,
+    pub removed_product_policy: String,
 }
 
 /// What to do with the stored credentials.
@@ -182,6 +202,16 @@ pub struct Valid {
     pub status_url: Option<String>,
     pub status_map: BTreeMap<String, String>,
     pub final_statuses: Vec<String>,
+    pub provider_url: Option<String>,
+    pub removed_product_policy: RemovalPolicy,
+}
+
+/// What a PATCH falls back on for the provider settings, which
+/// `IntegrationConfig` does not carry.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderSettings {
+    pub provider_url: Option<String>,
+    pub removed_product_policy: RemovalPolicy,
 }
 
 impl IntegrationInput {
@@ -211,6 +241,10 @@ impl IntegrationInput {
             status_url: self.status_url,
             status_map: self.status_map.unwrap_or_default(),
             final_statuses: self.final_statuses.unwrap_or_default(),
+            provider_url: self.provider_url,
+            removed_product_policy: self
+                .removed_product_policy
+                .unwrap_or_else(|| RemovalPolicy::default().as_str().into()),
         };
         (draft, credentials)
     }
@@ -218,7 +252,11 @@ impl IntegrationInput {
 
 impl IntegrationPatch {
     /// The stored integration with this patch applied.
-    pub fn apply(self, current: &IntegrationConfig) -> (Draft, CredentialsChange) {
+    pub fn apply(
+        self,
+        current: &IntegrationConfig,
+        provider: &ProviderSettings,
+    ) -> (Draft, CredentialsChange) {
         let credentials = match self.credentials {
             None => CredentialsChange::Keep,
             Some(None | Some(Value::Null)) => CredentialsChange::Clear,
@@ -249,6 +287,12 @@ impl IntegrationPatch {
             final_statuses: self
                 .final_statuses
                 .unwrap_or_else(|| c.final_statuses.clone()),
+            provider_url: self
+                .provider_url
+                .unwrap_or_else(|| provider.provider_url.clone()),
+            removed_product_policy: self
+                .removed_product_policy
+                .unwrap_or_else(|| provider.removed_product_policy.as_str().into()),
         };
         (draft, credentials)
     }
@@ -296,6 +340,21 @@ pub fn validate(d: Draft) -> Result<Valid, Vec<FieldError>> {
         }
     }
     let mapping = typed::<Mapping>("mapping", d.mapping, &mut err);
+    if let Some(url) = &d.provider_url
+        && let Err(p) = check_http_url(url)
+    {
+        err("provider_url", p);
+    }
+    let removed_product_policy = RemovalPolicy::parse(&d.removed_product_policy);
+    if removed_product_policy.is_none() {
+        err(
+            "removed_product_policy",
+            format!(
+                "must be 'nothing', 'deactivate' or 'delete', not '{}'",
+                d.removed_product_policy
+            ),
+        );
+    }
     if let Some(url) = &d.status_url
         && let Err(p) = check_http_url(url)
     {
@@ -330,8 +389,16 @@ pub fn validate(d: Draft) -> Result<Valid, Vec<FieldError>> {
         }
     }
 
-    match (target_kind, mode, conditions, mapping) {
-        (Some(target_kind), Some(mode), Some(conditions), Some(mapping)) if errors.is_empty() => {
+    match (
+        target_kind,
+        mode,
+        conditions,
+        mapping,
+        removed_product_policy,
+    ) {
+        (Some(target_kind), Some(mode), Some(conditions), Some(mapping), Some(policy))
+            if errors.is_empty() =>
+        {
             Ok(Valid {
                 name: d.name.trim().to_string(),
                 target_kind,
@@ -346,6 +413,8 @@ pub fn validate(d: Draft) -> Result<Valid, Vec<FieldError>> {
                 status_url: d.status_url,
                 status_map: d.status_map,
                 final_statuses: d.final_statuses,
+                provider_url: d.provider_url,
+                removed_product_policy: policy,
             })
         }
         _ => Err(errors),
@@ -549,7 +618,7 @@ mod tests {
         let c = config();
         let patch: IntegrationPatch =
             serde_json::from_value(json!({"enabled": false, "name": "Ledger"})).unwrap();
-        let (draft, creds) = patch.apply(&c);
+        let (draft, creds) = patch.apply(&c, &ProviderSettings::default());
         assert_eq!(creds, CredentialsChange::Keep);
         let v = validate(draft).unwrap();
         assert_eq!(v.name, "Ledger");
@@ -564,7 +633,7 @@ mod tests {
         let c = config();
         let patch: IntegrationPatch =
             serde_json::from_value(json!({"credentials": null, "status_url": null})).unwrap();
-        let (draft, creds) = patch.apply(&c);
+        let (draft, creds) = patch.apply(&c, &ProviderSettings::default());
         assert_eq!(creds, CredentialsChange::Clear);
         // poll_status is still on for a webhook target, so the status URL is needed.
         let e = validate(draft).unwrap_err();
@@ -572,7 +641,10 @@ mod tests {
 
         let patch: IntegrationPatch =
             serde_json::from_value(json!({"credentials": {"bearer_token": "t"}})).unwrap();
-        assert!(matches!(patch.apply(&c).1, CredentialsChange::Set(_)));
+        assert!(matches!(
+            patch.apply(&c, &ProviderSettings::default()).1,
+            CredentialsChange::Set(_)
+        ));
         assert!(serde_json::from_value::<IntegrationPatch>(json!({"nme": "x"})).is_err());
     }
 }

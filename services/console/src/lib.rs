@@ -14,6 +14,7 @@
 //! shape and JSON bodies are shared with ingest (`salesync_core::api`).
 
 pub mod app;
+pub mod catalogue_sync;
 pub mod cli;
 pub mod config;
 pub mod dead_letter_queue;
@@ -23,6 +24,7 @@ pub mod integration_input;
 pub mod key_rotation;
 pub mod openapi;
 pub mod pause;
+pub mod provider;
 pub mod routes;
 pub mod store;
 pub mod tenancy;

@@ -74,9 +74,21 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
+    let secrets = Arc::new(encryption.encryption_keys);
+    let egress = cli.egress.policy();
+    let catalogue_sync = tokio::spawn(console::catalogue_sync::run(
+        pool.clone(),
+        secrets.clone(),
+        console::provider::client::http_client(&egress)?,
+        cli.serve.public_url.clone(),
+        cli.serve.catalogue_reconcile_interval,
+        cli.serve.catalogue_sync_poll,
+        shutdown.clone(),
+    ));
+
     let state = AppState {
         pool: pool.clone(),
-        secrets: Arc::new(encryption.encryption_keys),
+        secrets,
         wake,
         metrics,
         readiness,
@@ -88,7 +100,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         ),
         body: cli.serve.api.body_limits(),
         amqp_url: cli.common.amqp_url.clone(),
-        egress: cli.egress.policy(),
+        egress,
+        public_url: cli.serve.public_url.clone(),
     };
     let server = tokio::spawn(ops::serve(
         cli.serve.api_listen,
@@ -110,6 +123,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         };
         let _ = relay.await;
         let _ = pause_pass.await;
+        let _ = catalogue_sync.await;
         served
     })
     .await;

@@ -407,7 +407,15 @@ fn probes(route: &Route, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
                 | Control(C::PauseIntegration)
                 | Control(C::ResumeIntegration)
                 | Control(C::AdminPauseIntegration)
-                | Control(C::AdminResumeIntegration) => victim.integration.to_string(),
+                | Control(C::AdminResumeIntegration)
+                | Control(C::TestIntegrationConnection)
+                | Control(C::GetProviderCatalogue)
+                | Control(C::PutImports)
+                | Control(C::GetImports)
+                | Control(C::SyncImports)
+                | Control(C::PutMappings)
+                | Control(C::CheckMappings)
+                | Control(C::ReceiveCatalogueCallback) => victim.integration.to_string(),
                 Control(C::GetOrganization)
                 | Control(C::PutOrganizationGrants)
                 | Control(C::CreateAgent)
@@ -578,6 +586,28 @@ fn probes(route: &Route, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
         Control(C::ListAgents) | Control(C::RotateAgentToken) | Control(C::RevokeAgentToken) => {
             vec![probe(path, None, NotFound)]
         }
+        // The attacker's own test, to an address that refuses at once.
+        Control(C::TestProviderConnection) => vec![probe(
+            path,
+            Some(json!({"url": "http://127.0.0.1:9", "token": "x"})),
+            OwnDataOnly,
+        )],
+        Control(C::TestIntegrationConnection)
+        | Control(C::GetProviderCatalogue)
+        | Control(C::GetImports)
+        | Control(C::SyncImports)
+        | Control(C::CheckMappings) => vec![probe(path, None, NotFound)],
+        Control(C::PutImports) => {
+            vec![probe(path, Some(json!({"products": []})), NotFound)]
+        }
+        Control(C::PutMappings) => vec![probe(
+            path,
+            Some(json!({"flows": {}, "questions": {}})),
+            NotFound,
+        )],
+        // No token, no signature: the victim's integration has no
+        // subscription, and nothing is requested of it.
+        Control(C::ReceiveCatalogueCallback) => vec![probe(path, Some(json!({})), NotFound)],
         // Who the attacker's own token is; an Agent's own granted catalogue.
         Control(C::GetIntegrationAccess) | Control(C::GetGrantedCatalogue) => {
             vec![probe(path, None, OwnDataOnly)]

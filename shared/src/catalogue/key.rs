@@ -31,7 +31,7 @@ fn is_key_of(s: &str, allowed: impl Fn(u8) -> bool) -> bool {
 }
 
 /// Checks a question key, pushing the problem to `errors`.
-pub(crate) fn check_question_key(errors: &mut Vec<FieldError>, field: &str, key: &str) {
+pub fn check_question_key(errors: &mut Vec<FieldError>, field: &str, key: &str) {
     if !is_question_key(key) {
         errors.push(FieldError::new(
             field,
@@ -44,7 +44,7 @@ pub(crate) fn check_question_key(errors: &mut Vec<FieldError>, field: &str, key:
 }
 
 /// Checks a product or flow key, pushing the problem to `errors`.
-pub(crate) fn check_slug(errors: &mut Vec<FieldError>, field: &str, key: &str) {
+pub fn check_slug(errors: &mut Vec<FieldError>, field: &str, key: &str) {
     if !is_slug(key) {
         errors.push(FieldError::new(
             field,

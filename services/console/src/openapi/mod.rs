@@ -14,17 +14,23 @@ mod finish;
 
 use utoipa::OpenApi;
 
+use crate::catalogue_sync::SyncReport;
 use crate::dead_letter_queue::{Peek, PeekedMessage};
 use crate::dead_letters::query::{BulkReplayParams, ReplayParams};
 use crate::dead_letters::{BulkReplayed, DeadLetterDetail, DeadLetterPage, Discarded, Replayed};
 use crate::erasure::{Erased, ErasureRequest};
 use crate::integration_input::{IntegrationInput, IntegrationPatch};
 use crate::pause::PauseInput;
+use crate::provider::connection::{ConnectionTest, Outcome};
 use crate::routes::admin::Purged;
 use crate::routes::agents::{AgentList, AgentTokenView, AgentView, AgentWithToken, NewAgent};
 use crate::routes::dead_letters::DiscardRequest;
 use crate::routes::erasures::ErasureList;
 use crate::routes::flows::{FlowInput, FlowList};
+use crate::routes::imports::{
+    ConnectionInput, ImportSelection, ImportedView, ImportsView, MappingInput, MappingView,
+    OfferedProduct, ProviderCatalogue,
+};
 use crate::routes::integration::{
     Account, GrantedCatalogue, GrantedCounts, IntegrationAccess, OrganizationRef, TokenKind,
 };
@@ -35,11 +41,14 @@ use crate::routes::organizations::{GrantSet, NewOrganization, OrganizationList, 
 use crate::routes::products::ProductList;
 use crate::routes::webhook::{WebhookInput, WebhookSet};
 use crate::routes::{
-    admin, agents, dead_letters, erasures, flows, integration, integrations, organizations,
-    products, webhook,
+    admin, agents, dead_letters, erasures, flows, imports, integration, integrations,
+    organizations, products, webhook,
 };
 use crate::tenancy::{CreatedTenant, CreatedToken, NewTenant, NewToken};
-use salesync_core::catalogue::{Flow, ProductInput, ProductVersion};
+use salesync_core::catalogue::{
+    AnswerSource, Change, Flow, ImportedProduct, Mismatch, MismatchKind, ProductInput,
+    ProductVersion, RemovalPolicy, Severity, SourceState,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -56,6 +65,7 @@ use salesync_core::catalogue::{Flow, ProductInput, ProductVersion};
         (name = "erasure", description = "A customer's personal data, erased on request"),
         (name = "catalogue", description = "The provider's products (with versions) and flows"),
         (name = "organizations", description = "The provider's partners, what each may sell, and their Agent users"),
+        (name = "imports", description = "A's side of a tenant-to-tenant integration: test the connection, import, sync, map, check"),
         (name = "integration", description = "What a partner's token reaches: who it is, and (an Agent's) the granted catalogue"),
         (name = "admin", description = "Operator routes (ADMIN_TOKEN)"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
@@ -106,6 +116,15 @@ use salesync_core::catalogue::{Flow, ProductInput, ProductVersion};
         agents::revoke_token,
         integration::access,
         integration::catalogue,
+        imports::test_new_connection,
+        imports::test_connection,
+        imports::provider_catalogue,
+        imports::put_imports,
+        imports::get_imports,
+        imports::sync_now,
+        imports::put_mappings,
+        imports::check_mappings,
+        imports::receive_callback,
     ),
     components(schemas(
         salesync_core::api::error::Envelope,
@@ -124,6 +143,10 @@ use salesync_core::catalogue::{Flow, ProductInput, ProductVersion};
         NewOrganization, GrantSet, OrganizationView, OrganizationList,
         NewAgent, AgentView, AgentTokenView, AgentList, AgentWithToken,
         IntegrationAccess, Account, TokenKind, OrganizationRef, GrantedCounts, GrantedCatalogue,
+        ConnectionInput, ConnectionTest, Outcome, ProviderCatalogue, OfferedProduct,
+        ImportSelection, ImportsView, ImportedView, ImportedProduct, SourceState, RemovalPolicy,
+        Change, SyncReport, MappingInput, MappingView, AnswerSource, Mismatch, MismatchKind,
+        Severity,
     ))
 )]
 struct ApiDoc;

@@ -9,10 +9,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use salesync_core::catalogue::RemovalPolicy;
 use salesync_core::domain::{IntegrationId, TenantId};
-use salesync_core::integration::{
-    Conditions, ForwardingMode, IntegrationConfig, Mapping, TargetKind,
-};
+use salesync_core::integration::{Conditions, ForwardingMode, Mapping, TargetKind};
 use salesync_core::signing;
 use serde::Serialize;
 use serde_json::Value;
@@ -49,6 +48,9 @@ pub struct IntegrationView {
     pub status_url: Option<String>,
     pub status_map: BTreeMap<String, String>,
     pub final_statuses: Vec<String>,
+    /// Where the provider's partner routes answer (`null`: at `target_url`).
+    pub provider_url: Option<String>,
+    pub removed_product_policy: RemovalPolicy,
     pub has_credentials: bool,
     pub last_synced_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -76,6 +78,8 @@ impl From<IntegrationRow> for IntegrationView {
             status_url: c.status_url,
             status_map: c.status_map,
             final_statuses: c.final_statuses,
+            provider_url: r.provider.provider_url,
+            removed_product_policy: r.provider.removed_product_policy,
             has_credentials: r.has_credentials,
             last_synced_at: r.last_synced_at,
             created_at: r.created_at,
@@ -110,8 +114,10 @@ pub struct RotatedSecret {
 /// those that change (an unchanged one was checked when it was set).
 fn callable_urls<'a>(
     valid: &'a Valid,
-    current: Option<&IntegrationConfig>,
+    current: Option<&IntegrationRow>,
 ) -> Vec<(&'static str, &'a str)> {
+    let provider_url = current.and_then(|c| c.provider.provider_url.as_deref());
+    let current = current.map(|c| &c.config);
     let mut urls = Vec::new();
     if current.is_none_or(|c| c.target_url != valid.target_url) {
         urls.push(("target_url", valid.target_url.as_str()));
@@ -120,6 +126,11 @@ fn callable_urls<'a>(
         && current.is_none_or(|c| c.status_url.as_deref() != Some(status_url))
     {
         urls.push(("status_url", status_url));
+    }
+    if let Some(url) = valid.provider_url.as_deref()
+        && provider_url != Some(url)
+    {
+        urls.push(("provider_url", url));
     }
     urls
 }
@@ -239,10 +250,10 @@ pub async fn patch(
     let current = store::integrations::get(&mut tx, caller.tenant_id, id, true)
         .await?
         .ok_or(ApiError::NotFound("integration"))?;
-    let (draft, credentials) = patch.apply(&current.config);
+    let (draft, credentials) = patch.apply(&current.config, &current.provider);
     let valid = validate(draft).map_err(ApiError::Validation)?;
     state
-        .check_callable(&callable_urls(&valid, Some(&current.config)))
+        .check_callable(&callable_urls(&valid, Some(&current)))
         .await?;
     let credentials = match credentials {
         CredentialsChange::Keep => CredentialsWrite::Keep,

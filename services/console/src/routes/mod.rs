@@ -9,6 +9,7 @@ pub mod agents;
 pub mod dead_letters;
 pub mod erasures;
 pub mod flows;
+pub mod imports;
 pub mod integration;
 pub mod integrations;
 pub mod organizations;
@@ -68,6 +69,15 @@ pub enum Endpoint {
     RevokeAgentToken,
     GetIntegrationAccess,
     GetGrantedCatalogue,
+    TestProviderConnection,
+    TestIntegrationConnection,
+    GetProviderCatalogue,
+    PutImports,
+    GetImports,
+    SyncImports,
+    PutMappings,
+    CheckMappings,
+    ReceiveCatalogueCallback,
 }
 
 pub type RouteSpec = salesync_core::api::routes::RouteSpec<Endpoint>;
@@ -243,6 +253,60 @@ pub const ROUTES: &[RouteSpec] = &[
         GetGrantedCatalogue,
         TenantOrIntegration,
     ),
+    spec(
+        Method::POST,
+        "/v1/integrations/test-connection",
+        TestProviderConnection,
+        Tenant,
+    ),
+    spec(
+        Method::POST,
+        "/v1/integrations/{id}/test-connection",
+        TestIntegrationConnection,
+        Tenant,
+    ),
+    spec(
+        Method::GET,
+        "/v1/integrations/{id}/provider-catalogue",
+        GetProviderCatalogue,
+        Tenant,
+    ),
+    spec(
+        Method::PUT,
+        "/v1/integrations/{id}/imports",
+        PutImports,
+        Tenant,
+    ),
+    spec(
+        Method::GET,
+        "/v1/integrations/{id}/imports",
+        GetImports,
+        Tenant,
+    ),
+    spec(
+        Method::POST,
+        "/v1/integrations/{id}/sync",
+        SyncImports,
+        Tenant,
+    ),
+    spec(
+        Method::PUT,
+        "/v1/integrations/{id}/mappings",
+        PutMappings,
+        Tenant,
+    ),
+    spec(
+        Method::POST,
+        "/v1/integrations/{id}/mapping-check",
+        CheckMappings,
+        Tenant,
+    ),
+    spec(
+        Method::POST,
+        "/v1/callbacks/catalogue/{id}",
+        ReceiveCatalogueCallback,
+        Public,
+    ),
 ];
 
 /// The router of every route in `ROUTES`.
@@ -294,6 +358,15 @@ fn handler(endpoint: &Endpoint, f: MethodFilter) -> MethodRouter<AppState> {
         RevokeAgentToken => on(f, agents::revoke_token),
         GetIntegrationAccess => on(f, integration::access),
         GetGrantedCatalogue => on(f, integration::catalogue),
+        TestProviderConnection => on(f, imports::test_new_connection),
+        TestIntegrationConnection => on(f, imports::test_connection),
+        GetProviderCatalogue => on(f, imports::provider_catalogue),
+        PutImports => on(f, imports::put_imports),
+        GetImports => on(f, imports::get_imports),
+        SyncImports => on(f, imports::sync_now),
+        PutMappings => on(f, imports::put_mappings),
+        CheckMappings => on(f, imports::check_mappings),
+        ReceiveCatalogueCallback => on(f, imports::receive_callback),
     }
 }
 

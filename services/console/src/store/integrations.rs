@@ -9,7 +9,8 @@ use salesync_core::integration_store::{COLUMNS, from_row};
 use serde::Serialize;
 use sqlx::{PgConnection, Row};
 
-use crate::integration_input::Valid;
+use crate::integration_input::{ProviderSettings, Valid};
+use salesync_core::catalogue::RemovalPolicy;
 
 /// An integration as stored, minus its secrets.
 #[derive(Debug, Clone)]
@@ -24,6 +25,7 @@ pub struct IntegrationRow {
     /// Since when every request to the target has failed (`None`: the last
     /// one succeeded, or none failed yet).
     pub failing_since: Option<DateTime<Utc>>,
+    pub provider: ProviderSettings,
 }
 
 /// Who paused an integration, when and why.
@@ -59,11 +61,19 @@ fn row_of(row: &sqlx::postgres::PgRow) -> sqlx::Result<IntegrationRow> {
         updated_at: row.try_get("updated_at")?,
         pause: pause_of(row)?,
         failing_since: row.try_get("failing_since")?,
+        provider: ProviderSettings {
+            provider_url: row.try_get("provider_url")?,
+            removed_product_policy: RemovalPolicy::parse(
+                row.try_get::<&str, _>("removed_product_policy")?,
+            )
+            .unwrap_or_default(),
+        },
     })
 }
 
 const EXTRA: &str = "credentials_enc IS NOT NULL AS has_credentials, last_synced_at, created_at,
-    updated_at, paused_at, paused_by, pause_reason, failing_since";
+    updated_at, paused_at, paused_by, pause_reason, failing_since, provider_url,
+    removed_product_policy";
 
 /// What to do with `credentials_enc` on update.
 pub enum CredentialsWrite {
@@ -83,8 +93,10 @@ pub async fn insert(
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO integrations (id, tenant_id, name, target_kind, target_url, credentials_enc,
              signing_secrets_enc, enabled, mode, trigger_statuses, conditions, mapping,
-             send_opt_in, poll_status, status_url, status_map, final_statuses)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+             send_opt_in, poll_status, status_url, status_map, final_statuses, provider_url,
+             removed_product_policy)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                 $18, $19)
          RETURNING {COLUMNS}, {EXTRA}"
     )))
     .bind(id)
@@ -104,6 +116,8 @@ pub async fn insert(
     .bind(&v.status_url)
     .bind(serde_json::to_value(&v.status_map).unwrap_or_default())
     .bind(&v.final_statuses)
+    .bind(&v.provider_url)
+    .bind(v.removed_product_policy.as_str())
     .fetch_one(conn)
     .await?;
     row_of(&row)
@@ -158,6 +172,7 @@ pub async fn update(
              mode = $7, trigger_statuses = $8, conditions = $9, mapping = $10, send_opt_in = $11,
              poll_status = $12, status_url = $13, status_map = $14, final_statuses = $15,
              credentials_enc = CASE WHEN $16 THEN $17 ELSE credentials_enc END,
+             provider_url = $18, removed_product_policy = $19,
              updated_at = now()
          WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL
          RETURNING {COLUMNS}, {EXTRA}"
@@ -179,6 +194,8 @@ pub async fn update(
     .bind(&v.final_statuses)
     .bind(set_credentials)
     .bind(credentials_enc)
+    .bind(&v.provider_url)
+    .bind(v.removed_product_policy.as_str())
     .fetch_optional(conn)
     .await?;
     row.as_ref().map(row_of).transpose()

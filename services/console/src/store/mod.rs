@@ -7,6 +7,7 @@ pub mod agents;
 pub mod catalogue;
 pub mod dead_letters;
 pub mod erasures;
+pub mod imports;
 pub mod integrations;
 pub mod organizations;
 pub mod pause;

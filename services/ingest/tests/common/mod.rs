@@ -198,6 +198,8 @@ pub struct ApiState {
     pub amqp_url: String,
     pub committer: SaleCommitter,
     pub egress: EgressPolicy,
+    /// Where the test serves console, for providers' callbacks.
+    pub public_url: Option<String>,
 }
 
 impl ApiState {
@@ -231,6 +233,7 @@ impl ApiState {
             body: self.body,
             amqp_url: self.amqp_url.clone(),
             egress: self.egress.clone(),
+            public_url: self.public_url.clone(),
         }
     }
 }
@@ -306,6 +309,7 @@ pub fn state(pool: &PgPool) -> ApiState {
         committer,
         // The test targets listen on loopback.
         egress: EgressPolicy::new(egress::parse_allow_nets("127.0.0.0/8,::1").unwrap()),
+        public_url: None,
     }
 }
 
