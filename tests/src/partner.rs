@@ -155,6 +155,25 @@ pub async fn set_up_reseller(
     agent_token: &str,
     mapping: &Value,
 ) -> anyhow::Result<(IntegrationId, Value)> {
+    let forwarding = json!({
+        "trigger_statuses": ["paid"],
+        "conditions": {"products_any": [FIXED]},
+        "poll_status": true,
+        "status_map": {"processed": "completed"},
+        "final_statuses": ["processed"],
+    });
+    set_up_reseller_with(api, b, agent_token, mapping, &forwarding).await
+}
+
+/// `set_up_reseller` with the integration's forwarding settings
+/// (`trigger_statuses`, `conditions`, status polling …) from `forwarding`.
+pub async fn set_up_reseller_with(
+    api: &Api,
+    b: &ProviderAddress,
+    agent_token: &str,
+    mapping: &Value,
+    forwarding: &Value,
+) -> anyhow::Result<(IntegrationId, Value)> {
     expect(
         api,
         Method::PUT,
@@ -163,20 +182,18 @@ pub async fn set_up_reseller(
         StatusCode::CREATED,
     )
     .await?;
-    let input = json!({
+    let mut input = json!({
         "name": "Energy B",
         "target_kind": "salesync",
         "target_url": b.ingest_url,
         "provider_url": b.console_url,
         "credentials": {"bearer_token": agent_token},
         "mode": "automatic",
-        "trigger_statuses": ["paid"],
-        "conditions": {"products_any": [FIXED]},
-        "poll_status": true,
-        "status_map": {"processed": "completed"},
-        "final_statuses": ["processed"],
         "removed_product_policy": "deactivate",
     });
+    if let (Some(input), Some(extra)) = (input.as_object_mut(), forwarding.as_object()) {
+        input.extend(extra.clone());
+    }
     let created = expect(
         api,
         Method::POST,
@@ -218,16 +235,10 @@ pub async fn set_up_reseller(
     Ok((id, check))
 }
 
-/// A's sale of `product` through `flow`, answered in A's words.
+/// A's sale of `product` through `flow`, answered in A's words: one line.
 pub fn a_sale(external_id: &str, status: &str, flow: &str, product: &str) -> SaleInput {
     let mut s = sale(external_id, status, product);
-    s.flow = Some(flow.to_string());
     s.lines.truncate(1);
-    s.lines[0].product_ref = Some(product.to_string());
-    s.lines[0].answers = BTreeMap::from([
-        ("bank_account".to_string(), json!(IBAN)),
-        ("looptijd".to_string(), json!("3j")),
-    ]);
     // One line left: the totals are that line's.
     let line = &s.lines[0];
     s.totals.net = line.net_amount;
@@ -236,7 +247,26 @@ pub fn a_sale(external_id: &str, status: &str, flow: &str, product: &str) -> Sal
     s.totals.vat.retain(|v| v.rate == line.vat_rate);
     s.payments.truncate(1);
     s.payments[0].amount = s.totals.gross;
-    s
+    as_order(s, flow, &[product])
+}
+
+/// `sale` placed through A's `flow`: line `i` sells `products[i % len]`
+/// and carries A's answers to its script.
+pub fn as_order(mut sale: SaleInput, flow: &str, products: &[&str]) -> SaleInput {
+    sale.flow = Some(flow.to_string());
+    for (i, line) in sale.lines.iter_mut().enumerate() {
+        line.product_ref = products
+            .get(i % products.len().max(1))
+            .map(|p| (*p).to_string());
+        line.answers = BTreeMap::from([
+            ("bank_account".to_string(), json!(IBAN)),
+            (
+                "looptijd".to_string(),
+                json!(if i % 2 == 0 { "3j" } else { "1j" }),
+            ),
+        ]);
+    }
+    sale
 }
 
 /// `raw`, insisting on `status`; the body.
