@@ -290,6 +290,8 @@ pub struct Scenario<'a> {
     pub a: &'a Tenant,
     pub b: &'a Tenant,
     pub integration: IntegrationId,
+    /// B's organization for A.
+    pub organization_id: String,
 }
 
 impl<'a> Scenario<'a> {
@@ -343,13 +345,19 @@ impl<'a> Scenario<'a> {
         .expect("fixed mapping");
         assert_eq!(fixed["mismatches"], json!([]), "{fixed}");
         assert_eq!(fixed["flagged_at"], Value::Null);
-        Self { a, b, integration }
+        Self {
+            a,
+            b,
+            integration,
+            organization_id: provider.organization_id,
+        }
     }
 
     /// Sales, decisions, arrivals at B, the status back and the refusal.
     /// `a_stack` and `b_stack` are the deployments A and B live on (the
     /// same one, or two).
-    pub async fn play(&self, a_stack: &Stack, b_stack: &Stack) {
+    /// With `callbacks`, A's console subscribed to B's change callbacks.
+    pub async fn play(&self, a_stack: &Stack, b_stack: &Stack, callbacks: bool) {
         let stack = a_stack;
         let (a, b, integration) = (self.a, self.b, self.integration);
         let draft = a
@@ -452,9 +460,7 @@ impl<'a> Scenario<'a> {
         assert_eq!(entry.origin, "integration");
         assert_eq!(entry.target_status.as_deref(), Some("processed"));
 
-        // B adds a required question; A's copy is not synced yet (no
-        // callback on this deployment, reconciliation every 15 min), so A
-        // forwards, and B refuses in its own words.
+        // B adds a required question to the product A sells.
         let mut changed = b_product("Fixed 3 years", 1200);
         changed["questions"]
             .as_array_mut()
@@ -471,6 +477,27 @@ impl<'a> Scenario<'a> {
         )
         .await
         .expect("B changes the product");
+        if callbacks {
+            self.copy_follows_b(stack, b_stack).await;
+        } else {
+            self.stale_copy_is_refused(stack).await;
+        }
+        // Either way A's copy now knows the question: the next sale is held
+        // back at A with the reason.
+        let held = a
+            .api
+            .post_sale(&a_sale("a-4", "paid", A_FLOW, FIXED))
+            .await
+            .expect("a-4");
+        let reason = decision(a, held.id, integration).await;
+        assert!(reason.contains("answers.meter"), "{reason}");
+    }
+
+    /// Without callbacks (no `PUBLIC_URL` on A's console, reconciliation
+    /// every 15 min) A's copy is stale: A forwards, B refuses in its own
+    /// words, which reach A's sale; Sync now then takes the new version.
+    async fn stale_copy_is_refused(&self, stack: &Stack) {
+        let (a, integration) = (self.a, self.integration);
         let stale = a
             .api
             .post_sale(&a_sale("a-3", "paid", A_FLOW, FIXED))
@@ -495,9 +522,6 @@ impl<'a> Scenario<'a> {
         });
         let reason = dead.dead_reason.unwrap_or_default();
         assert!(reason.contains("meter"), "B's words reach A: {reason}");
-
-        // Sync now: the copy takes the new version and the check flags it,
-        // so the next sale is held back at A with the reason.
         let sync = expect(
             &a.api,
             Method::POST,
@@ -508,13 +532,79 @@ impl<'a> Scenario<'a> {
         .await
         .expect("sync now");
         assert!(sync["mismatches"].to_string().contains("meter"), "{sync}");
-        let held = a
-            .api
-            .post_sale(&a_sale("a-4", "paid", A_FLOW, FIXED))
-            .await
-            .expect("a-4");
-        let reason = decision(a, held.id, integration).await;
-        assert!(reason.contains("answers.meter"), "{reason}");
+    }
+
+    /// With callbacks (A's console has a `PUBLIC_URL` B can reach) A's copy
+    /// follows B with no call from A: the new version arrives and the
+    /// mapping check flags its question; B revokes a grant and the copy is
+    /// deactivated (policy `deactivate`).
+    async fn copy_follows_b(&self, a_stack: &Stack, b_stack: &Stack) {
+        let (a, b, integration) = (self.a, self.b, self.integration);
+        let copy = |imports: &Value, key: &str| -> Value {
+            imports["products"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["product"]["key"] == key))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let imports = || async {
+            a.api
+                .raw(
+                    Method::GET,
+                    &format!("/v1/integrations/{integration}/imports"),
+                    None,
+                )
+                .await
+                .ok()
+                .map(|(_, v)| v)
+        };
+        let synced = wait_for(
+            Duration::from_secs(30),
+            Duration::from_millis(200),
+            || async {
+                let v = imports().await?;
+                (copy(&v, FIXED)["product"]["version"] == 2).then_some(v)
+            },
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "A's copy never followed B ({e})\nA's console:\n{}\nB's console:\n{}\nB's forwarder:\n{}",
+                a_stack.services.log_tail(ServiceKind::Console, 30),
+                b_stack.services.log_tail(ServiceKind::Console, 15),
+                b_stack.services.log_tail(ServiceKind::Forwarder, 15)
+            )
+        });
+        assert!(synced["subscribed"] == true, "{synced}");
+        assert!(synced["mapping"]["flagged_at"].is_string(), "{synced}");
+        assert!(
+            synced["mapping"]["mismatches"]
+                .to_string()
+                .contains("meter"),
+            "{synced}"
+        );
+        let grants = json!({"products": [FIXED], "flows": [B_FLOW]});
+        let org = self.organization_id.as_str();
+        expect(
+            &b.api,
+            Method::PUT,
+            &format!("/v1/organizations/{org}/grants"),
+            &grants,
+            StatusCode::OK,
+        )
+        .await
+        .expect("B revokes the green product");
+        wait_for(
+            Duration::from_secs(30),
+            Duration::from_millis(200),
+            || async {
+                let v = imports().await?;
+                let green = copy(&v, GREEN);
+                (green["active"] == false && green["source_state"] == "removed").then_some(())
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the revoked copy was not deactivated ({e})"));
     }
 }
 

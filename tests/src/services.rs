@@ -104,6 +104,9 @@ pub struct ServicesConfig {
     pub env: BTreeMap<ServiceKind, BTreeMap<String, String>>,
     /// Where the binaries are; `None` resolves as the module doc says.
     pub bin_dir: Option<PathBuf>,
+    /// Give console its own address as `PUBLIC_URL`, so that a provider
+    /// (on this deployment or another) can call it back.
+    pub public_console: bool,
 }
 
 impl ServicesConfig {
@@ -149,6 +152,7 @@ impl ServicesConfig {
             replicas: Replicas::default(),
             env,
             bin_dir: None,
+            public_console: false,
         }
     }
 
@@ -639,6 +643,9 @@ fn instance_env(config: &ServicesConfig, kind: ServiceKind, port: u16) -> BTreeM
             env.insert("API_LISTEN".into(), listen);
         }
         ServiceKind::Console => {
+            if config.public_console {
+                env.insert("PUBLIC_URL".into(), format!("http://{listen}"));
+            }
             env.insert("API_LISTEN".into(), listen);
             env.insert("ADMIN_TOKEN".into(), config.admin_token.clone());
         }

@@ -26,6 +26,8 @@ pub struct StackOptions {
     /// Create the database on this server (e.g. a `PrivatePostgres`)
     /// instead of the one of `DATABASE_URL`.
     pub database_server: Option<String>,
+    /// console gets its own address as `PUBLIC_URL` (providers call back).
+    pub public_console: bool,
 }
 
 impl StackOptions {
@@ -44,6 +46,12 @@ impl StackOptions {
     #[must_use]
     pub fn amqp_url(mut self, url: &str) -> Self {
         self.amqp_url = Some(url.into());
+        self
+    }
+
+    #[must_use]
+    pub fn public_console(mut self) -> Self {
+        self.public_console = true;
         self
     }
 
@@ -120,6 +128,7 @@ impl Stack {
         for (kind, key, value) in &options.env {
             config = config.env(*kind, key, value);
         }
+        config.public_console = options.public_console;
         let mut services = Services::start(config).await?;
         services.try_wait_ready().await?;
         let api = Api::split(&services.ingest_url(), &services.console_url());

@@ -18,5 +18,5 @@ async fn e2e_tenant_integration() {
         console_url: stack.console_url(),
     };
     let scenario = Scenario::set_up(&stack, &a, &b, &address).await;
-    scenario.play(&stack, &stack).await;
+    scenario.play(&stack, &stack, false).await;
 }

@@ -1,14 +1,16 @@
 //! The tenant-to-tenant scenario across two salesync deployments: A and B
 //! each on their own database, vhost and five services, so nothing may
 //! assume that both tenants share one. A reaches B only through B's public
-//! routes, with the Agent token B gave it.
+//! routes, with the Agent token B gave it, and B reaches A only through its
+//! signed change callbacks: A's copy follows B's changes with no call from A.
 
 use salesync_e2e::partner::{ProviderAddress, Scenario};
 use salesync_e2e::{Stack, StackOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_two_deployments() {
-    let a_side = Stack::start(StackOptions::default())
+    // A's console has a public address, so B calls it back on changes.
+    let a_side = Stack::start(StackOptions::default().public_console())
         .await
         .expect("A's deployment");
     let b_side = Stack::start(StackOptions::default())
@@ -22,7 +24,7 @@ async fn e2e_two_deployments() {
         console_url: b_side.console_url(),
     };
     let scenario = Scenario::set_up(&a_side, &a, &b, &address).await;
-    scenario.play(&a_side, &b_side).await;
+    scenario.play(&a_side, &b_side, true).await;
     // Neither database holds the other's tenant.
     let foreign: i64 = a_side
         .db
