@@ -63,6 +63,7 @@ fn status(mapped: Option<&str>) -> Value {
             target_status: "processed".into(),
             mapped_status: mapped.map(str::to_string),
             observed_at: Utc::now(),
+            unmapped_reason: None,
         },
     );
     serde_json::to_value(e).expect("serialize")

@@ -94,7 +94,14 @@ pub enum StatusMapping {
 /// A's status for B's status `b_status`.
 #[must_use]
 pub fn map_status(map: &StatusMap, b_status: &str) -> StatusMapping {
-    if let Some(status) = map.statuses.get(b_status) {
+    map_status_with(&map.statuses, b_status)
+}
+
+/// [`map_status`] over the bare map (B's status → A's status), as an
+/// integration stores it.
+#[must_use]
+pub fn map_status_with(statuses: &BTreeMap<String, String>, b_status: &str) -> StatusMapping {
+    if let Some(status) = statuses.get(b_status) {
         return StatusMapping::Mapped {
             status: status.clone(),
         };
