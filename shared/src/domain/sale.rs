@@ -50,7 +50,10 @@ pub struct SaleInput {
     /// A `BTreeMap` so serialization (and therefore `payload_hash`) is canonical.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
-    /// The provider's flow an order was placed through (tenant-to-tenant).
+    /// The provider's flow (sales script or checkout) an order for another
+    /// tenant's products was placed through: one of its flow keys,
+    /// `[a-z0-9_-]{1,64}`. Optional, and left out when absent so older
+    /// sales keep their payload hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<String>,
 }
@@ -100,7 +103,11 @@ pub struct SaleLine {
     pub net_amount: Minor,
     #[serde(deserialize_with = "minor_units")]
     pub vat_amount: Minor,
-    /// Answers to the provider's questions, by question key.
+    /// Answers to the provider's questions about this line's product, by
+    /// question key (`[a-z0-9_]{1,64}`, at most 100): text (≤ 2000
+    /// characters), number, boolean, `null` (no answer) or a list of text,
+    /// numbers or booleans. Typed against the questions by the provider
+    /// (`catalogue::check_answers`). Left out when empty, as `flow`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub answers: BTreeMap<String, serde_json::Value>,
 }
@@ -223,6 +230,11 @@ mod tests {
             vat_rate: Decimal::from(21),
             vat_amount: 105,
         });
+        sale.flow = Some("energy-fixed".into());
+        sale.lines[0].answers = BTreeMap::from([
+            ("iban".into(), json!("NL91ABNA0417164300")),
+            ("extras".into(), json!(["meter_check", 2, true])),
+        ]);
         sale
     }
 
@@ -463,6 +475,7 @@ mod tests {
             .expect("$defs")
             .collect();
         for name in [
+            "Answer",
             "Customer",
             "OptIn",
             "SaleLine",
