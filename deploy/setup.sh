@@ -32,7 +32,7 @@ PG_WAIT=60
 MQ_WAIT=90
 
 PACKAGES=(rabbitmq-server postgresql postgresql-client libssl-dev pkg-config
-          curl ca-certificates build-essential)
+          curl ca-certificates build-essential jq)
 
 STARTED_AT=$SECONDS
 LOG_DIR="${TMPDIR:-/tmp}"

@@ -23,6 +23,10 @@ pub enum Phase {
     Saturation,
     /// Saturation again with more forwarder and condition-filter replicas.
     Replicas,
+    /// Fixed rates and saturation again, every sale a provider's order
+    /// (flow, products, answers) through a salesync integration with
+    /// imported products and a question mapping.
+    Mapped,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -104,7 +108,7 @@ pub struct BenchArgs {
         env = "BENCH_PHASES",
         value_enum,
         value_delimiter = ',',
-        default_value = "raw,raw-fixed,fixed,saturation,replicas"
+        default_value = "raw,raw-fixed,fixed,saturation,replicas,mapped"
     )]
     pub phases: Vec<Phase>,
 
@@ -251,7 +255,8 @@ mod tests {
                 Phase::RawFixed,
                 Phase::Fixed,
                 Phase::Saturation,
-                Phase::Replicas
+                Phase::Replicas,
+                Phase::Mapped
             ]
         );
     }

@@ -9,7 +9,11 @@
 //!    → forwarder → `target::CountingTarget`;
 //! 3. `scenario` (saturation): batch POSTs from several clients, as fast as
 //!    the pipeline takes them;
-//! 4. the same with more forwarder and condition-filter replicas.
+//! 4. the same with more forwarder and condition-filter replicas;
+//! 5. `mapped`: the fixed rates and saturation again with every sale a
+//!    provider's order (flow, products, answers) through a salesync
+//!    integration with imported products and a question mapping; its target
+//!    speaks salesync's `POST /v1/sales` and counts, like the webhook one.
 //!
 //! `load` generates the traffic, `timeline` records every sale's send and
 //! arrival, `stats` turns that into rates and percentiles, `usage`/`procfs`
@@ -53,6 +57,18 @@ pub fn scenarios(args: &BenchArgs) -> Vec<(Phase, Scenario)> {
                 label: format!("fixed {rate} sales/s, single-sale POSTs"),
                 load: Load::Fixed { rate: *rate },
                 replicas: Replicas::one_each(),
+                mapped: false,
+            },
+        )
+    });
+    let mapped_fixed = args.rate.iter().map(|rate| {
+        (
+            Phase::Mapped,
+            Scenario {
+                label: format!("mapped orders, fixed {rate} sales/s, single-sale POSTs"),
+                load: Load::Fixed { rate: *rate },
+                replicas: Replicas::one_each(),
+                mapped: true,
             },
         )
     });
@@ -63,6 +79,12 @@ pub fn scenarios(args: &BenchArgs) -> Vec<(Phase, Scenario)> {
         ),
         load: Load::Saturate,
         replicas: Replicas::one_each(),
+        mapped: false,
+    };
+    let mapped = Scenario {
+        label: format!("mapped orders, {}", one.label),
+        mapped: true,
+        ..one.clone()
     };
     let more = Scenario {
         label: format!("saturation, {n}× condition-filter + {n}× forwarder"),
@@ -70,6 +92,7 @@ pub fn scenarios(args: &BenchArgs) -> Vec<(Phase, Scenario)> {
         replicas: Replicas::one_each()
             .with(ServiceKind::ConditionFilter, n)
             .with(ServiceKind::Forwarder, n),
+        mapped: false,
     };
     let rounds = args.rounds;
     let saturated = (1..=rounds).flat_map(move |round| {
@@ -83,10 +106,12 @@ pub fn scenarios(args: &BenchArgs) -> Vec<(Phase, Scenario)> {
         };
         [
             (Phase::Saturation, tag(&one)),
+            (Phase::Mapped, tag(&mapped)),
             (Phase::Replicas, tag(&more)),
         ]
     });
     fixed
+        .chain(mapped_fixed)
         .chain(saturated)
         .filter(|(phase, _)| args.runs(*phase))
         .collect()
@@ -245,7 +270,18 @@ mod tests {
         }
         let args = BenchArgs::parse_from(["b", "--replicas", "3"]);
         let all = scenarios(&args);
-        let replicas = &all[2].1.replicas;
+        let got: Vec<(Phase, bool)> = all.iter().map(|(p, sc)| (*p, sc.mapped)).collect();
+        assert_eq!(
+            got,
+            [
+                (Phase::Fixed, false),
+                (Phase::Mapped, true),
+                (Phase::Saturation, false),
+                (Phase::Mapped, true),
+                (Phase::Replicas, false)
+            ]
+        );
+        let replicas = &all[4].1.replicas;
         assert_eq!(replicas.of(ServiceKind::Forwarder), 3);
         assert_eq!(replicas.of(ServiceKind::ConditionFilter), 3);
         assert_eq!(replicas.of(ServiceKind::Ingest), 1);

@@ -17,6 +17,8 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 
 use crate::stats::Window;
+use salesync_e2e::partner;
+
 use crate::timeline::Timeline;
 
 /// A POST client for one tenant's sales endpoints.
@@ -25,6 +27,8 @@ pub struct SalesClient {
     base: String,
     token: String,
     prefix: String,
+    /// Sales go as a provider's orders: a flow, products and answers.
+    orders: bool,
 }
 
 #[derive(Deserialize)]
@@ -49,7 +53,26 @@ impl SalesClient {
             base: base_url.trim_end_matches('/').to_string(),
             token: token.to_string(),
             prefix: prefix.to_string(),
+            orders: false,
         })
+    }
+
+    /// Every sale placed through A's flow, its lines selling the provider's
+    /// products with A's answers (`partner::as_order`).
+    #[must_use]
+    pub fn with_orders(mut self) -> Self {
+        self.orders = true;
+        self
+    }
+
+    /// Sale `i` of the mix, as an order when the client sends orders.
+    fn sale(&self, i: usize) -> salesync_core::domain::sale::SaleInput {
+        let sale = salesync_e2e::sales::mixed(&self.prefix, i);
+        if self.orders {
+            partner::as_order(sale, partner::A_FLOW, &[partner::FIXED, partner::GREEN])
+        } else {
+            sale
+        }
     }
 
     fn post(&self, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
@@ -62,7 +85,7 @@ impl SalesClient {
 
     /// `POST /v1/sales` of sale `i`; records it sent, then accepted or withdrawn.
     pub async fn post_single(&self, i: usize, timeline: &Timeline) -> Result<(), String> {
-        let sale = salesync_e2e::sales::mixed(&self.prefix, i);
+        let sale = self.sale(i);
         let body = serde_json::to_vec(&sale).map_err(|e| e.to_string())?;
         timeline.sent(i, timeline.now());
         let answer = self.post("/v1/sales", body).send().await;
@@ -88,10 +111,7 @@ impl SalesClient {
     /// `POST /v1/sales/batch` of sales `range`; returns how many were not
     /// created (and the first reason), and whether ingest rate-limited us.
     pub async fn post_batch(&self, range: Range<usize>, timeline: &Timeline) -> BatchOutcome {
-        let sales: Vec<_> = range
-            .clone()
-            .map(|i| salesync_e2e::sales::mixed(&self.prefix, i))
-            .collect();
+        let sales: Vec<_> = range.clone().map(|i| self.sale(i)).collect();
         let body = match serde_json::to_vec(&serde_json::json!({ "sales": sales })) {
             Ok(b) => b,
             Err(e) => return BatchOutcome::failed(range.len(), e.to_string(), false),

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use salesync_e2e::{IntegrationInput, Replicas, ServiceKind, Stack, StackOptions};
+use salesync_e2e::{IntegrationInput, Replicas, ServiceKind, Stack, StackOptions, Tenant, partner};
 
 use crate::config::BenchArgs;
 use crate::load::{self, LoadPlan, SalesClient};
@@ -35,6 +35,9 @@ pub struct Scenario {
     pub label: String,
     pub load: Load,
     pub replicas: Replicas,
+    /// Sales go as a provider's orders through a mapped salesync
+    /// integration (`mapped_integration`), not to a webhook.
+    pub mapped: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -113,13 +116,17 @@ pub async fn run(
         ));
     }
     let tenant = stack.tenant("bench-pos").await?;
-    tenant
-        .api
-        .create_integration(&IntegrationInput::webhook(
-            "bench counting target",
-            &target.url("/sales"),
-        ))
-        .await?;
+    if scenario.mapped {
+        mapped_integration(&stack, &tenant, &target).await?;
+    } else {
+        tenant
+            .api
+            .create_integration(&IntegrationInput::webhook(
+                "bench counting target",
+                &target.url("/sales"),
+            ))
+            .await?;
+    }
     // Let start-up work (migrations checked, topology declared, pools
     // filled) finish so the idle reading is idle.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -127,11 +134,12 @@ pub async fn run(
 
     let probe = UsageProbe::start(Some(&stack.services), Some(&stack.db)).await;
     let rss = RssWatch::start(&stack.services, args.warmup, args.duration);
-    let client = Arc::new(SalesClient::new(
-        &stack.ingest_url(),
-        &tenant.token,
-        PREFIX,
-    )?);
+    let client = SalesClient::new(&stack.ingest_url(), &tenant.token, PREFIX)?;
+    let client = Arc::new(if scenario.mapped {
+        client.with_orders()
+    } else {
+        client
+    });
     let plan = LoadPlan {
         warmup: args.warmup,
         duration: args.duration,
@@ -227,6 +235,38 @@ pub async fn run(
         first_error: outcome.first_error,
         requests: outcome.requests,
     })
+}
+
+/// The mapped phase's setup, through the API as its users do it: a provider
+/// tenant on the same stack publishes and grants its catalogue; `tenant`
+/// imports both products and maps its flow and questions, forwarding every
+/// sale (as the webhook phases do). Orders go to `target`, which counts
+/// them; the provider's partner routes (test connection, import) are the
+/// stack's console.
+async fn mapped_integration(
+    stack: &Stack,
+    tenant: &Tenant,
+    target: &CountingTarget,
+) -> anyhow::Result<()> {
+    let provider = stack.tenant("bench-provider").await?;
+    let setup = partner::set_up_provider(&provider.api).await?;
+    let address = partner::ProviderAddress {
+        ingest_url: target.url(""),
+        console_url: stack.console_url(),
+    };
+    let (_, check) = partner::set_up_reseller_with(
+        &tenant.api,
+        &address,
+        &setup.agent_token,
+        &partner::a_mapping(),
+        &serde_json::json!({}),
+    )
+    .await?;
+    anyhow::ensure!(
+        check["mismatches"] == serde_json::json!([]),
+        "the mapping check is not clean: {check}"
+    );
+    Ok(())
 }
 
 /// Waits until every accepted sale arrived; false on timeout.

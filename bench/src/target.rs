@@ -1,6 +1,7 @@
 //! `CountingTarget`: the downstream system of the benchmark — an HTTP server
 //! that does as little as possible per request: note the arrival time, read
-//! the sale's external id from the webhook body (`data.sale.external_id`),
+//! the sale's external id from the webhook body (`data.sale.external_id`) or
+//! from a salesync target's body (`sale_number`),
 //! record the arrival in the phase's `Timeline`, answer 200. The harness's
 //! verifying `TestTarget` keeps every request and checks signatures, which
 //! is right for tests and too much work for a throughput measurement on a
@@ -34,12 +35,21 @@ struct HookSale {
     external_id: String,
 }
 
-/// The sale's external id in a `sale.forwarded` webhook body; other fields
-/// are skipped without being built.
+/// A sale as a salesync target receives it (`POST /v1/sales`): its
+/// external id is the delivery's, the source's is the sale number.
+#[derive(Deserialize)]
+struct ForwardedSale {
+    sale_number: String,
+}
+
+/// The source sale's external id in a `sale.forwarded` webhook body, or in
+/// the body a salesync target receives (`sale_number`); other fields are
+/// skipped without being built.
 pub fn external_id_of(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<Hook>(body)
-        .ok()
         .map(|h| h.data.sale.external_id)
+        .or_else(|_| serde_json::from_slice::<ForwardedSale>(body).map(|s| s.sale_number))
+        .ok()
 }
 
 /// The benchmark's sequence number in an external id `<prefix>-<n>` (the
@@ -122,6 +132,10 @@ mod tests {
             (
                 r#"{"type":"sale.forwarded","timestamp":"t","data":{"sale_id":"x","tenant_id":"y","status":"paid","sale":{"external_id":"b1-00042","lines":[]}}}"#,
                 Some("b1-00042"),
+            ),
+            (
+                r#"{"external_id":"0193-delivery","sale_number":"b1-00007","flow":"door","lines":[]}"#,
+                Some("b1-00007"),
             ),
             (r#"{"data":{"sale":{}}}"#, None),
             (r#"{"data":{"sale":{"external_id":7}}}"#, None),

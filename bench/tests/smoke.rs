@@ -42,7 +42,19 @@ async fn benchmark_smoke_run_delivers_everything_it_sent() {
         );
     }
 
-    assert_eq!(result.scenarios.len(), 3, "fixed, saturation, replicas");
+    assert_eq!(
+        result.scenarios.len(),
+        5,
+        "fixed, mapped fixed, saturation, mapped saturation, replicas"
+    );
+    assert_eq!(
+        result
+            .scenarios
+            .iter()
+            .filter(|sc| sc.label.starts_with("mapped orders"))
+            .count(),
+        2
+    );
     for sc in &result.scenarios {
         assert!(sc.stats.sent > 0, "{}: sent nothing", sc.label);
         assert_eq!(

@@ -4,13 +4,16 @@
 //! against it. The rules are `catalogue`'s; this only loads. Every query is
 //! scoped by the provider's `tenant_id`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
-use crate::catalogue::{Catalogue, Flow, Grants, ProductVersion};
-use crate::domain::{OrganizationId, TenantId};
+use crate::catalogue::{
+    Catalogue, Flow, FlowMapping, Grants, ImportedProduct, ProductVersion, ProviderMapping,
+    Question, QuestionMapping,
+};
+use crate::domain::{IntegrationId, OrganizationId, TenantId};
 
 /// The current version of every product not withdrawn, by key; with `only`,
 /// just those of these keys.
@@ -33,6 +36,76 @@ pub async fn products(
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|(Json(p),)| p).collect())
+}
+
+/// The tenant's own questions, over its whole catalogue, each key once (the
+/// first product defining it wins): what a reseller's answers are read by.
+pub async fn own_questions(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> sqlx::Result<Vec<Question>> {
+    let mut by_key: BTreeMap<String, Question> = BTreeMap::new();
+    for q in products(conn, tenant, None)
+        .await?
+        .into_iter()
+        .flat_map(|p| p.questions)
+    {
+        by_key.entry(q.key.clone()).or_insert(q);
+    }
+    Ok(by_key.into_values().collect())
+}
+
+/// What A knows of each provider it imported products from (migration
+/// 0016), for those of `integrations` that have imported any: one query for
+/// the copies and mappings, and one per tenant for its own questions.
+pub async fn provider_mappings(
+    conn: &mut PgConnection,
+    integrations: &[IntegrationId],
+) -> sqlx::Result<HashMap<IntegrationId, ProviderMapping>> {
+    if integrations.is_empty() {
+        return Ok(HashMap::new());
+    }
+    type Row = (
+        IntegrationId,
+        TenantId,
+        Json<FlowMapping>,
+        Json<QuestionMapping>,
+        Json<Vec<Flow>>,
+        Json<Vec<ImportedProduct>>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT i.id, i.tenant_id, i.flow_mapping, i.question_mapping, i.provider_flows,
+                jsonb_agg(jsonb_build_object('product', c.body, 'active', c.active,
+                                             'source_state', c.source_state))
+         FROM integrations i
+         JOIN imported_products c ON c.integration_id = i.id
+         WHERE i.id = ANY($1) AND i.deleted_at IS NULL
+         GROUP BY i.id",
+    )
+    .bind(integrations)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut questions: HashMap<TenantId, Vec<Question>> = HashMap::new();
+    let mut out = HashMap::with_capacity(rows.len());
+    for (id, tenant, Json(flows), Json(mapped), Json(provider_flows), Json(copies)) in rows {
+        if let std::collections::hash_map::Entry::Vacant(e) = questions.entry(tenant) {
+            e.insert(own_questions(conn, tenant).await?);
+        }
+        out.insert(
+            id,
+            ProviderMapping {
+                flows,
+                questions: mapped,
+                provider_flows,
+                copies: copies
+                    .into_iter()
+                    .map(|c| (c.product.key.clone(), c))
+                    .collect(),
+                a_questions: questions.get(&tenant).cloned().unwrap_or_default(),
+            },
+        );
+    }
+    Ok(out)
 }
 
 /// Flows not withdrawn, by key; with `only`, just those of these keys.

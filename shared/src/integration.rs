@@ -86,6 +86,11 @@ pub struct Conditions {
     /// Forward only if at least one line is in one of these categories.
     #[serde(default)]
     pub categories_any: Vec<String>,
+    /// Forward only if at least one line names one of these catalogue
+    /// products (`lines[].product_ref`, e.g. a product imported from a
+    /// provider).
+    #[serde(default)]
+    pub products_any: Vec<String>,
     /// Never forward a sale containing one of these SKUs.
     #[serde(default)]
     pub skus_none: Vec<String>,

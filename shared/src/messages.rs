@@ -141,6 +141,9 @@ pub enum Purpose {
     Forward,
     /// A status change reported to the sale's own tenant's webhook.
     StatusWebhook,
+    /// A provider's catalogue change, to a partner's subscribed URL. About
+    /// no sale: its envelope's `sale_id` is [`NO_SALE`].
+    CatalogueCallback,
 }
 
 impl Purpose {
@@ -148,9 +151,25 @@ impl Purpose {
         match self {
             Purpose::Forward => "forward",
             Purpose::StatusWebhook => "status_webhook",
+            Purpose::CatalogueCallback => "catalogue_callback",
         }
     }
+
+    /// Every purpose, for parsing the stored name back.
+    pub const ALL: [Purpose; 3] = [
+        Purpose::Forward,
+        Purpose::StatusWebhook,
+        Purpose::CatalogueCallback,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
 }
+
+/// The envelope's `sale_id` of a message about no sale (a catalogue
+/// callback's forward command): the nil UUID.
+pub const NO_SALE: SaleId = SaleId::from_uuid(uuid::Uuid::nil());
 
 /// condition-filter / ingest → forwarder: send one delivery. The body to send
 /// is stored with the delivery (already in the target's shape), so the

@@ -24,6 +24,7 @@ pub mod chaos;
 pub mod db;
 pub mod fuzz;
 pub mod otlp;
+pub mod partner;
 pub mod pg;
 pub mod ports;
 pub mod rabbit;

@@ -83,6 +83,7 @@ fn samples() -> Vec<Value> {
         }),
         forward(Purpose::Forward, Some(IntegrationId::new()), None),
         forward(Purpose::StatusWebhook, None, None),
+        forward(Purpose::CatalogueCallback, None, None),
         forward(
             Purpose::Forward,
             Some(IntegrationId::new()),

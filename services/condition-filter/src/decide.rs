@@ -87,6 +87,18 @@ fn unmet_condition(sale: &SaleInput, c: &Conditions) -> Option<String> {
             list(&c.categories_any)
         ));
     }
+    if !c.products_any.is_empty()
+        && !sale
+            .lines
+            .iter()
+            .filter_map(|l| l.product_ref.as_ref())
+            .any(|p| c.products_any.contains(p))
+    {
+        return Some(format!(
+            "no line names a product in {}",
+            list(&c.products_any)
+        ));
+    }
     if let Some(line) = sale.lines.iter().find(|l| c.skus_none.contains(&l.sku)) {
         return Some(format!("contains excluded SKU {}", line.sku));
     }
@@ -289,6 +301,27 @@ mod tests {
                     }
                 },
                 Some("no line is in a category in [coffee]"),
+            ),
+            (
+                "products_any unmet",
+                Trigger::Created,
+                "completed",
+                |i, e| {
+                    i.conditions.products_any = strings(&["fixed-3y"]);
+                    e.sale.lines[0].product_ref = Some("solar".into());
+                },
+                Some("no line names a product in [fixed-3y]"),
+            ),
+            (
+                "products_any met",
+                Trigger::Created,
+                "completed",
+                |i, e| {
+                    i.conditions.products_any = strings(&["fixed-3y"]);
+                    let last = e.sale.lines.len() - 1;
+                    e.sale.lines[last].product_ref = Some("fixed-3y".into());
+                },
+                forward(),
             ),
             (
                 "categories_any met",

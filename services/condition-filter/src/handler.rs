@@ -12,8 +12,11 @@ use std::collections::HashMap;
 
 use salesync_core::amqp::consumer::{BatchHandler, Message, Outcome};
 use salesync_core::amqp::publisher::Publisher;
+use salesync_core::catalogue_store;
 use salesync_core::db::HeldConnection;
+use salesync_core::domain::IntegrationId;
 use salesync_core::domain::ids::{DeliveryId, SaleId, TenantId};
+use salesync_core::integration::TargetKind;
 use salesync_core::integration_store;
 use salesync_core::messages::{Envelope, ForwardCommand, Purpose, ROUTING_FORWARD, SaleEvent};
 use salesync_core::metrics::Metrics;
@@ -72,7 +75,14 @@ impl FilterHandler {
                 } else {
                     integration_store::load_for_tenants(&mut *conn, &tenants).await?
                 };
-                let known = store::known(conn, &sale_ids, &event_ids).await?;
+                let mut known = store::known(conn, &sale_ids, &event_ids).await?;
+                let providers: Vec<IntegrationId> = integrations
+                    .iter()
+                    .filter(|i| i.target_kind == TargetKind::Salesync)
+                    .map(|i| i.id)
+                    .collect();
+                known.provider_mappings =
+                    catalogue_store::provider_mappings(conn, &providers).await?;
                 Ok((integrations, known))
             })
             .await?;

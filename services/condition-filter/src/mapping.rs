@@ -9,6 +9,7 @@
 //! entry too many), and a target would then refuse it on every attempt.
 
 use chrono::{DateTime, Utc};
+use salesync_core::catalogue::{ProviderMapping, map_order};
 use salesync_core::domain::ids::{SaleId, TenantId};
 use salesync_core::domain::{OptIn, SaleInput, validate_sale};
 use salesync_core::integration::{IntegrationConfig, TargetKind};
@@ -37,16 +38,28 @@ pub const META_SOURCE_EXTERNAL_ID: &str = "source_external_id";
 /// Metadata key carrying `Mapping.target_flow`.
 pub const META_FLOW: &str = "flow";
 
-/// Builds the request for `integration`. `target_ref` is the delivery's id as
+/// Builds the request for `integration`. `provider` is what A imported and
+/// mapped of a salesync provider's catalogue, when it did: the sale then goes
+/// as B's order (`catalogue::map_order`). `target_ref` is the delivery's id as
 /// the target sees it (idempotency key); `now` stamps webhook bodies. `Err`
 /// says why the mapped sale would be refused (a permanent problem).
 pub fn target_request(
     source: Source<'_>,
     integration: &IntegrationConfig,
+    provider: Option<&ProviderMapping>,
     target_ref: &str,
     now: DateTime<Utc>,
 ) -> Result<TargetRequest, String> {
     let mut sale = map_sale(source, integration);
+    if integration.target_kind == TargetKind::Salesync
+        && let Some(provider) = provider
+    {
+        let (flow, answers) = map_order(source.sale, provider)?;
+        sale.flow = Some(flow);
+        for (line, answers) in sale.lines.iter_mut().zip(answers) {
+            line.answers = answers;
+        }
+    }
     if integration.target_kind == TargetKind::Salesync {
         // The target keys the sale by (its tenant, external_id): the delivery
         // id makes a retried request a duplicate there, not a second sale.
@@ -363,7 +376,7 @@ mod tests {
         ] {
             let mut i = integration(TargetKind::Salesync, url);
             i.mapping = mapping();
-            let req = target_request(source, &i, "delivery-1", now()).expect("valid");
+            let req = target_request(source, &i, None, "delivery-1", now()).expect("valid");
             assert_eq!(req.url, want_url);
             let body: SaleInput = serde_json::from_value(req.body).expect("a SaleInput");
             assert_eq!(body.external_id, "delivery-1");
@@ -389,7 +402,7 @@ mod tests {
         };
         let mut i = integration(TargetKind::Webhook, "https://books.example/hook/");
         i.mapping = mapping();
-        let req = target_request(source, &i, "delivery-1", now()).expect("valid");
+        let req = target_request(source, &i, None, "delivery-1", now()).expect("valid");
         // A webhook URL is used exactly as configured.
         assert_eq!(req.url, "https://books.example/hook/");
         assert_eq!(req.body["type"], "sale.forwarded");
@@ -435,7 +448,7 @@ mod tests {
         for (case, m, want) in cases {
             let mut i = integration(TargetKind::Salesync, "https://b.example");
             i.mapping = m;
-            let err = target_request(source, &i, "d-1", now()).expect_err(case);
+            let err = target_request(source, &i, None, "d-1", now()).expect_err(case);
             assert!(err.starts_with(want), "{case}: {err}");
         }
 
@@ -450,10 +463,10 @@ mod tests {
             ..source
         };
         let i = integration(TargetKind::Salesync, "https://b.example");
-        let err = target_request(source, &i, "d-1", now()).expect_err("too much metadata");
+        let err = target_request(source, &i, None, "d-1", now()).expect_err("too much metadata");
         assert!(err.contains("metadata"), "{err}");
         // The same sale is fine for a webhook, which adds no metadata.
         let i = integration(TargetKind::Webhook, "https://b.example");
-        assert!(target_request(source, &i, "d-1", now()).is_ok());
+        assert!(target_request(source, &i, None, "d-1", now()).is_ok());
     }
 }

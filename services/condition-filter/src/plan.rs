@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use salesync_core::catalogue::ProviderMapping;
 use salesync_core::domain::ids::{DeliveryId, IntegrationId, SaleId, TenantId};
 use salesync_core::integration::IntegrationConfig;
 use salesync_core::messages::{Envelope, SaleEvent};
@@ -71,6 +72,9 @@ pub struct Known {
     /// after it settled (`sales.settled_forwards`): forwarded already, as
     /// surely as if the delivery row were still there.
     pub settled_forwards: HashSet<(SaleId, IntegrationId)>,
+    /// What each salesync integration with imported products knows of its
+    /// provider: its sales go as the provider's orders.
+    pub provider_mappings: HashMap<IntegrationId, ProviderMapping>,
 }
 
 /// Plans every message of a batch, in order. `messages[i]` is the decoded
@@ -153,7 +157,8 @@ fn plan_one(
         status: &env.payload.status,
         sale: &env.payload.sale,
     };
-    match target_request(source, integration, &id.to_string(), now) {
+    let provider = known.provider_mappings.get(&integration.id);
+    match target_request(source, integration, provider, &id.to_string(), now) {
         Err(reason) => PlannedOutcome::Skip(reason),
         Ok(request) => {
             planned_keys.insert(dedupe_key.clone());
@@ -302,6 +307,7 @@ mod tests {
             decided: HashSet::from([(*redelivered.id.as_uuid(), webhook.id)]),
             // Retention removed this sale's settled delivery to the webhook.
             settled_forwards: HashSet::from([(retired_sale, webhook.id)]),
+            ..Known::default()
         };
 
         let created = envelope(tenant, sale, Trigger::Created);

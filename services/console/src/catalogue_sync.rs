@@ -5,12 +5,12 @@
 //! all of them: ask B (no lock held while waiting), then, with the
 //! integration locked, plan (`catalogue::plan_sync`), write, check.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use salesync_core::catalogue::{
-    Catalogue, Change, ImportedProduct, Mismatch, Question, check_mapping, plan_sync,
+    Catalogue, Change, ImportedProduct, Mismatch, check_mapping, plan_sync,
 };
 use salesync_core::catalogue_store;
 use salesync_core::crypto::SecretBox;
@@ -298,17 +298,6 @@ async fn subscribe_to_callbacks(ctx: SyncContext<'_>, tenant: TenantId, id: Inte
     }
 }
 
-/// A's questions: those of A's own catalogue, each key once (the first
-/// product defining it wins).
-pub async fn a_questions(conn: &mut PgConnection, tenant: TenantId) -> sqlx::Result<Vec<Question>> {
-    let products = catalogue_store::products(conn, tenant, None).await?;
-    let mut by_key: BTreeMap<String, Question> = BTreeMap::new();
-    for q in products.into_iter().flat_map(|p| p.questions) {
-        by_key.entry(q.key.clone()).or_insert(q);
-    }
-    Ok(by_key.into_values().collect())
-}
-
 /// Runs the mapping check for the integration's copies and records it;
 /// the mismatches, and how many are new since the last check.
 pub async fn run_check(
@@ -317,7 +306,7 @@ pub async fn run_check(
     copies: &[ImportedProduct],
     flows: &[salesync_core::catalogue::Flow],
 ) -> sqlx::Result<(Vec<Mismatch>, usize)> {
-    let a = a_questions(conn, link.tenant_id).await?;
+    let a = catalogue_store::own_questions(conn, link.tenant_id).await?;
     let products: Vec<_> = copies
         .iter()
         .filter(|c| c.forwardable())

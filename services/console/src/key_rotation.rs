@@ -1,7 +1,7 @@
 //! `console rotate-secrets`: re-encrypts every secret at rest with the active
 //! (first) key of `SALESYNC_ENCRYPTION_KEYS`, so the old key can be dropped.
 //! The secrets: integrations' `credentials_enc` and `signing_secrets_enc`,
-//! tenants' `webhook_secret_enc`.
+//! tenants' `webhook_secret_enc`, catalogue subscriptions' `secret_enc`.
 //!
 //! The procedure (README, "Rotating the encryption key"): give every service
 //! `new,old`; run this; give every service `new` only. Rows are re-encrypted
@@ -39,6 +39,8 @@ pub struct Report {
     pub credentials: u64,
     pub signing_secrets: u64,
     pub webhook_secrets: u64,
+    /// Partners' catalogue subscriptions (`catalogue_subscriptions.secret_enc`).
+    pub subscription_secrets: u64,
     pub failed: Vec<Failure>,
 }
 
@@ -78,7 +80,16 @@ fn reencrypt_column(
 pub async fn rotate_all(pool: &PgPool, secrets: &SecretBox) -> sqlx::Result<Report> {
     let mut report = Report::default();
     rotate_integrations(pool, secrets, &mut report).await?;
-    rotate_tenants(pool, secrets, &mut report).await?;
+    report.webhook_secrets =
+        rotate_column(pool, secrets, &mut report, "tenants", "webhook_secret_enc").await?;
+    report.subscription_secrets = rotate_column(
+        pool,
+        secrets,
+        &mut report,
+        "catalogue_subscriptions",
+        "secret_enc",
+    )
+    .await?;
     Ok(report)
 }
 
@@ -135,34 +146,39 @@ async fn rotate_integrations(
     }
 }
 
-async fn rotate_tenants(
+/// Re-encrypts one secret column of a table keyed by `id`; how many.
+/// `table` and `column` are constants of this module, never input.
+async fn rotate_column(
     pool: &PgPool,
     secrets: &SecretBox,
     report: &mut Report,
-) -> sqlx::Result<()> {
+    table: &'static str,
+    column: &'static str,
+) -> sqlx::Result<u64> {
     let mut after = Uuid::nil();
+    let mut done = 0;
     loop {
         let mut tx = pool.begin().await?;
-        let rows: Vec<(Uuid, Option<Vec<u8>>)> = sqlx::query_as(
-            "SELECT id, webhook_secret_enc FROM tenants
-             WHERE id > $1 AND webhook_secret_enc IS NOT NULL ORDER BY id LIMIT $2 FOR UPDATE",
-        )
+        let rows: Vec<(Uuid, Option<Vec<u8>>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, {column} FROM {table}
+             WHERE id > $1 AND {column} IS NOT NULL ORDER BY id LIMIT $2 FOR UPDATE"
+        )))
         .bind(after)
         .bind(BATCH)
         .fetch_all(&mut *tx)
         .await?;
         let Some(last) = rows.last() else {
             tx.commit().await?;
-            return Ok(());
+            return Ok(done);
         };
         after = last.0;
-        let new = reencrypt_column(secrets, "tenants", "webhook_secret_enc", &rows, report);
-        report.webhook_secrets += new.iter().flatten().count() as u64;
-        sqlx::query(
-            "UPDATE tenants t SET webhook_secret_enc = COALESCE(u.secret, t.webhook_secret_enc)
+        let new = reencrypt_column(secrets, table, column, &rows, report);
+        done += new.iter().flatten().count() as u64;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} t SET {column} = COALESCE(u.secret, t.{column})
              FROM UNNEST($1::uuid[], $2::bytea[]) AS u(id, secret)
-             WHERE t.id = u.id",
-        )
+             WHERE t.id = u.id"
+        )))
         .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
         .bind(new)
         .execute(&mut *tx)

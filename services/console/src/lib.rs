@@ -8,12 +8,15 @@
 //! replays and discards deliveries that failed for good, and
 //! `dead_letter_queue` peeks at and purges the raw `salesync.dead` queue;
 //! `erasure` takes a customer's personal data out of the tenant's sales;
+//! `catalogue_events` files the provider's signed catalogue change
+//! callbacks to its partners' subscriptions;
 //! `key_rotation` re-encrypts secrets at rest; `openapi` is the control
 //! plane's document; `config` is the command
 //! line and `cli` the operator's commands that do not serve. Who is calling, the error
 //! shape and JSON bodies are shared with ingest (`salesync_core::api`).
 
 pub mod app;
+pub mod catalogue_events;
 pub mod catalogue_sync;
 pub mod cli;
 pub mod config;

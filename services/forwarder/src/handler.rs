@@ -225,18 +225,27 @@ impl ForwardHandler {
     fn job(&self, msg: &Message, row: &DeliveryRow) -> Result<Job, String> {
         let undecryptable =
             |e: salesync_core::crypto::CryptoError| format!("secrets undecryptable: {e}");
-        let (purpose, secrets) = if row.purpose == "status_webhook" {
-            let enc = row
-                .webhook_secret_enc
-                .as_deref()
-                .ok_or("tenant webhook not configured: no webhook secret")?;
-            // Ingest stores the tenant's secret as an encrypted JSON string.
+        let webhook = match row.purpose.as_str() {
+            "status_webhook" => Some((
+                "status_webhook",
+                "tenant webhook not configured: no webhook secret",
+            )),
+            "catalogue_callback" => Some((
+                "catalogue_callback",
+                "catalogue subscription not found: no secret",
+            )),
+            _ => None,
+        };
+        let (purpose, secrets) = if let Some((purpose, missing)) = webhook {
+            let enc = row.webhook_secret_enc.as_deref().ok_or(missing)?;
+            // Console stores the tenant's (or subscription's) secret as an
+            // encrypted JSON string.
             let secret: String = self.secret_box.decrypt_json(enc).map_err(undecryptable)?;
             let secrets = IntegrationSecrets {
                 credentials: TargetCredentials::default(),
                 signing_secrets: vec![secret],
             };
-            ("status_webhook", secrets)
+            (purpose, secrets)
         } else {
             let signing = row
                 .signing_secrets_enc

@@ -28,6 +28,9 @@ pub struct DeliveryRow {
     pub integration_paused: bool,
     pub credentials_enc: Option<Vec<u8>>,
     pub signing_secrets_enc: Option<Vec<u8>>,
+    /// The one secret a webhook is signed with (an encrypted JSON string):
+    /// the tenant's for `status_webhook`, the partner's subscription's for
+    /// `catalogue_callback`.
     pub webhook_secret_enc: Option<Vec<u8>>,
     pub dead_reason: Option<String>,
     /// What to send; `None` for deliveries made before bodies were stored
@@ -54,7 +57,8 @@ impl DeliveryRow {
 /// Loads the deliveries `keys` name, each only within the tenant its message
 /// claims (a message can never reach another tenant's delivery or secrets).
 /// The integration is joined for `forward`, the tenant's webhook secret for
-/// `status_webhook`.
+/// `status_webhook`, the subscription's secret for `catalogue_callback`
+/// (within the delivery's tenant too).
 pub async fn load_deliveries(
     conn: &mut PgConnection,
     keys: &[(DeliveryId, TenantId)],
@@ -66,8 +70,9 @@ pub async fn load_deliveries(
                 i.id IS NOT NULL AS integration_found,
                 i.deleted_at IS NOT NULL AS integration_deleted,
                 i.paused_at IS NOT NULL AS integration_paused,
-                i.credentials_enc, i.signing_secrets_enc, t.webhook_secret_enc, d.dead_reason,
-                d.body
+                i.credentials_enc, i.signing_secrets_enc,
+                coalesce(t.webhook_secret_enc, cs.secret_enc) AS webhook_secret_enc,
+                d.dead_reason, d.body
          FROM deliveries d
          JOIN (SELECT DISTINCT * FROM UNNEST($1::uuid[], $2::uuid[])) AS k(id, tenant_id)
               ON d.id = k.id AND d.tenant_id = k.tenant_id
@@ -75,6 +80,9 @@ pub async fn load_deliveries(
                 ON d.purpose = 'forward' AND i.id = d.integration_id AND i.tenant_id = d.tenant_id
          LEFT JOIN tenants t
                 ON d.purpose = 'status_webhook' AND t.id = d.tenant_id
+         LEFT JOIN catalogue_subscriptions cs
+                ON d.purpose = 'catalogue_callback' AND cs.id = d.subscription_id
+               AND cs.tenant_id = d.tenant_id
          -- Redundant with the join, but it pins the plan to the primary key.
          -- Without it a cached generic plan made while the table was empty
          -- may look deliveries up by the (tenant_id, dedupe_key) index, with

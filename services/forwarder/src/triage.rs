@@ -8,7 +8,7 @@ use salesync_core::domain::ids::{DeliveryId, IntegrationId};
 /// What the database says about one delivery (secrets aside).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryFacts {
-    /// `forward` or `status_webhook`.
+    /// `forward`, `status_webhook` or `catalogue_callback`.
     pub purpose: String,
     /// `pending`, `retrying`, `held`, `delivered` or `dead`.
     pub state: String,
@@ -20,7 +20,8 @@ pub struct DeliveryFacts {
     pub integration_deleted: bool,
     /// For `forward`: the integration is paused (its deliveries are held).
     pub integration_paused: bool,
-    /// For `status_webhook`: the tenant has a webhook secret.
+    /// For `status_webhook`: the tenant has a webhook secret; for
+    /// `catalogue_callback`: the subscription (and its secret) exists.
     pub tenant_secret_found: bool,
     pub dead_reason: Option<String>,
 }
@@ -104,6 +105,12 @@ pub fn triage(msg: MessageFacts, facts: Option<&DeliveryFacts>) -> Triage {
             true,
         ),
         "status_webhook" => Triage::Send,
+        // Deleted (or never there): nobody asked for it any more.
+        "catalogue_callback" if !f.tenant_secret_found => dead(
+            "catalogue subscription not found: deleted since the change".into(),
+            true,
+        ),
+        "catalogue_callback" => Triage::Send,
         other => dead(format!("unknown purpose: {other}"), true),
     }
 }
@@ -183,6 +190,14 @@ mod tests {
             tenant_secret_found: false,
             ..webhook_ok.clone().unwrap()
         });
+        let callback_ok = Some(DeliveryFacts {
+            purpose: "catalogue_callback".into(),
+            ..webhook_ok.clone().unwrap()
+        });
+        let callback_unsubscribed = Some(DeliveryFacts {
+            tenant_secret_found: false,
+            ..callback_ok.clone().unwrap()
+        });
         // (name, attempt, facts, expected)
         type Case = (
             &'static str,
@@ -259,6 +274,13 @@ mod tests {
                 "status webhook without secret",
                 1,
                 webhook_unset,
+                ("dead", true),
+            ),
+            ("catalogue callback", 1, callback_ok, ("send", false)),
+            (
+                "catalogue callback, subscription deleted",
+                1,
+                callback_unsubscribed,
                 ("dead", true),
             ),
             (

@@ -41,6 +41,8 @@ struct Tenant {
     /// The organization's Agent, and its (integration-only) token.
     agent: String,
     agent_token: String,
+    /// The Agent's catalogue subscription's secret.
+    subscription_secret: String,
     dead_letter: DeliveryId,
     credentials: String,
     signing_secrets: Vec<String>,
@@ -173,6 +175,16 @@ async fn provision(app: &Router, pool: &PgPool, name: &str) -> Tenant {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let agent = r.body["agent"]["id"].as_str().expect("agent").to_string();
     let agent_token = r.body["token"].as_str().expect("token").to_string();
+    let r = call(
+        app,
+        "PUT",
+        "/v1/integration/subscription",
+        Some(&agent_token),
+        Some(&json!({"url": format!("https://{}.partner.example/cb", name.to_lowercase())})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let subscription_secret = r.body["secret"].as_str().expect("secret").to_string();
 
     let sale_external_id = format!("{name}-sale-1");
     let sale = serde_json::to_value(sample_sale(&sale_external_id)).expect("sale");
@@ -193,6 +205,7 @@ async fn provision(app: &Router, pool: &PgPool, name: &str) -> Tenant {
         organization,
         agent,
         agent_token,
+        subscription_secret,
         dead_letter,
         credentials,
         signing_secrets: vec![second, first],
@@ -292,6 +305,7 @@ async fn tokens_are_hashed_and_secrets_encrypted_at_rest() {
         "integrations.credentials_enc",
         "integrations.signing_secrets_enc",
         "tenants.webhook_secret_enc",
+        "catalogue_subscriptions.secret_enc",
         "outbox.body",
         "deliveries.body",
         "dead_letter_actions.reason",
@@ -323,6 +337,7 @@ async fn tokens_are_hashed_and_secrets_encrypted_at_rest() {
             &t.agent_token,
             &t.credentials,
             &t.webhook_secret,
+            &t.subscription_secret,
         ]
         .into_iter()
         .chain(&t.signing_secrets);
@@ -612,6 +627,16 @@ fn probes(route: &Route, victim: &Tenant, attacker: &Tenant) -> Vec<Probe> {
         Control(C::GetIntegrationAccess) | Control(C::GetGrantedCatalogue) => {
             vec![probe(path, None, OwnDataOnly)]
         }
+        // An Agent's own subscription: set, read and deleted, never the
+        // victim's (which takes no id to name).
+        Control(C::PutCatalogueSubscription) => vec![probe(
+            path,
+            Some(json!({"url": "https://attacker.example/callbacks"})),
+            OwnDataOnly,
+        )],
+        Control(C::GetCatalogueSubscription) | Control(C::DeleteCatalogueSubscription) => {
+            vec![probe(path, None, OwnDataOnly)]
+        }
     }
 }
 
@@ -634,6 +659,8 @@ fn victim_markers(v: &Tenant) -> Vec<String> {
         v.token.clone(),
         v.credentials.clone(),
         v.webhook_secret.clone(),
+        v.subscription_secret.clone(),
+        "a.partner.example".to_string(),
     ];
     m.extend(v.signing_secrets.iter().cloned());
     m
@@ -661,7 +688,11 @@ async fn victim_state(pool: &PgPool, v: &Tenant) -> Value {
              'agent_tokens', (SELECT json_agg(t ORDER BY id) FROM api_tokens t
                               WHERE tenant_id = $3 AND agent_id IS NOT NULL),
              'grants', (SELECT json_agg(g ORDER BY kind, key) FROM grants g
-                        JOIN organizations o ON o.id = g.organization_id WHERE o.tenant_id = $3))",
+                        JOIN organizations o ON o.id = g.organization_id WHERE o.tenant_id = $3),
+             'subscriptions', (SELECT json_agg(s ORDER BY id) FROM catalogue_subscriptions s
+                               WHERE tenant_id = $3),
+             'callbacks', (SELECT count(*) FROM deliveries
+                           WHERE tenant_id = $3 AND purpose = 'catalogue_callback'))",
     )
     .bind(v.sale)
     .bind(v.integration)
@@ -787,6 +818,15 @@ async fn ciphertexts(pool: &PgPool) -> Vec<(String, Vec<u8>)> {
     .await
     .expect("tenants");
     out.extend(rows.into_iter().map(|(id, w)| (format!("webhook {id}"), w)));
+    let rows: Vec<(uuid::Uuid, Vec<u8>)> =
+        sqlx::query_as("SELECT id, secret_enc FROM catalogue_subscriptions ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .expect("subscriptions");
+    out.extend(
+        rows.into_iter()
+            .map(|(id, s)| (format!("subscription {id}"), s)),
+    );
     out
 }
 
@@ -813,8 +853,8 @@ async fn rotate_secrets_moves_every_secret_to_the_new_key() {
     let before = ciphertexts(&db.pool).await;
     assert_eq!(
         before.len(),
-        2 + 2 + 1 + 2,
-        "2 credentials, 3 signing, 2 webhooks"
+        2 + 2 + 1 + 2 + 2,
+        "2 credentials, 3 signing, 2 webhooks, 2 subscriptions"
     );
 
     let db = Arc::new(db);
@@ -844,7 +884,8 @@ async fn rotate_secrets_moves_every_secret_to_the_new_key() {
     assert!(ok, "{err}");
     assert_eq!(
         report,
-        json!({"credentials": 2, "signing_secrets": 3, "webhook_secrets": 2, "failed": []})
+        json!({"credentials": 2, "signing_secrets": 3, "webhook_secrets": 2,
+               "subscription_secrets": 2, "failed": []})
     );
 
     // Step 3: the new key alone reads everything; the old key reads nothing.
@@ -877,6 +918,17 @@ async fn rotate_secrets_moves_every_secret_to_the_new_key() {
                 .expect("tenant");
         let webhook: String = new.decrypt_json(&webhook).expect("webhook secret");
         assert_eq!(webhook, t.webhook_secret);
+        let subscription: Vec<u8> = sqlx::query_scalar(
+            "SELECT secret_enc FROM catalogue_subscriptions WHERE tenant_id = $1",
+        )
+        .bind(t.id)
+        .fetch_one(&db.pool)
+        .await
+        .expect("subscription");
+        let subscription: String = new
+            .decrypt_json(&subscription)
+            .expect("subscription secret");
+        assert_eq!(subscription, t.subscription_secret);
     }
 
     // A service that knows only the new key keeps working: rotating a

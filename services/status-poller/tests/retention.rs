@@ -480,3 +480,50 @@ async fn rows_the_hot_path_holds_are_skipped_not_waited_for() {
     assert_eq!(later.deliveries_removed, 1, "{later:?}");
     assert!(!f.remaining().await.contains(&held.0));
 }
+
+/// Catalogue callbacks belong to no sale: old settled ones go too (batch
+/// after batch), the rest stays.
+#[tokio::test]
+async fn old_settled_catalogue_callbacks_go_too() {
+    let f = Fixture::new().await;
+    // (state, created / last changed days ago, discarded, may go)
+    let cases = [
+        ("delivered", 120, false, true),
+        ("delivered", 110, false, true),
+        ("delivered", 100, false, true),
+        ("dead", 120, true, true),
+        ("dead", 120, false, false),
+        ("retrying", 120, false, false),
+        ("delivered", 10, false, false),
+    ];
+    let mut kept = Vec::new();
+    for (i, (state, days, discarded, goes)) in cases.into_iter().enumerate() {
+        let at = days_ago(days);
+        let id = DeliveryId::from(v7_at(at));
+        sqlx::query(
+            "INSERT INTO deliveries (id, tenant_id, sale_id, purpose, dedupe_key, target_url,
+                 target_ref, state, attempts, dead_reason, dead_at, discarded_at, body,
+                 created_at, updated_at)
+             VALUES ($1, $2, NULL, 'catalogue_callback', $3, 'http://127.0.0.1:9/cb', $1::text,
+                     $4, 1, CASE WHEN $4 = 'dead' THEN 'gave up' END,
+                     CASE WHEN $4 = 'dead' THEN $5 END, CASE WHEN $6 THEN $5 END,
+                     '{}'::jsonb, $5, $5)",
+        )
+        .bind(id)
+        .bind(f.tenant)
+        .bind(format!("catalogue.changed:{i}"))
+        .bind(state)
+        .bind(at)
+        .bind(discarded)
+        .execute(&f.env.pool)
+        .await
+        .expect("insert callback");
+        if !goes {
+            kept.push(id);
+        }
+    }
+    let report = pass(&f.retention(2)).await;
+    assert_eq!(report.deliveries_removed, 4, "{report:?}");
+    kept.sort();
+    assert_eq!(f.remaining().await, kept);
+}

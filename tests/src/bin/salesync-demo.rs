@@ -13,7 +13,12 @@
 //!   carries "processed" back to A as "fulfilled", and A's status webhook hears
 //!   about it, signed.
 //!
-//! Ends with a summary read from the database and the targets.
+//! Ends with a summary read from the database and the targets. Then the
+//! partner scenario (issue 17) on the same deployment: "Energy B" publishes
+//! a catalogue and gives "Door Sales A" an Agent token; A tests the
+//! connection, imports, maps (the mapping check flags one question A left
+//! unmapped, and A fixes it), sells, and sees B's "processed" come back as
+//! "completed".
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -34,6 +39,9 @@ struct Args {
     /// Sales per batch request (the rest of the POS traffic is single requests).
     #[arg(long, default_value_t = 50)]
     batch: usize,
+    /// How many sales the reseller places in the partner scenario.
+    #[arg(long, env = "DEMO_ORDERS", default_value_t = 40)]
+    orders: usize,
     /// Keep everything running after the summary until Ctrl-C (to look at the
     /// RabbitMQ dashboard and the /metrics endpoints).
     #[arg(long)]
@@ -197,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
         ],
     )
     .await?;
+    partner_demo(&stack, args.orders).await?;
     println!("\n    total time {:.1}s", started.elapsed().as_secs_f64());
 
     if args.keep_running {
@@ -216,9 +225,12 @@ struct Ids {
     wholesale: IntegrationId,
 }
 
+/// How many of the sales sent to `integration` have heard its "processed"
+/// (the first status each hears is the one the copy was created with).
 async fn count_history(stack: &Stack, integration: IntegrationId) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM sale_status_history WHERE origin = 'integration' AND integration_id = $1",
+        "SELECT count(*) FROM sale_status_history
+         WHERE origin = 'integration' AND integration_id = $1 AND target_status = 'processed'",
     )
     .bind(integration)
     .fetch_one(stack.db.pool())
@@ -351,4 +363,168 @@ fn progress_spinner(what: &str) -> ProgressBar {
     s.set_message(what.to_string());
     s.enable_steady_tick(Duration::from_millis(120));
     s
+}
+
+/// The partner scenario: each step through the API, as its users do it.
+async fn partner_demo(stack: &Stack, orders: usize) -> anyhow::Result<()> {
+    use reqwest::{Method, StatusCode};
+    use salesync_e2e::partner::{self, A_FLOW, FIXED, GREEN, ProviderAddress, expect};
+    use serde_json::{Value, json};
+
+    step("partner scenario: Energy B publishes its catalogue for Door Sales A");
+    let b = stack.tenant("Energy B").await?;
+    let a = stack.tenant("Door Sales A").await?;
+    let provider = partner::set_up_provider(&b.api).await?;
+    println!(
+        "    products {FIXED} and {GREEN}, flow '{}', organization 'Shop A' granted both",
+        partner::B_FLOW
+    );
+    println!(
+        "    Agent 'shop-a' with an integration-only token (shown once): {}…",
+        &provider.agent_token[..12.min(provider.agent_token.len())]
+    );
+
+    step("Door Sales A adds the integration, tests it, imports and maps");
+    let address = ProviderAddress {
+        ingest_url: stack.ingest_url(),
+        console_url: stack.console_url(),
+    };
+    let partial = json!({
+        "flows": {A_FLOW: partner::B_FLOW},
+        "questions": {"iban": {"from_question": {"question": "bank_account"}}},
+    });
+    let (id, check) =
+        partner::set_up_reseller(&a.api, &address, &provider.agent_token, &partial).await?;
+    let test = expect(
+        &a.api,
+        Method::POST,
+        &format!("/v1/integrations/{id}/test-connection"),
+        &Value::Null,
+        StatusCode::OK,
+    )
+    .await?;
+    println!(
+        "    test connection: {}",
+        test["message"].as_str().unwrap_or("?")
+    );
+    let imports = expect(
+        &a.api,
+        Method::GET,
+        &format!("/v1/integrations/{id}/imports"),
+        &Value::Null,
+        StatusCode::OK,
+    )
+    .await?;
+    println!(
+        "    imported: {}",
+        imports["products"].as_array().map_or(0, Vec::len)
+    );
+    println!(
+        "    mapping check flags {} mismatch(es):",
+        check["mismatches"].as_array().map_or(0, Vec::len)
+    );
+    for m in check["mismatches"].as_array().into_iter().flatten() {
+        println!("      - {}", m["message"].as_str().unwrap_or("?"));
+    }
+    let fixed = expect(
+        &a.api,
+        Method::PUT,
+        &format!("/v1/integrations/{id}/mappings"),
+        &partner::a_mapping(),
+        StatusCode::OK,
+    )
+    .await?;
+    anyhow::ensure!(
+        fixed["mismatches"] == json!([]),
+        "the fixed mapping still mismatches: {fixed}"
+    );
+    println!("    A maps 'term' from its 'looptijd' (1j → 1y, 3j → 3y): 0 mismatches");
+
+    step(&format!(
+        "Door Sales A sells {orders} contracts (forwarded: paid, {FIXED})"
+    ));
+    let bar = progress_bar(orders as u64, "sales accepted");
+    for i in 0..orders {
+        let (status, product) = match i % 4 {
+            0 => ("open", FIXED),
+            1 => ("paid", GREEN),
+            _ => ("paid", FIXED),
+        };
+        a.api
+            .post_sale(&partner::a_sale(
+                &format!("door-{i:04}"),
+                status,
+                A_FLOW,
+                product,
+            ))
+            .await?;
+        bar.inc(1);
+    }
+    bar.finish();
+    stack.wait_quiet(Duration::from_secs(120)).await?;
+
+    step("Energy B processes the orders it received");
+    let received: Vec<String> = sqlx::query_scalar(
+        "SELECT target_ref FROM deliveries WHERE integration_id = $1 AND state = 'delivered'",
+    )
+    .bind(id)
+    .fetch_all(stack.db.pool())
+    .await?;
+    for chunk in received.chunks(200) {
+        for order in b.api.lookup(chunk).await? {
+            b.api
+                .set_status(order.id, "processed", Some("contract signed"))
+                .await?;
+        }
+    }
+    let spinner = progress_spinner("statuses propagating");
+    let expected = received.len() as i64;
+    salesync_e2e::wait_until(
+        Duration::from_secs(120),
+        Duration::from_millis(500),
+        || async { count_history(stack, id).await.unwrap_or(0) >= expected },
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("statuses did not come back within 120 s"))?;
+    spinner.finish_with_message("statuses propagated");
+
+    step("partner summary");
+    let db = stack.db.pool();
+    let decisions: Vec<(bool, String, i64)> = sqlx::query_as(
+        "SELECT forwarded, reason, count(*) FROM sale_decisions WHERE integration_id = $1
+         GROUP BY 1, 2 ORDER BY 1 DESC, 3 DESC",
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await?;
+    for (forwarded, reason, n) in decisions {
+        println!(
+            "    {n:>6}  {}",
+            if forwarded {
+                "forwarded to Energy B".to_string()
+            } else {
+                format!("not forwarded: {reason}")
+            }
+        );
+    }
+    let at_b: Vec<(Value, Value)> = sqlx::query_as(
+        "SELECT sale->'flow', sale->'lines'->0->'answers' FROM sales WHERE tenant_id = $1 LIMIT 1",
+    )
+    .bind(b.id)
+    .fetch_all(db)
+    .await?;
+    if let Some((flow, answers)) = at_b.first() {
+        println!("    an order at Energy B: flow {flow}, answers {answers}");
+    }
+    let completed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sales WHERE tenant_id = $1 AND status = 'completed'",
+    )
+    .bind(a.id)
+    .fetch_one(db)
+    .await?;
+    println!(
+        "    {} orders at Energy B, processed; {completed} of Door Sales A's sales now 'completed'",
+        received.len()
+    );
+    Ok(())
 }

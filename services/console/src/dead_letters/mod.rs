@@ -91,6 +91,10 @@ fn refused(id: DeliveryId, r: Refusal) -> DlqError {
             "dead letter {id} is a status webhook and the tenant has no webhook configured; \
              configure one to replay it"
         ),
+        Refusal::NoSubscription => format!(
+            "dead letter {id} is a catalogue callback whose subscription was deleted; \
+             there is nobody to replay it to (discard it)"
+        ),
     };
     DlqError::Refused(message, r)
 }
@@ -107,6 +111,7 @@ impl From<DlqError> for ApiError {
                     Refusal::IntegrationDeleted => "integration_deleted",
                     Refusal::IntegrationDisabled => "integration_disabled",
                     Refusal::NoWebhook => "webhook_not_configured",
+                    Refusal::NoSubscription => "subscription_not_found",
                 },
                 message,
             },

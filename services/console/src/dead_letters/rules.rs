@@ -11,7 +11,7 @@
 //! delivery. The command is fresh (new message id, attempt 1).
 
 use salesync_core::integration::TargetKind;
-use salesync_core::messages::{Envelope, ForwardCommand, Purpose, ROUTING_FORWARD};
+use salesync_core::messages::{Envelope, ForwardCommand, NO_SALE, Purpose, ROUTING_FORWARD};
 use salesync_core::outbox::OutboxMessage;
 
 use crate::store::dead_letters::LockedDelivery;
@@ -21,7 +21,7 @@ use crate::store::dead_letters::LockedDelivery;
 #[schema(as = ReplayTarget, rename_all = "lowercase")]
 pub enum TargetChoice {
     /// The integration's current URL (the tenant's current webhook for
-    /// status webhooks).
+    /// status webhooks, the subscription's for catalogue callbacks).
     #[default]
     Current,
     /// The URL recorded with the delivery (where it was last sent).
@@ -52,6 +52,8 @@ pub enum Refusal {
     IntegrationDisabled,
     /// A status webhook, and the tenant has no webhook (any more).
     NoWebhook,
+    /// A catalogue callback whose subscription was deleted.
+    NoSubscription,
 }
 
 impl Refusal {
@@ -60,7 +62,10 @@ impl Refusal {
     pub fn is_target_unavailable(&self) -> bool {
         matches!(
             self,
-            Refusal::IntegrationDeleted | Refusal::IntegrationDisabled | Refusal::NoWebhook
+            Refusal::IntegrationDeleted
+                | Refusal::IntegrationDisabled
+                | Refusal::NoWebhook
+                | Refusal::NoSubscription
         )
     }
 }
@@ -98,6 +103,10 @@ pub fn replay_target(d: &LockedDelivery, choice: TargetChoice) -> Result<String,
     let now = &d.now;
     let current = if d.purpose == "status_webhook" {
         now.webhook_url.clone().ok_or(Refusal::NoWebhook)?
+    } else if d.purpose == "catalogue_callback" {
+        now.subscription_url
+            .clone()
+            .ok_or(Refusal::NoSubscription)?
     } else {
         // An integration that does not exist in the tenant counts as deleted
         // (the forwarder treats both alike).
@@ -120,12 +129,6 @@ pub fn replay_target(d: &LockedDelivery, choice: TargetChoice) -> Result<String,
     })
 }
 
-fn purpose(s: &str) -> Option<Purpose> {
-    [Purpose::Forward, Purpose::StatusWebhook]
-        .into_iter()
-        .find(|p| p.as_str() == s)
-}
-
 /// The fresh forward command that re-sends a delivery to `url` (the
 /// forwarder sends the body stored with it); call it inside the span that
 /// should continue into the forwarder. `None` if the stored row cannot make
@@ -134,7 +137,7 @@ pub fn replay_command(d: &LockedDelivery, url: &str) -> Option<OutboxMessage> {
     d.body.as_ref()?;
     let command = ForwardCommand {
         delivery_id: d.id,
-        purpose: purpose(&d.purpose)?,
+        purpose: Purpose::parse(&d.purpose)?,
         integration_id: d.integration_id,
         target_url: url.to_string(),
         target_ref: d.target_ref.clone(),
@@ -143,7 +146,7 @@ pub fn replay_command(d: &LockedDelivery, url: &str) -> Option<OutboxMessage> {
         accepted_at: d.created_at,
         body: None,
     };
-    let envelope = Envelope::new(d.tenant_id, d.sale_id, command);
+    let envelope = Envelope::new(d.tenant_id, d.sale_id.unwrap_or(NO_SALE), command);
     Some(OutboxMessage::from_envelope(ROUTING_FORWARD, &envelope))
 }
 
@@ -163,7 +166,7 @@ mod tests {
         LockedDelivery {
             id,
             tenant_id: TenantId::new(),
-            sale_id: SaleId::new(),
+            sale_id: Some(SaleId::new()),
             integration_id: Some(IntegrationId::new()),
             purpose: "forward".into(),
             state: state.into(),
@@ -179,6 +182,7 @@ mod tests {
                 integration_enabled: true,
                 integration_deleted: false,
                 webhook_url: None,
+                subscription_url: None,
             },
         }
     }
@@ -208,6 +212,19 @@ mod tests {
         });
         let no_webhook = with(&|d| {
             d.purpose = "status_webhook".into();
+            d.now = CurrentTarget::default();
+        });
+        let callback = with(&|d| {
+            d.purpose = "catalogue_callback".into();
+            d.integration_id = None;
+            d.sale_id = None;
+            d.now = CurrentTarget {
+                subscription_url: Some("https://partner.example/cb".into()),
+                ..CurrentTarget::default()
+            };
+        });
+        let unsubscribed = with(&|d| {
+            d.purpose = "catalogue_callback".into();
             d.now = CurrentTarget::default();
         });
         let ok = |s: &str| Ok(s.to_string());
@@ -269,6 +286,18 @@ mod tests {
                 &no_webhook,
                 Current,
                 Err(Refusal::NoWebhook),
+            ),
+            (
+                "catalogue callback",
+                &callback,
+                Current,
+                ok("https://partner.example/cb"),
+            ),
+            (
+                "subscription deleted",
+                &unsubscribed,
+                Recorded,
+                Err(Refusal::NoSubscription),
             ),
         ];
         for (name, d, choice, want) in cases {
@@ -335,7 +364,7 @@ mod tests {
         let env = Envelope::<ForwardCommand>::decode(&m.body).expect("decodes");
         assert_eq!(env.attempt, 1);
         assert_eq!(env.tenant_id, d.tenant_id);
-        assert_eq!(env.sale_id, d.sale_id);
+        assert_eq!(Some(env.sale_id), d.sale_id);
         let c = env.payload;
         assert_eq!(c.delivery_id, d.id);
         assert_eq!(c.purpose, Purpose::Forward);
@@ -354,7 +383,7 @@ mod tests {
     }
 
     #[test]
-    fn status_webhooks_replay_too_and_bad_rows_do_not() {
+    fn webhooks_and_callbacks_replay_too_and_bad_rows_do_not() {
         let mut d = delivery("dead", true, false);
         d.purpose = "status_webhook".into();
         d.integration_id = None;
@@ -362,6 +391,13 @@ mod tests {
         let env = Envelope::<ForwardCommand>::decode(&m.body).expect("decodes");
         assert_eq!(env.payload.purpose, Purpose::StatusWebhook);
         assert_eq!(env.payload.integration_id, None);
+
+        d.purpose = "catalogue_callback".into();
+        d.sale_id = None;
+        let m = replay_command(&d, RECORDED).expect("command");
+        let env = Envelope::<ForwardCommand>::decode(&m.body).expect("decodes");
+        assert_eq!(env.payload.purpose, Purpose::CatalogueCallback);
+        assert_eq!(env.sale_id, NO_SALE, "about no sale");
 
         d.purpose = "fax".into();
         assert!(replay_command(&d, RECORDED).is_none());

@@ -54,12 +54,40 @@ fn add_cross_field_rules(schemas: &mut Map<String, Value>) {
     // catalogue::Condition is one of `{"equals": {...}}` / `{"in": {...}}`
     // and nothing beside (serde: an externally tagged enum, no unknown
     // fields); the derived schema leaves both levels open.
-    if let Some(variants) = schemas["Condition"]["oneOf"].as_array_mut() {
+    close_variants(schemas, "Condition", &["equals", "in"]);
+    // catalogue::AnswerSource likewise, `{"from_question": {...}}` closed
+    // and `{"constant": any answer}`.
+    close_variants(schemas, "AnswerSource", &["from_question"]);
+    // routes::imports::check_mapping_keys: flows are slugs on both sides,
+    // questions are keyed by the provider's question key and name one of A's.
+    let slug = json!({"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"});
+    let question_key = json!({"type": "string", "pattern": "^[a-z0-9_]{1,64}$"});
+    let mapping = &mut schemas["MappingInput"]["properties"];
+    mapping["flows"]["propertyNames"] = slug.clone();
+    mapping["flows"]["additionalProperties"] = slug;
+    mapping["questions"]["propertyNames"] = question_key.clone();
+    if let Some(variants) = schemas["AnswerSource"]["oneOf"].as_array_mut() {
+        for variant in variants {
+            if variant["properties"].get("from_question").is_some() {
+                variant["properties"]["from_question"]["properties"]["question"] =
+                    question_key.clone();
+            }
+        }
+    }
+}
+
+/// An externally tagged enum's schema closed at both levels: one variant key
+/// and nothing beside it, and nothing unknown inside the variants named in
+/// `closed_inside` (the others carry any value).
+fn close_variants(schemas: &mut Map<String, Value>, name: &str, closed_inside: &[&str]) {
+    if let Some(variants) = schemas[name]["oneOf"].as_array_mut() {
         for variant in variants {
             variant["additionalProperties"] = json!(false);
             if let Some(props) = variant["properties"].as_object_mut() {
-                for inner in props.values_mut() {
-                    inner["additionalProperties"] = json!(false);
+                for (key, inner) in props.iter_mut() {
+                    if closed_inside.contains(&key.as_str()) {
+                        inner["additionalProperties"] = json!(false);
+                    }
                 }
             }
         }
@@ -68,6 +96,72 @@ fn add_cross_field_rules(schemas: &mut Map<String, Value>) {
 
 /// Where an id in one answer can be used next.
 const LINKS: &[Link] = &[
+    (
+        "createIntegration",
+        "201",
+        "testIntegrationConnection",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createIntegration",
+        "201",
+        "getProviderCatalogue",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createIntegration",
+        "201",
+        "putImports",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createIntegration",
+        "201",
+        "getImports",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createIntegration",
+        "201",
+        "syncImports",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createIntegration",
+        "201",
+        "putMappings",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createIntegration",
+        "201",
+        "checkMappings",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createOrganization",
+        "201",
+        "createAgent",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createOrganization",
+        "201",
+        "listAgents",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "createAgent",
+        "201",
+        "rotateAgentToken",
+        &[("id", "$response.body#/agent/id")],
+    ),
+    (
+        "createAgent",
+        "201",
+        "revokeAgentToken",
+        &[("id", "$response.body#/agent/id")],
+    ),
     (
         "createIntegration",
         "201",

@@ -39,10 +39,11 @@ use crate::routes::integrations::{
 };
 use crate::routes::organizations::{GrantSet, NewOrganization, OrganizationList, OrganizationView};
 use crate::routes::products::ProductList;
+use crate::routes::subscription::{SubscriptionInput, SubscriptionSet, SubscriptionView};
 use crate::routes::webhook::{WebhookInput, WebhookSet};
 use crate::routes::{
     admin, agents, dead_letters, erasures, flows, imports, integration, integrations,
-    organizations, products, webhook,
+    organizations, products, subscription, webhook,
 };
 use crate::tenancy::{CreatedTenant, CreatedToken, NewTenant, NewToken};
 use salesync_core::catalogue::{
@@ -66,7 +67,7 @@ use salesync_core::catalogue::{
         (name = "catalogue", description = "The provider's products (with versions) and flows"),
         (name = "organizations", description = "The provider's partners, what each may sell, and their Agent users"),
         (name = "imports", description = "A's side of a tenant-to-tenant integration: test the connection, import, sync, map, check"),
-        (name = "integration", description = "What a partner's token reaches: who it is, and (an Agent's) the granted catalogue"),
+        (name = "integration", description = "What a partner's token reaches: who it is, and (an Agent's) the granted catalogue and its change callbacks"),
         (name = "admin", description = "Operator routes (ADMIN_TOKEN)"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
     ),
@@ -116,6 +117,9 @@ use salesync_core::catalogue::{
         agents::revoke_token,
         integration::access,
         integration::catalogue,
+        subscription::put,
+        subscription::get,
+        subscription::delete,
         imports::test_new_connection,
         imports::test_connection,
         imports::provider_catalogue,
@@ -143,6 +147,7 @@ use salesync_core::catalogue::{
         NewOrganization, GrantSet, OrganizationView, OrganizationList,
         NewAgent, AgentView, AgentTokenView, AgentList, AgentWithToken,
         IntegrationAccess, Account, TokenKind, OrganizationRef, GrantedCounts, GrantedCatalogue,
+        SubscriptionInput, SubscriptionSet, SubscriptionView,
         ConnectionInput, ConnectionTest, Outcome, ProviderCatalogue, OfferedProduct,
         ImportSelection, ImportsView, ImportedView, ImportedProduct, SourceState, RemovalPolicy,
         Change, SyncReport, MappingInput, MappingView, AnswerSource, Mismatch, MismatchKind,

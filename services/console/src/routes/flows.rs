@@ -1,7 +1,8 @@
 //! The provider's flows (issue 17): the sales scripts or checkouts its
 //! products are sold through. `PUT /v1/flows/{key}` writes one (every
 //! product it names must be in the catalogue), `GET /v1/flows` lists them,
-//! `DELETE` withdraws one.
+//! `DELETE` withdraws one. Each change is told to the partners granted the
+//! flow, in its own transaction (`catalogue_events`).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -14,8 +15,11 @@ use salesync_core::domain::FieldError;
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
+use crate::catalogue_events::{self, Audience, CatalogueChange, ChangeKind};
+use crate::routes::products::wake_if;
 use crate::store;
 use crate::store::catalogue::Kind;
+use salesync_core::catalogue_store;
 
 /// A flow as its provider writes it; the key is the path's.
 #[derive(Deserialize, Debug, utoipa::ToSchema)]
@@ -79,9 +83,28 @@ pub async fn put(
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
+    let live = catalogue_store::flows(
+        &mut tx,
+        caller.tenant_id,
+        Some(std::slice::from_ref(&flow.key)),
+    )
+    .await?;
     let created = store::catalogue::write_flow(&mut tx, caller.tenant_id, &flow).await?;
+    // The same flow again tells nobody anything.
+    let change = match (created, live.first() == Some(&flow)) {
+        (true, _) => Some(ChangeKind::Created),
+        (false, false) => Some(ChangeKind::Updated),
+        (false, true) => None,
+    };
+    let changes: Vec<CatalogueChange> = change
+        .map(|c| CatalogueChange::of(Kind::Flow, &flow.key, c))
+        .into_iter()
+        .collect();
+    let audience = Audience::Granted(Kind::Flow, &flow.key);
+    let filed = catalogue_events::file(&mut tx, caller.tenant_id, audience, &changes).await?;
     tx.commit().await?;
-    tracing::info!(tenant_id = %caller.tenant_id, key = flow.key, "flow written");
+    wake_if(&state, filed);
+    tracing::info!(tenant_id = %caller.tenant_id, key = flow.key, callbacks = filed, "flow written");
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -120,10 +143,15 @@ pub async fn delete(
     caller: Caller,
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let mut conn = state.pool.acquire().await?;
-    if store::catalogue::withdraw_flow(&mut conn, caller.tenant_id, &key).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound("flow"))
+    let mut tx = state.pool.begin().await?;
+    if !store::catalogue::withdraw_flow(&mut tx, caller.tenant_id, &key).await? {
+        return Err(ApiError::NotFound("flow"));
     }
+    let change = CatalogueChange::of(Kind::Flow, &key, ChangeKind::Deleted);
+    let audience = Audience::Granted(Kind::Flow, &key);
+    let filed = catalogue_events::file(&mut tx, caller.tenant_id, audience, &[change]).await?;
+    tx.commit().await?;
+    wake_if(&state, filed);
+    tracing::info!(tenant_id = %caller.tenant_id, key, callbacks = filed, "flow withdrawn");
+    Ok(StatusCode::NO_CONTENT)
 }

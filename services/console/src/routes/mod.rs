@@ -14,6 +14,7 @@ pub mod integration;
 pub mod integrations;
 pub mod organizations;
 pub mod products;
+pub mod subscription;
 pub mod webhook;
 
 use axum::Router;
@@ -69,6 +70,9 @@ pub enum Endpoint {
     RevokeAgentToken,
     GetIntegrationAccess,
     GetGrantedCatalogue,
+    PutCatalogueSubscription,
+    GetCatalogueSubscription,
+    DeleteCatalogueSubscription,
     TestProviderConnection,
     TestIntegrationConnection,
     GetProviderCatalogue,
@@ -254,6 +258,24 @@ pub const ROUTES: &[RouteSpec] = &[
         TenantOrIntegration,
     ),
     spec(
+        Method::PUT,
+        "/v1/integration/subscription",
+        PutCatalogueSubscription,
+        TenantOrIntegration,
+    ),
+    spec(
+        Method::GET,
+        "/v1/integration/subscription",
+        GetCatalogueSubscription,
+        TenantOrIntegration,
+    ),
+    spec(
+        Method::DELETE,
+        "/v1/integration/subscription",
+        DeleteCatalogueSubscription,
+        TenantOrIntegration,
+    ),
+    spec(
         Method::POST,
         "/v1/integrations/test-connection",
         TestProviderConnection,
@@ -358,6 +380,9 @@ fn handler(endpoint: &Endpoint, f: MethodFilter) -> MethodRouter<AppState> {
         RevokeAgentToken => on(f, agents::revoke_token),
         GetIntegrationAccess => on(f, integration::access),
         GetGrantedCatalogue => on(f, integration::catalogue),
+        PutCatalogueSubscription => on(f, subscription::put),
+        GetCatalogueSubscription => on(f, subscription::get),
+        DeleteCatalogueSubscription => on(f, subscription::delete),
         TestProviderConnection => on(f, imports::test_new_connection),
         TestIntegrationConnection => on(f, imports::test_connection),
         GetProviderCatalogue => on(f, imports::provider_catalogue),
@@ -409,6 +434,9 @@ mod tests {
             [
                 (Method::GET, "/v1/integration"),
                 (Method::GET, "/v1/integration/catalogue"),
+                (Method::PUT, "/v1/integration/subscription"),
+                (Method::GET, "/v1/integration/subscription"),
+                (Method::DELETE, "/v1/integration/subscription"),
             ]
         );
     }

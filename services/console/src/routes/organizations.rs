@@ -2,7 +2,9 @@
 //! reseller (`POST /v1/organizations`), and what each is granted of the
 //! catalogue (`PUT /v1/organizations/{id}/grants`: the products and flows it
 //! may sell, replacing what it had — a key left out is revoked, its grant
-//! kept on record).
+//! kept on record). Each grant given or revoked is told to the
+//! organization's subscriptions, in the same transaction
+//! (`catalogue_events`).
 
 use std::collections::HashMap;
 
@@ -19,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use crate::app::AppState;
+use crate::catalogue_events::{self, Audience, grant_changes};
 use crate::routes::parse_id;
+use crate::routes::products::wake_if;
 use crate::store;
 use crate::store::catalogue::Kind;
 use crate::store::organizations::{Granted, OrganizationRow};
@@ -188,15 +192,27 @@ pub async fn put_grants(
         keys.sort();
         keys.dedup();
     }
-    store::organizations::set_grants(&mut tx, id, "product", &grants.products).await?;
-    store::organizations::set_grants(&mut tx, id, "flow", &grants.flows).await?;
+    let products =
+        store::organizations::set_grants(&mut tx, id, "product", &grants.products).await?;
+    let flows = store::organizations::set_grants(&mut tx, id, "flow", &grants.flows).await?;
+    let mut changes = grant_changes(Kind::Product, &products.granted, &products.revoked);
+    changes.extend(grant_changes(Kind::Flow, &flows.granted, &flows.revoked));
+    let filed = catalogue_events::file(
+        &mut tx,
+        caller.tenant_id,
+        Audience::Organization(id),
+        &changes,
+    )
+    .await?;
     let view = view(&mut tx, row).await?;
     tx.commit().await?;
+    wake_if(&state, filed);
     tracing::info!(
         tenant_id = %caller.tenant_id,
         organization_id = %id,
         products = grants.products.len(),
         flows = grants.flows.len(),
+        callbacks = filed,
         "grants set"
     );
     Ok(Json(view))

@@ -5,6 +5,8 @@
 //! /v1/products/{key}/versions/{version}` reads any version (a sale keeps
 //! the version it was made with), `DELETE` withdraws a product (its versions
 //! stay readable). What makes a product valid is `salesync_core::catalogue`.
+//! Each change is told to the partners granted the product, in its own
+//! transaction (`catalogue_events`).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -16,7 +18,9 @@ use salesync_core::catalogue::{ProductInput, ProductVersion, Revision, check_pro
 use serde::Serialize;
 
 use crate::app::AppState;
+use crate::catalogue_events::{self, Audience, CatalogueChange, ChangeKind};
 use crate::store;
+use crate::store::catalogue::Kind;
 
 #[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct ProductList {
@@ -46,19 +50,21 @@ pub async fn put(
     let mut tx = state.pool.begin().await?;
     store::catalogue::lock_key(&mut tx, caller.tenant_id, "product", &key).await?;
     let current = store::catalogue::current_product(&mut tx, caller.tenant_id, &key).await?;
-    let (product, revision) = revise(
-        current.as_ref().map(|c| (&c.product, c.withdrawn)),
-        &key,
-        input,
-    );
+    let before = current.as_ref().map(|c| (&c.product, c.withdrawn));
+    let (product, revision) = revise(before, &key, input);
     let problems = check_product(&product);
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
     if revision != Revision::Unchanged {
         store::catalogue::write_version(&mut tx, caller.tenant_id, &product).await?;
+        let change = catalogue_events::product_change(before, &product, revision);
+        let audience = Audience::Granted(Kind::Product, &key);
+        let filed =
+            catalogue_events::file(&mut tx, caller.tenant_id, audience, change.as_slice()).await?;
         tx.commit().await?;
-        tracing::info!(tenant_id = %caller.tenant_id, key, version = product.version, "product written");
+        wake_if(&state, filed);
+        tracing::info!(tenant_id = %caller.tenant_id, key, version = product.version, callbacks = filed, "product written");
     }
     let status = match revision {
         Revision::Created => StatusCode::CREATED,
@@ -126,11 +132,22 @@ pub async fn delete(
     caller: Caller,
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let mut conn = state.pool.acquire().await?;
-    if store::catalogue::withdraw_product(&mut conn, caller.tenant_id, &key).await? {
-        tracing::info!(tenant_id = %caller.tenant_id, key, "product withdrawn");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound("product"))
+    let mut tx = state.pool.begin().await?;
+    if !store::catalogue::withdraw_product(&mut tx, caller.tenant_id, &key).await? {
+        return Err(ApiError::NotFound("product"));
+    }
+    let change = CatalogueChange::of(Kind::Product, &key, ChangeKind::Deleted);
+    let audience = Audience::Granted(Kind::Product, &key);
+    let filed = catalogue_events::file(&mut tx, caller.tenant_id, audience, &[change]).await?;
+    tx.commit().await?;
+    wake_if(&state, filed);
+    tracing::info!(tenant_id = %caller.tenant_id, key, callbacks = filed, "product withdrawn");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Wakes the outbox relay when callbacks were filed (after the commit).
+pub(crate) fn wake_if(state: &AppState, filed: usize) {
+    if filed > 0 {
+        state.wake.notify_one();
     }
 }

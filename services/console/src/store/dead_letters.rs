@@ -24,11 +24,14 @@ pub struct DeadLetterRow {
     /// The delivery id.
     pub id: DeliveryId,
     pub tenant_id: TenantId,
-    pub sale_id: SaleId,
-    pub sale_external_id: String,
-    /// `None` for status webhooks to the tenant's own webhook.
+    /// `None` for a catalogue callback, which is about no sale.
+    pub sale_id: Option<SaleId>,
+    pub sale_external_id: Option<String>,
+    /// `None` for status webhooks to the tenant's own webhook and for
+    /// catalogue callbacks.
     pub integration_id: Option<IntegrationId>,
-    /// `forward` or `status_webhook`.
+    /// `forward`, `status_webhook` or `catalogue_callback` (a catalogue
+    /// change to a partner's subscription).
     pub purpose: String,
     pub target_url: String,
     /// Why it died.
@@ -59,7 +62,7 @@ pub async fn list(
     let f = &q.filter;
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ROW_COLUMNS}
-         FROM deliveries d JOIN sales s ON s.id = d.sale_id
+         FROM deliveries d LEFT JOIN sales s ON s.id = d.sale_id
          WHERE d.dead_at IS NOT NULL
            AND ($1::uuid IS NULL OR d.tenant_id = $1)
            AND ($2::uuid IS NULL OR d.integration_id = $2)
@@ -96,7 +99,7 @@ pub async fn get(
     }
     let found: Option<WithBody> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ROW_COLUMNS}, d.body
-         FROM deliveries d JOIN sales s ON s.id = d.sale_id
+         FROM deliveries d LEFT JOIN sales s ON s.id = d.sale_id
          WHERE d.id = $1 AND d.state = 'dead' AND ($2::uuid IS NULL OR d.tenant_id = $2)"
     )))
     .bind(id)
@@ -160,7 +163,8 @@ pub async fn actions(
 pub struct LockedDelivery {
     pub id: DeliveryId,
     pub tenant_id: TenantId,
-    pub sale_id: SaleId,
+    /// `None` for a catalogue callback.
+    pub sale_id: Option<SaleId>,
     pub integration_id: Option<IntegrationId>,
     pub purpose: String,
     pub state: String,
@@ -176,7 +180,8 @@ pub struct LockedDelivery {
 }
 
 /// What the delivery's target is now: its integration as it stands (for
-/// `forward`), or the tenant's webhook (for `status_webhook`).
+/// `forward`), the tenant's webhook (for `status_webhook`), or the
+/// partner's subscription (for `catalogue_callback`).
 #[derive(sqlx::FromRow, Debug, Clone, PartialEq, Default)]
 pub struct CurrentTarget {
     /// `None`: no such integration in the tenant (or a status webhook).
@@ -186,21 +191,26 @@ pub struct CurrentTarget {
     pub integration_deleted: bool,
     /// The tenant's webhook URL; `None` when it has none.
     pub webhook_url: Option<String>,
+    /// The subscription's URL; `None` when it was deleted.
+    pub subscription_url: Option<String>,
 }
 
 /// The delivery `d` with its current target: the integration joined within
 /// the delivery's tenant (as the forwarder joins it), the tenant for status
-/// webhooks. Only `d` is locked: a replay must not block integration edits.
+/// webhooks, the subscription for catalogue callbacks. Only `d` is locked: a replay must not block integration edits.
 const LOCKED_FROM: &str = "SELECT d.id, d.tenant_id, d.sale_id, d.integration_id, d.purpose,
         d.state, d.target_url, d.target_ref, d.body, d.dead_reason, d.discarded_at, d.created_at,
         i.target_kind AS integration_kind, i.target_url AS integration_url,
         COALESCE(i.enabled, false) AS integration_enabled,
         i.deleted_at IS NOT NULL AS integration_deleted,
-        t.webhook_url
+        t.webhook_url, cs.url AS subscription_url
     FROM deliveries d
     LEFT JOIN integrations i
            ON d.purpose = 'forward' AND i.id = d.integration_id AND i.tenant_id = d.tenant_id
-    LEFT JOIN tenants t ON d.purpose = 'status_webhook' AND t.id = d.tenant_id";
+    LEFT JOIN tenants t ON d.purpose = 'status_webhook' AND t.id = d.tenant_id
+    LEFT JOIN catalogue_subscriptions cs
+           ON d.purpose = 'catalogue_callback' AND cs.id = d.subscription_id
+          AND cs.tenant_id = d.tenant_id";
 
 /// The delivery, whatever its state, locked (`FOR UPDATE`) so a replay and
 /// the forwarder, or two replays, cannot interleave.

@@ -11,6 +11,7 @@ pub mod imports;
 pub mod integrations;
 pub mod organizations;
 pub mod pause;
+pub mod subscriptions;
 pub mod tenants;
 
 /// PostgreSQL's unique_violation, for turning a taken name into a 409.

@@ -104,6 +104,14 @@ pub async fn granted(
     Ok(out)
 }
 
+/// What `set_grants` changed: keys granted that were not, keys revoked;
+/// each sorted.
+#[derive(Debug, Default, PartialEq)]
+pub struct GrantChanges {
+    pub granted: Vec<String>,
+    pub revoked: Vec<String>,
+}
+
 /// Grants exactly `keys` of `kind`: new ones (or revoked ones) granted now,
 /// the others revoked now, those granted already left as they are.
 pub async fn set_grants(
@@ -111,28 +119,32 @@ pub async fn set_grants(
     organization: OrganizationId,
     kind: &str,
     keys: &[String],
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<GrantChanges> {
+    let mut revoked: Vec<String> = sqlx::query_scalar(
         "UPDATE grants SET revoked_at = now()
          WHERE organization_id = $1 AND kind = $2 AND revoked_at IS NULL
-           AND NOT (key = ANY($3))",
+           AND NOT (key = ANY($3))
+         RETURNING key",
     )
     .bind(organization)
     .bind(kind)
     .bind(keys)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    sqlx::query(
+    let mut granted: Vec<String> = sqlx::query_scalar(
         "INSERT INTO grants (organization_id, kind, key)
          SELECT $1, $2, k FROM UNNEST($3::text[]) AS k
          ON CONFLICT (organization_id, kind, key) DO UPDATE
            SET granted_at = now(), revoked_at = NULL
-           WHERE grants.revoked_at IS NOT NULL",
+           WHERE grants.revoked_at IS NOT NULL
+         RETURNING key",
     )
     .bind(organization)
     .bind(kind)
     .bind(keys)
-    .execute(conn)
-    .await
-    .map(|_| ())
+    .fetch_all(conn)
+    .await?;
+    granted.sort();
+    revoked.sort();
+    Ok(GrantChanges { granted, revoked })
 }

@@ -221,6 +221,21 @@ impl Retention {
                 _ => break,
             }
         }
+        while !stop.is_cancelled() {
+            let removed = store::settle_callbacks(
+                conn,
+                cutoffs.delivery_ids_below,
+                cutoffs.deliveries,
+                batch,
+            )
+            .await?;
+            report.batches += 1;
+            report.deliveries_removed += removed;
+            self.count("deliveries", "removed", removed);
+            if removed < batch {
+                break;
+            }
+        }
         for walk in Walk::ALL {
             let cutoff = match walk {
                 Walk::Excerpts => cutoffs.excerpts,

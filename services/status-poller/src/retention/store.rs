@@ -99,6 +99,36 @@ pub async fn settle_deliveries(
     })
 }
 
+/// One batch of settled catalogue callbacks (deliveries about no sale,
+/// `sale_id` NULL, which `settle_deliveries` does not see) older than
+/// `cutoff` and below `below`: removed with their attempts, oldest first;
+/// how many. Settled as in `settle_deliveries`; rows another transaction
+/// holds are skipped. Found through the partial index of sale-less
+/// deliveries (migration 0015), so a pass reads no sale's delivery.
+pub async fn settle_callbacks(
+    conn: &mut PgConnection,
+    below: Uuid,
+    cutoff: DateTime<Utc>,
+    batch: i64,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "WITH gone AS (
+             DELETE FROM deliveries d WHERE d.id IN (
+                 SELECT id FROM deliveries
+                 WHERE sale_id IS NULL AND id < $1
+                   AND (state = 'delivered' OR (state = 'dead' AND discarded_at IS NOT NULL))
+                   AND greatest(updated_at, discarded_at) < $2
+                 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+             RETURNING d.id)
+         SELECT count(*) FROM gone",
+    )
+    .bind(below)
+    .bind(cutoff)
+    .bind(batch)
+    .fetch_one(conn)
+    .await
+}
+
 /// An append-only table walked in id order (its ids grow with time), with
 /// a cursor kept in `retention_cursors` so no pass re-reads what an earlier
 /// one dealt with.
