@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalogue::{self, StatusMapping};
 use crate::domain::ids::{IntegrationId, TenantId};
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
@@ -146,9 +147,29 @@ pub struct IntegrationConfig {
     pub final_statuses: Vec<String>,
 }
 
-/// What a status reported by the target means on our side.
-pub fn map_target_status(cfg: &IntegrationConfig, target_status: &str) -> Option<String> {
-    cfg.status_map.get(target_status).cloned()
+/// What a status reported by the target means on our side. Another
+/// salesync (`Salesync`) shares the system statuses: each maps to itself
+/// unless `status_map` overrides it, and B's custom statuses map only
+/// through `status_map` ([`catalogue::map_status`]). Any other target's
+/// statuses are its own words: only `status_map` maps them.
+pub fn map_target_status(cfg: &IntegrationConfig, target_status: &str) -> StatusMapping {
+    match cfg.target_kind {
+        TargetKind::Salesync => catalogue::map_status_with(&cfg.status_map, target_status),
+        TargetKind::Webhook => match cfg.status_map.get(target_status) {
+            Some(status) => StatusMapping::Mapped {
+                status: status.clone(),
+            },
+            None => StatusMapping::Unmapped {
+                reason: unmapped_note(target_status),
+            },
+        },
+    }
+}
+
+/// The history note for a target status outside the integration's status
+/// map (and what ingest writes when a message carries no reason of its own).
+pub fn unmapped_note(target_status: &str) -> String {
+    format!("unmapped target status '{target_status}': not synchronised")
 }
 
 pub fn is_final_status(cfg: &IntegrationConfig, target_status: &str) -> bool {

@@ -208,6 +208,11 @@ pub struct StatusUpdate {
     /// The source's status it maps to; `None` when unmapped (recorded, not applied).
     pub mapped_status: Option<String>,
     pub observed_at: DateTime<Utc>,
+    /// Why the status is not synchronised, in words for the sale's history
+    /// (set with `mapped_status: None` by a poller that knows; absent in
+    /// older messages, whose readers fall back on a generic note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmapped_reason: Option<String>,
 }
 
 impl Payload for StatusUpdate {
@@ -242,6 +247,7 @@ mod tests {
             target_status: "processed".into(),
             mapped_status: Some("completed".into()),
             observed_at: Utc::now(),
+            unmapped_reason: None,
         }
     }
 
@@ -250,6 +256,30 @@ mod tests {
         let e = Envelope::new(TenantId::new(), SaleId::new(), update());
         let back = Envelope::<StatusUpdate>::decode(&e.to_bytes()).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn status_update_unmapped_reason_is_optional() {
+        let mut u = update();
+        u.mapped_status = None;
+        u.unmapped_reason = Some("not mapped".into());
+        let e = Envelope::new(TenantId::new(), SaleId::new(), u);
+        assert_eq!(
+            Envelope::<StatusUpdate>::decode(&e.to_bytes()).unwrap(),
+            e,
+            "a reason round-trips"
+        );
+        // A message from before the field existed still decodes, without one;
+        // and a message without a reason does not carry the key.
+        let mut v: serde_json::Value = serde_json::from_slice(&e.to_bytes()).unwrap();
+        v["payload"]
+            .as_object_mut()
+            .unwrap()
+            .remove("unmapped_reason");
+        let old = Envelope::<StatusUpdate>::decode(&serde_json::to_vec(&v).unwrap()).unwrap();
+        assert_eq!(old.payload.unmapped_reason, None);
+        let none = serde_json::to_value(update()).unwrap();
+        assert!(none.get("unmapped_reason").is_none(), "{none}");
     }
 
     #[test]

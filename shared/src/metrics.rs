@@ -31,6 +31,7 @@ struct Inner {
     outbox_pending: Gauge,
     status_polls: Family<Labels, Counter>,
     status_updates: Counter,
+    status_unmapped: Family<Labels, Counter>,
     breaker_transitions: Family<Labels, Counter>,
     deferred: Family<Labels, Counter>,
     retention_rows: Family<Labels, Counter>,
@@ -66,6 +67,7 @@ impl Metrics {
         let outbox_pending = Gauge::default();
         let status_polls = Family::<Labels, Counter>::default();
         let status_updates = Counter::default();
+        let status_unmapped = Family::<Labels, Counter>::default();
         let breaker_transitions = Family::<Labels, Counter>::default();
         let deferred = Family::<Labels, Counter>::default();
         let retention_rows = Family::<Labels, Counter>::default();
@@ -132,6 +134,11 @@ impl Metrics {
             status_updates.clone(),
         );
         registry.register(
+            "status_updates_unmapped",
+            "Target statuses not synchronised because the integration does not map them, by target kind",
+            status_unmapped.clone(),
+        );
+        registry.register(
             "breaker_transitions",
             "Circuit breaker state changes of targets, by the state entered",
             breaker_transitions.clone(),
@@ -171,6 +178,7 @@ impl Metrics {
                 outbox_pending,
                 status_polls,
                 status_updates,
+                status_unmapped,
                 breaker_transitions,
                 deferred,
                 retention_rows,
@@ -253,6 +261,14 @@ impl Metrics {
     /// Target status changes queued (status-poller).
     pub fn status_updates(&self, n: u64) {
         self.inner.status_updates.inc_by(n);
+    }
+    /// A target status skipped as unmapped (status-poller); `target_kind`
+    /// is "salesync" or "webhook".
+    pub fn status_unmapped(&self, target_kind: &str) {
+        self.inner
+            .status_unmapped
+            .get_or_create(&vec![("target_kind", target_kind.into())])
+            .inc();
     }
 
     /// A target's circuit breaker entered `state` ("open", "half_open", "closed").

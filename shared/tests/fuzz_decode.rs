@@ -75,6 +75,7 @@ fn status_update() -> Vec<u8> {
             target_status: "processed".into(),
             mapped_status: Some("completed".into()),
             observed_at: Utc::now(),
+            unmapped_reason: None,
         },
     )
     .to_bytes()

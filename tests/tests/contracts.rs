@@ -54,6 +54,10 @@ fn forward(purpose: Purpose, integration: Option<IntegrationId>, body: Option<Va
 }
 
 fn status(mapped: Option<&str>) -> Value {
+    status_with(mapped, None)
+}
+
+fn status_with(mapped: Option<&str>, unmapped_reason: Option<&str>) -> Value {
     let e = Envelope::new(
         TenantId::new(),
         SaleId::new(),
@@ -63,6 +67,7 @@ fn status(mapped: Option<&str>) -> Value {
             target_status: "processed".into(),
             mapped_status: mapped.map(str::to_string),
             observed_at: Utc::now(),
+            unmapped_reason: unmapped_reason.map(str::to_string),
         },
     );
     serde_json::to_value(e).expect("serialize")
@@ -86,6 +91,7 @@ fn samples() -> Vec<Value> {
         ),
         status(Some("completed")),
         status(None),
+        status_with(None, Some("B's status 'processed' is not mapped")),
     ]
 }
 
@@ -224,7 +230,8 @@ fn contracts_schema_fields_match_serde() {
                 Some(json!({"type": "sale.forwarded"})),
             ),
         ),
-        ("sale.status", status(Some("completed"))),
+        // Unmapped with its reason, so every property is present.
+        ("sale.status", status_with(None, Some("not mapped"))),
     ];
     for (kind, sample) in cases {
         let file = files[kind];

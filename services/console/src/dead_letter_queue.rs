@@ -165,6 +165,7 @@ mod tests {
                 target_status: "x".into(),
                 mapped_status: None,
                 observed_at: chrono::Utc::now(),
+                unmapped_reason: None,
             },
         );
         let h = headers(&[

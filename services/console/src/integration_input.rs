@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use salesync_core::catalogue::RemovalPolicy;
+use salesync_core::catalogue::{RemovalPolicy, StatusMap, check_status_map};
 use salesync_core::domain::{Currency, FieldError};
 use salesync_core::integration::{
     Conditions, ForwardingMode, IntegrationConfig, Mapping, TargetCredentials, TargetKind,
@@ -71,7 +71,11 @@ pub struct IntegrationInput {
     #[serde(default)]
     #[schema(format = "uri", max_length = 2048)]
     pub status_url: Option<String>,
-    /// The target's status → ours.
+    /// The target's status → ours. For a `salesync` target both are sale
+    /// statuses (`^[a-z0-9_-]{1,64}$`): B's custom statuses, each of which
+    /// must be mapped to be synchronised, and overrides of the system
+    /// statuses, which otherwise map to themselves (see the view's
+    /// `system_statuses`).
     #[serde(default, deserialize_with = "not_null")]
     #[schema(value_type = BTreeMap<TargetStatusName, StatusName>)]
     pub status_map: Option<BTreeMap<String, String>>,
@@ -366,18 +370,30 @@ pub fn validate(d: Draft) -> Result<Valid, Vec<FieldError>> {
             "required when poll_status is true for a webhook target".into(),
         );
     }
-    for (target, ours) in &d.status_map {
-        if target.is_empty() || target.chars().count() > MAX_TARGET_STATUS_CHARS {
-            err(
-                &format!("status_map.{target}"),
-                format!("target status must be 1..={MAX_TARGET_STATUS_CHARS} characters"),
-            );
+    if target_kind == Some(TargetKind::Salesync) {
+        // B's statuses are sale statuses too: both sides in that format. A
+        // system status may be named, to override its mapping to itself.
+        let map = StatusMap {
+            statuses: d.status_map.clone(),
+        };
+        for e in check_status_map(&map) {
+            let b = e.field.strip_prefix("statuses.").unwrap_or_default();
+            err(&format!("status_map.{b}"), e.problem);
         }
-        if !is_valid_status(ours) {
-            err(
-                &format!("status_map.{target}"),
-                format!("'{ours}' must match ^[a-z0-9_-]{{1,64}}$"),
-            );
+    } else {
+        for (target, ours) in &d.status_map {
+            if target.is_empty() || target.chars().count() > MAX_TARGET_STATUS_CHARS {
+                err(
+                    &format!("status_map.{target}"),
+                    format!("target status must be 1..={MAX_TARGET_STATUS_CHARS} characters"),
+                );
+            }
+            if !is_valid_status(ours) {
+                err(
+                    &format!("status_map.{target}"),
+                    format!("'{ours}' must match ^[a-z0-9_-]{{1,64}}$"),
+                );
+            }
         }
     }
     for (i, s) in d.final_statuses.iter().enumerate() {
@@ -560,6 +576,43 @@ mod tests {
         for (body, want) in cases {
             assert_eq!(fields(body.clone()), want, "{body}");
         }
+    }
+
+    #[test]
+    fn a_salesync_targets_status_map_uses_sale_statuses() {
+        let salesync = |map: Value| {
+            let mut b = base();
+            b["target_kind"] = json!("salesync");
+            b["status_map"] = map;
+            fields(b)
+        };
+        // Custom statuses, and system statuses overridden.
+        assert!(
+            salesync(json!({"processed": "completed", "rejected": "cancelled", "new": "open"}))
+                .is_empty()
+        );
+        // B's statuses are sale statuses: a webhook could say "Done!", B can't.
+        assert_eq!(
+            salesync(json!({"Done!": "completed"})),
+            vec!["status_map.Done!"]
+        );
+        assert_eq!(
+            salesync(json!({"processed": "Completed"})),
+            vec!["status_map.processed"]
+        );
+        assert_eq!(
+            salesync(json!({"": "x y"})),
+            vec!["status_map.", "status_map."]
+        );
+        let long = "a".repeat(65);
+        assert_eq!(
+            salesync(json!({ long.clone(): "completed" })),
+            vec![format!("status_map.{}…", &long[..64])]
+        );
+        // A webhook's statuses are its own words.
+        let mut b = base();
+        b["status_map"] = json!({"Done!": "completed"});
+        assert!(fields(b).is_empty());
     }
 
     #[test]

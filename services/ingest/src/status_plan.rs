@@ -6,7 +6,7 @@
 //! redelivery, or the same message twice in the batch) changes nothing. A
 //! mapped status that differs from the sale's current one is applied and
 //! announced to the tenant's webhook; an unmapped one is only recorded with a
-//! note. Updates to a sale are applied in message order, so two updates of
+//! note: the poller's reason when the message carries one, else a generic one. Updates to a sale are applied in message order, so two updates of
 //! one sale in one batch chain (`a → b → c`) as they would one by one.
 //! Nothing here re-triggers forwarding: a status that came back from a target
 //! must not be sent out again (that would ping-pong between tenants).
@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use salesync_core::domain::{IntegrationId, SaleId, TenantId};
+use salesync_core::integration::unmapped_note;
 use salesync_core::messages::StatusUpdate;
 
 use crate::events::StatusNotice;
@@ -82,10 +83,6 @@ pub fn dedupe_key(integration_id: IntegrationId, target_status: &str) -> String 
     format!("integration:{integration_id}:{target_status}")
 }
 
-pub fn unmapped_note(target_status: &str) -> String {
-    format!("unmapped target status '{target_status}': not synchronised")
-}
-
 /// Plans a batch. `items` holds each decoded message or the reason it could
 /// not be decoded; `existing` the `(sale, dedupe_key)` pairs already recorded.
 pub fn plan(
@@ -121,6 +118,9 @@ pub fn plan(
 
 /// Longest target status kept (the status-poller refuses longer ones too).
 const MAX_TARGET_STATUS_BYTES: usize = 200;
+/// Longest reason for an unmapped status kept as a note (the poller's are
+/// a sentence with a clipped status in it).
+const MAX_REASON_BYTES: usize = 1000;
 
 fn decide(
     item: usize,
@@ -162,6 +162,17 @@ fn decide(
             "invalid_status: mapped status '{mapped}' is not a valid status"
         ));
     }
+    // The reason becomes the history note (a text column): same care.
+    if let Some(reason) = &u.unmapped_reason
+        && (reason.is_empty()
+            || reason.len() > MAX_REASON_BYTES
+            || reason.chars().any(char::is_control))
+    {
+        return Verdict::Dead(format!(
+            "invalid_reason: unmapped reason of {} bytes is empty, too long or has control characters",
+            reason.len()
+        ));
+    }
     let key = dedupe_key(u.integration_id, &u.target_status);
     let pair = (incoming.sale_id, key.clone());
     if existing.contains(&pair) || !seen.insert(pair) {
@@ -171,9 +182,14 @@ fn decide(
         .entry(incoming.sale_id)
         .or_insert_with(|| sale.status.clone());
     let (status, note, verdict) = match &u.mapped_status {
+        // The poller's own words when it gave them (older messages did not).
         None => (
             now.clone(),
-            Some(unmapped_note(&u.target_status)),
+            Some(
+                u.unmapped_reason
+                    .clone()
+                    .unwrap_or_else(|| unmapped_note(&u.target_status)),
+            ),
             Verdict::Recorded,
         ),
         Some(mapped) if mapped == now => (mapped.clone(), None, Verdict::Recorded),
@@ -249,6 +265,7 @@ mod tests {
                 target_status: target.into(),
                 mapped_status: mapped.map(str::to_string),
                 observed_at: Utc::now(),
+                unmapped_reason: None,
             },
         })
     }
@@ -336,6 +353,32 @@ mod tests {
             p.history[0].note.as_deref(),
             Some("unmapped target status 'limbo': not synchronised")
         );
+    }
+
+    #[test]
+    fn the_pollers_reason_becomes_the_note() {
+        let w = world();
+        let mut item = update(&w, "processed", None).unwrap();
+        item.update.unmapped_reason = Some("B's status 'processed' is not mapped".into());
+        let p = plan(&[Ok(item)], &w.sales, &HashSet::new());
+        assert_eq!(p.verdicts, vec![Verdict::Recorded]);
+        assert!(p.new_status.is_empty());
+        assert_eq!(p.history[0].status, "completed");
+        assert_eq!(
+            p.history[0].note.as_deref(),
+            Some("B's status 'processed' is not mapped")
+        );
+        // A reason PostgreSQL could not store (or that is absurdly long) is poison.
+        for bad in ["", "nul\u{0}", "x".repeat(MAX_REASON_BYTES + 1).as_str()] {
+            let mut item = update(&w, "processed", None).unwrap();
+            item.update.unmapped_reason = Some(bad.to_string());
+            let p = plan(&[Ok(item)], &w.sales, &HashSet::new());
+            assert!(
+                matches!(&p.verdicts[0], Verdict::Dead(r) if r.starts_with("invalid_reason")),
+                "{:?}",
+                p.verdicts
+            );
+        }
     }
 
     #[test]

@@ -458,6 +458,61 @@ async fn status_changes_and_manual_forwarding() {
 }
 
 #[tokio::test]
+async fn salesync_integrations_show_their_system_statuses() {
+    let db = TestDb::new().await;
+    let app = common::app(state(&db.pool));
+    let (_, token) = tenant(&app, "Shop", false).await;
+    let t = Some(token.as_str());
+    let input = json!({
+        "name": "B", "target_kind": "salesync", "target_url": "http://127.0.0.1:9999",
+        "poll_status": true,
+        "status_map": {"processed": "completed", "rejected": "cancelled"}
+    });
+    let a = call(&app, "POST", "/v1/integrations", t, Some(&input)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    // Every system status, mapped to itself unless overridden.
+    let expected = json!([
+        {"status": "new", "maps_to": "new", "overridden": false},
+        {"status": "pending", "maps_to": "pending", "overridden": false},
+        {"status": "accepted", "maps_to": "accepted", "overridden": false},
+        {"status": "completed", "maps_to": "completed", "overridden": false},
+        {"status": "cancelled", "maps_to": "cancelled", "overridden": false},
+        {"status": "rejected", "maps_to": "cancelled", "overridden": true},
+    ]);
+    assert_eq!(a.body["system_statuses"], expected, "{}", a.text);
+    let id = a.body["id"].as_str().expect("id").to_string();
+    let one = call(&app, "GET", &format!("/v1/integrations/{id}"), t, None).await;
+    assert_eq!(one.body["system_statuses"], expected);
+
+    // B's statuses are sale statuses: both sides are checked, each named.
+    let mut bad = input.clone();
+    bad["status_map"] = json!({"Processed!": "completed", "on_hold": "On Hold"});
+    let a = call(&app, "POST", "/v1/integrations", t, Some(&bad)).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
+    assert_eq!(
+        common::error_fields(&a.body),
+        vec!["status_map.Processed!", "status_map.on_hold"]
+    );
+    let a = call(
+        &app,
+        "PATCH",
+        &format!("/v1/integrations/{id}"),
+        t,
+        Some(&json!({"status_map": {"new": "NEW"}})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
+    assert_eq!(common::error_fields(&a.body), vec!["status_map.new"]);
+
+    // A webhook shares no system statuses with us.
+    let hook =
+        json!({"name": "Books", "target_kind": "webhook", "target_url": "http://127.0.0.1:9998"});
+    let a = call(&app, "POST", "/v1/integrations", t, Some(&hook)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(a.body["system_statuses"], json!([]));
+}
+
+#[tokio::test]
 async fn integrations_keep_their_secrets() {
     let db = TestDb::new().await;
     let app = common::app(state(&db.pool));

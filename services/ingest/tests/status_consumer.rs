@@ -40,6 +40,7 @@ fn update(
             target_status: target.into(),
             mapped_status: mapped.map(str::to_string),
             observed_at: chrono::Utc::now(),
+            unmapped_reason: None,
         },
     )
 }

@@ -1,11 +1,16 @@
 //! The decide step, pure: given the deliveries claimed for one integration and
 //! what its target answered, which deliveries changed status, what that status
-//! means on our side (the integration's status map), and whether polling can
-//! stop (final statuses). No I/O — `store` writes the result.
+//! means on our side (the integration's status map; for another salesync, the
+//! system statuses too) or why it is not synchronised, and whether polling
+//! can stop (final statuses). No I/O — `store` writes the result.
+//!
+//! A status is announced once, when it changes: an unmapped status the target
+//! keeps reporting is skipped (and recorded) once, not on every tick.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use salesync_core::catalogue::StatusMapping;
 use salesync_core::domain::ids::{DeliveryId, IntegrationId, SaleId, TenantId};
 use salesync_core::integration::{self, IntegrationConfig};
 use salesync_core::messages::StatusUpdate;
@@ -66,12 +71,20 @@ pub fn plan(
             if !changed && !is_final {
                 return None;
             }
-            let update = changed.then(|| StatusUpdate {
-                delivery_id: d.id,
-                integration_id: cfg.id,
-                target_status: reported.clone(),
-                mapped_status: integration::map_target_status(cfg, reported),
-                observed_at,
+            let update = changed.then(|| {
+                let (mapped_status, unmapped_reason) =
+                    match integration::map_target_status(cfg, reported) {
+                        StatusMapping::Mapped { status } => (Some(status), None),
+                        StatusMapping::Unmapped { reason } => (None, Some(reason)),
+                    };
+                StatusUpdate {
+                    delivery_id: d.id,
+                    integration_id: cfg.id,
+                    target_status: reported.clone(),
+                    mapped_status,
+                    observed_at,
+                    unmapped_reason,
+                }
             });
             Some(Change {
                 delivery_id: d.id,
@@ -197,11 +210,117 @@ mod tests {
                         assert_eq!(u.integration_id, c.id, "case {i}");
                         assert_eq!(Some(u.target_status.as_str()), *reported, "case {i}");
                         assert_eq!(u.mapped_status.as_deref(), *mapped, "case {i}");
+                        // Unmapped ⇔ a reason to record.
+                        assert_eq!(u.unmapped_reason.is_some(), mapped.is_none(), "case {i}");
                         assert_eq!(u.observed_at, at, "case {i}");
                     }
                 }
             }
         }
+    }
+
+    /// The update for `reported` on a delivery last seen as `stored`.
+    fn update_for(
+        c: &IntegrationConfig,
+        stored: Option<&str>,
+        reported: &str,
+    ) -> Option<StatusUpdate> {
+        let d = delivery(c, stored);
+        let answers = BTreeMap::from([(d.target_ref.clone(), reported.to_string())]);
+        plan(c, std::slice::from_ref(&d), &answers, Utc::now())
+            .pop()
+            .and_then(|ch| ch.update)
+    }
+
+    /// Expected mapping: `Ok(our status)` or `Err(part of the reason)`.
+    type Want = Result<&'static str, &'static str>;
+
+    fn check(c: &IntegrationConfig, cases: &[(&str, Want)]) {
+        for (reported, want) in cases {
+            let u = update_for(c, Some("before"), reported).expect("a changed status");
+            match want {
+                Ok(ours) => {
+                    assert_eq!(u.mapped_status.as_deref(), Some(*ours), "{reported}");
+                    assert_eq!(u.unmapped_reason, None, "{reported}");
+                }
+                Err(why) => {
+                    assert_eq!(u.mapped_status, None, "{reported}");
+                    let reason = u.unmapped_reason.expect("a reason");
+                    assert!(reason.contains(why), "{reported}: {reason}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn salesync_targets_share_the_system_statuses() {
+        // status_map: processed → completed (custom), rejected → cancelled (override).
+        let c = cfg();
+        check(
+            &c,
+            &[
+                // System statuses map to themselves…
+                ("new", Ok("new")),
+                ("pending", Ok("pending")),
+                ("accepted", Ok("accepted")),
+                ("completed", Ok("completed")),
+                ("cancelled", Ok("cancelled")),
+                // …unless A overrides one.
+                ("rejected", Ok("cancelled")),
+                // B's custom statuses only through the map.
+                ("processed", Ok("completed")),
+                (
+                    "received",
+                    Err("B's status 'received' is not a system status and is not mapped"),
+                ),
+                ("Accepted", Err("'Accepted' is not a system status")),
+            ],
+        );
+        // Without a map, a custom status is skipped and a system one still maps.
+        let bare = IntegrationConfig {
+            status_map: BTreeMap::new(),
+            ..cfg()
+        };
+        check(
+            &bare,
+            &[
+                ("processed", Err("'processed' is not a system status")),
+                ("rejected", Ok("rejected")),
+            ],
+        );
+    }
+
+    #[test]
+    fn other_targets_map_only_through_the_status_map() {
+        let c = IntegrationConfig {
+            target_kind: TargetKind::Webhook,
+            ..cfg()
+        };
+        check(
+            &c,
+            &[
+                ("processed", Ok("completed")),
+                ("rejected", Ok("cancelled")),
+                // A webhook's "accepted" is its own word, not a system status.
+                (
+                    "accepted",
+                    Err("unmapped target status 'accepted': not synchronised"),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_skipped_status_is_announced_once() {
+        let c = cfg();
+        // First seen: announced (with its reason) …
+        let first = update_for(&c, Some("accepted"), "on_hold").expect("announced");
+        assert!(first.unmapped_reason.is_some());
+        // … then stored as the delivery's status: the next ticks see no change.
+        assert_eq!(update_for(&c, Some("on_hold"), "on_hold"), None);
+        let d = delivery(&c, Some("on_hold"));
+        let answers = BTreeMap::from([(d.target_ref.clone(), "on_hold".to_string())]);
+        assert!(plan(&c, &[d], &answers, Utc::now()).is_empty());
     }
 
     #[test]

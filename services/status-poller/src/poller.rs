@@ -63,6 +63,9 @@ pub struct TickReport {
     pub failed_requests: usize,
     /// `StatusUpdate`s queued in the outbox.
     pub updates: usize,
+    /// Of those, statuses that are not synchronised (unmapped): recorded on
+    /// the sale with their reason, the sale's status unchanged.
+    pub unmapped: usize,
 }
 
 /// One integration's share of a tick.
@@ -163,10 +166,28 @@ impl Poller {
             report.failed_requests += r.failed;
             changes.extend(r.changes);
         }
-        report.updates = store::apply_changes(&self.pool, &changes).await?;
+        let queued = store::apply_changes(&self.pool, &changes).await?;
+        report.updates = queued.len();
         if report.updates > 0 {
             self.wake.notify_one();
             self.metrics.status_updates(report.updates as u64);
+        }
+        for update in queued {
+            if let Some(reason) = &update.unmapped_reason {
+                let kind = integrations
+                    .iter()
+                    .find(|i| i.config.id == update.integration_id)
+                    .map_or("unknown", |i| i.config.target_kind.as_str());
+                self.metrics.status_unmapped(kind);
+                tracing::info!(
+                    integration_id = %update.integration_id,
+                    delivery_id = %update.delivery_id,
+                    target_status = %update.target_status,
+                    reason = %reason,
+                    "target status not synchronised"
+                );
+                report.unmapped += 1;
+            }
         }
         tracing::Span::current().record("updates", report.updates);
         Ok(report)

@@ -9,7 +9,7 @@ use salesync_core::crypto::SecretBox;
 use salesync_core::domain::ids::IntegrationId;
 use salesync_core::integration::IntegrationConfig;
 use salesync_core::integration_store::{self, IntegrationSecrets};
-use salesync_core::messages::{Envelope, ROUTING_STATUS};
+use salesync_core::messages::{Envelope, ROUTING_STATUS, StatusUpdate};
 use salesync_core::outbox::{self, OutboxMessage};
 use salesync_core::telemetry;
 use sqlx::{PgPool, Row};
@@ -120,10 +120,14 @@ pub async fn load_integrations(
 /// Writes a tick's changes in ONE transaction: the deliveries' new target
 /// status (only where the row still holds the status the change was planned
 /// from) and, for those rows, one `StatusUpdate` per change into the outbox.
-/// Returns how many updates were queued; the caller wakes the relay.
-pub async fn apply_changes(pool: &PgPool, changes: &[Change]) -> sqlx::Result<usize> {
+/// Returns the updates queued (a racing poller's are not); the caller wakes
+/// the relay.
+pub async fn apply_changes<'a>(
+    pool: &PgPool,
+    changes: &'a [Change],
+) -> sqlx::Result<Vec<&'a StatusUpdate>> {
     if changes.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let ids: Vec<uuid::Uuid> = changes.iter().map(|c| *c.delivery_id.as_uuid()).collect();
     let statuses: Vec<String> = changes.iter().map(|c| c.target_status.clone()).collect();
@@ -151,11 +155,11 @@ pub async fn apply_changes(pool: &PgPool, changes: &[Change]) -> sqlx::Result<us
     .await?;
     let written: HashSet<uuid::Uuid> = written.into_iter().collect();
 
-    let messages: Vec<OutboxMessage> = changes
+    let (queued, messages): (Vec<&StatusUpdate>, Vec<OutboxMessage>) = changes
         .iter()
         .filter(|c| written.contains(c.delivery_id.as_uuid()))
         .filter_map(|c| {
-            let update = c.update.clone()?;
+            let update = c.update.as_ref()?;
             // A span per update, in the sale's own trace (stored with its
             // delivery): its context, carried in the outbox headers, takes
             // the change on to ingest — one trace from POST to status back.
@@ -169,15 +173,16 @@ pub async fn apply_changes(pool: &PgPool, changes: &[Change]) -> sqlx::Result<us
                 let headers = BTreeMap::from([("traceparent".to_string(), traceparent.clone())]);
                 telemetry::set_parent_from_headers(&span, &headers);
             }
-            Some(span.in_scope(|| {
+            let message = span.in_scope(|| {
                 OutboxMessage::from_envelope(
                     ROUTING_STATUS,
-                    &Envelope::new(c.tenant_id, c.sale_id, update),
+                    &Envelope::new(c.tenant_id, c.sale_id, update.clone()),
                 )
-            }))
+            });
+            Some((update, message))
         })
-        .collect();
+        .unzip();
     outbox::enqueue(&mut tx, &messages).await?;
     tx.commit().await?;
-    Ok(messages.len())
+    Ok(queued)
 }

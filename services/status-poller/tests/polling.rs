@@ -267,15 +267,19 @@ async fn the_same_change_seen_twice_is_announced_once() {
             target_status: "shipped".into(),
             mapped_status: None,
             observed_at: chrono::Utc::now(),
+            unmapped_reason: None,
         }),
         traceparent: None,
     };
-    let first = status_poller::store::apply_changes(&env.pool, std::slice::from_ref(&change))
+    let changes = [change];
+    let first = status_poller::store::apply_changes(&env.pool, &changes)
         .await
-        .expect("apply");
-    let second = status_poller::store::apply_changes(&env.pool, &[change])
+        .expect("apply")
+        .len();
+    let second = status_poller::store::apply_changes(&env.pool, &changes)
         .await
-        .expect("apply again");
+        .expect("apply again")
+        .len();
     assert_eq!((first, second), (1, 0));
     assert_eq!(
         env.delivery_status(delivery).await,
@@ -329,4 +333,83 @@ async fn a_target_on_a_forbidden_address_is_never_asked() {
     for d in deliveries {
         assert_eq!(env.delivery_status(d).await, (None, false));
     }
+}
+
+#[tokio::test]
+async fn an_unmapped_custom_status_is_skipped_once_with_its_reason() {
+    // A salesync target (status_map {"processed": "completed"}) reports its
+    // own "on_hold": not a system status, not mapped.
+    let env = TestEnv::database_only().await;
+    let target = Target::start(Behaviour::Healthy, None).await;
+    let tenant = env.tenant().await;
+    let integration = env
+        .integration(tenant, "salesync", &target.url, None, None)
+        .await;
+    let (_, held) = env.delivered_sale(tenant, integration, Some("new")).await;
+    let (_, accepted) = env.delivered_sale(tenant, integration, Some("new")).await;
+    target.set(held, "on_hold");
+    // A system status needs no mapping.
+    target.set(accepted, "accepted");
+
+    let poller = env.poller(Duration::from_millis(1), 200, Duration::from_secs(2));
+    let metrics = poller.metrics.clone();
+    let report = poller.tick().await.expect("tick");
+    assert_eq!((report.updates, report.unmapped), (2, 1), "{report:?}");
+
+    let payloads: Vec<StatusUpdate> = sqlx::query_scalar::<_, Vec<u8>>(
+        "SELECT body FROM outbox WHERE routing_key = 'sale.status' ORDER BY id",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .expect("read outbox")
+    .iter()
+    .map(|b| {
+        Envelope::<StatusUpdate>::decode(b)
+            .expect("envelope")
+            .payload
+    })
+    .collect();
+    let by = |d| {
+        payloads
+            .iter()
+            .find(|u| u.delivery_id == d)
+            .unwrap_or_else(|| panic!("no update for {d}: {payloads:?}"))
+    };
+    let skipped = by(held);
+    assert_eq!(skipped.target_status, "on_hold");
+    assert_eq!(skipped.mapped_status, None);
+    assert_eq!(
+        skipped.unmapped_reason.as_deref(),
+        Some(
+            "B's status 'on_hold' is not a system status and is not mapped to one of yours: not synchronised"
+        )
+    );
+    assert_eq!(by(accepted).mapped_status.as_deref(), Some("accepted"));
+    assert_eq!(by(accepted).unmapped_reason, None);
+    // Still watched: a later mapped status would be carried back.
+    assert_eq!(
+        env.delivery_status(held).await,
+        (Some("on_hold".into()), false)
+    );
+    let counted = metrics.render();
+    assert!(
+        counted
+            .lines()
+            .any(|l| l.starts_with("salesync_status_updates_unmapped_total")
+                && l.contains("target_kind=\"salesync\"")
+                && l.ends_with(" 1")),
+        "{counted}"
+    );
+
+    // The target keeps saying "on_hold": asked again, announced never again.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let again = poller.tick().await.expect("tick");
+    assert_eq!(again.claimed, 2, "{again:?}");
+    assert_eq!((again.updates, again.unmapped), (0, 0), "{again:?}");
+    let outbox: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE routing_key = 'sale.status'")
+            .fetch_one(&env.pool)
+            .await
+            .expect("count outbox");
+    assert_eq!(outbox, 2);
 }

@@ -43,6 +43,7 @@ pub use product::{
 };
 pub use question::{AnswerOption, Question, QuestionKind, check_definition};
 pub use status_map::{
-    StatusMap, StatusMapping, SystemStatus, check_status_map, map_status, unmapped_statuses,
+    StatusMap, StatusMapping, SystemStatus, SystemStatusMapping, check_status_map, map_status,
+    map_status_with, system_status_mappings, unmapped_statuses,
 };
 pub use validations::{Limit, Rule, Validations};

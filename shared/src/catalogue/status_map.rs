@@ -94,7 +94,14 @@ pub enum StatusMapping {
 /// A's status for B's status `b_status`.
 #[must_use]
 pub fn map_status(map: &StatusMap, b_status: &str) -> StatusMapping {
-    if let Some(status) = map.statuses.get(b_status) {
+    map_status_with(&map.statuses, b_status)
+}
+
+/// [`map_status`] over the bare map (B's status → A's status), as an
+/// integration stores it.
+#[must_use]
+pub fn map_status_with(statuses: &BTreeMap<String, String>, b_status: &str) -> StatusMapping {
+    if let Some(status) = statuses.get(b_status) {
         return StatusMapping::Mapped {
             status: status.clone(),
         };
@@ -110,6 +117,38 @@ pub fn map_status(map: &StatusMap, b_status: &str) -> StatusMapping {
             clip(b_status)
         ),
     }
+}
+
+/// A system status and what it becomes on A's side under a mapping.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
+pub struct SystemStatusMapping {
+    pub status: SystemStatus,
+    /// A's status: the system status itself unless A overrides it.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
+    pub maps_to: String,
+    /// `maps_to` comes from the integration's `status_map`.
+    pub overridden: bool,
+}
+
+/// Every system status, in an order's usual life, with what it becomes
+/// under `statuses` (B's status → A's status).
+#[must_use]
+pub fn system_status_mappings(statuses: &BTreeMap<String, String>) -> Vec<SystemStatusMapping> {
+    SystemStatus::ALL
+        .into_iter()
+        .map(|status| match statuses.get(status.as_str()) {
+            Some(ours) => SystemStatusMapping {
+                status,
+                maps_to: ours.clone(),
+                overridden: true,
+            },
+            None => SystemStatusMapping {
+                status,
+                maps_to: status.as_str().to_owned(),
+                overridden: false,
+            },
+        })
+        .collect()
 }
 
 /// Of B's statuses, those that would not be synchronised (custom and not
@@ -230,6 +269,30 @@ mod tests {
         }
         // "processed" is B's own word: it must be mapped, not assumed.
         assert_eq!(SystemStatus::parse("processed"), None);
+    }
+
+    #[test]
+    fn catalogue_status_map_system_status_mappings() {
+        let m = map(&[("rejected", "cancelled"), ("processed", "completed")]);
+        let got = system_status_mappings(&m.statuses);
+        assert_eq!(got.len(), SystemStatus::ALL.len());
+        for (g, status) in got.iter().zip(SystemStatus::ALL) {
+            assert_eq!(g.status, status);
+            // Every system status is mapped: to itself, or as A overrode it.
+            assert_eq!(
+                (g.maps_to.as_str(), g.overridden),
+                if status == SystemStatus::Rejected {
+                    ("cancelled", true)
+                } else {
+                    (status.as_str(), false)
+                }
+            );
+            assert_eq!(
+                map_status(&m, status.as_str()),
+                mapped(&g.maps_to),
+                "the view says what map_status does"
+            );
+        }
     }
 
     #[test]

@@ -50,7 +50,10 @@ pub struct SaleInput {
     /// A `BTreeMap` so serialization (and therefore `payload_hash`) is canonical.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
-    /// The provider's flow an order was placed through (tenant-to-tenant).
+    /// The provider's flow (sales script or checkout) an order for another
+    /// tenant's products was placed through: one of its flow keys,
+    /// `[a-z0-9_-]{1,64}`. Optional, and left out when absent so older
+    /// sales keep their payload hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<String>,
 }
@@ -100,8 +103,16 @@ pub struct SaleLine {
     pub net_amount: Minor,
     #[serde(deserialize_with = "minor_units")]
     pub vat_amount: Minor,
-    /// Answers to the provider's questions, by question key.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Answers to the provider's questions about this line's product, by
+    /// question key (`[a-z0-9_]{1,64}`, at most 100): text (≤ 2000
+    /// characters), number, boolean, `null` (no answer) or a list of text,
+    /// numbers or booleans. Typed against the questions by the provider
+    /// (`catalogue::check_answers`). Left out when empty, as `flow`.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "canonical_answers"
+    )]
     pub answers: BTreeMap<String, serde_json::Value>,
 }
 
@@ -155,6 +166,52 @@ pub struct VatTotal {
     pub net: Minor,
     #[serde(deserialize_with = "minor_units")]
     pub vat: Minor,
+}
+
+/// Answers with each number spelled one way, the way PostgreSQL's jsonb
+/// keeps it: a whole number that fits 64 bits is an integer (`2`, not `2.0`
+/// or `2e0`; `1e19` in full) and -0 is 0. Otherwise the stored sale would
+/// differ from the one sent, and so would its hash (a resend would conflict).
+fn canonical_answers<'de, D>(d: D) -> Result<BTreeMap<String, serde_json::Value>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let mut answers = BTreeMap::<String, serde_json::Value>::deserialize(d)?;
+    answers.values_mut().for_each(canonical_numbers);
+    Ok(answers)
+}
+
+fn canonical_numbers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(whole) = n.as_f64().and_then(whole_number) {
+                *n = whole;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(canonical_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(canonical_numbers),
+        _ => {}
+    }
+}
+
+/// `f` as an integer, when it is a whole number within `i64`/`u64` (those
+/// floats are exact integers, so the casts lose nothing).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn whole_number(f: f64) -> Option<serde_json::Number> {
+    const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+    if f.fract() != 0.0 {
+        None
+    } else if f == 0.0 {
+        // -0 too: jsonb has no negative zero.
+        Some(0u64.into())
+    } else if f > 0.0 && f < TWO_POW_64 {
+        Some((f as u64).into())
+    } else if f < 0.0 && f >= i64::MIN as f64 {
+        Some((f as i64).into())
+    } else {
+        None
+    }
 }
 
 impl SaleInput {
@@ -223,6 +280,11 @@ mod tests {
             vat_rate: Decimal::from(21),
             vat_amount: 105,
         });
+        sale.flow = Some("energy-fixed".into());
+        sale.lines[0].answers = BTreeMap::from([
+            ("iban".into(), json!("NL91ABNA0417164300")),
+            ("extras".into(), json!(["meter_check", 2, true])),
+        ]);
         sale
     }
 
@@ -429,6 +491,40 @@ mod tests {
     }
 
     #[test]
+    fn domain_sale_answer_numbers_are_spelled_one_way() {
+        // (as sent, as kept): what jsonb would give back.
+        let cases = [
+            ("2", "2"),
+            ("2.0", "2"),
+            ("2e0", "2"),
+            ("-0", "0"),
+            ("-0.0", "0"),
+            ("-3.0", "-3"),
+            ("2.5", "2.5"),
+            ("1.5e-7", "1.5e-7"),
+            ("1e19", "10000000000000000000"),
+            ("-9.223372036854775808e18", "-9223372036854775808"),
+            // Beyond 64 bits: left a float, which jsonb gives back as one.
+            ("1e20", "1e+20"),
+            ("-1e19", "-1e+19"),
+        ];
+        for (sent, kept) in cases {
+            let mut v = serde_json::to_value(sample_sale("n-1")).expect("serialize");
+            let raw: Value = serde_json::from_str(sent).expect("number");
+            v["lines"][0]["answers"] = json!({"n": raw.clone(), "list": [raw]});
+            let sale: SaleInput = serde_json::from_value(v).expect("parses");
+            let a = &sale.lines[0].answers;
+            assert_eq!(a["n"].to_string(), kept, "{sent}");
+            assert_eq!(a["list"][0].to_string(), kept, "{sent} in a list");
+            // Read back from its own JSON, it is the same sale, same hash.
+            let back: SaleInput =
+                serde_json::from_str(&serde_json::to_string(&sale).expect("json")).expect("back");
+            assert_eq!(back, sale, "{sent}");
+            assert_eq!(back.payload_hash(), sale.payload_hash(), "{sent}");
+        }
+    }
+
+    #[test]
     fn domain_sale_payload_hash_is_canonical() {
         let sale = sample_sale("s-1");
         let hash = sale.payload_hash();
@@ -463,6 +559,7 @@ mod tests {
             .expect("$defs")
             .collect();
         for name in [
+            "Answer",
             "Customer",
             "OptIn",
             "SaleLine",

@@ -13,10 +13,12 @@ use std::fmt;
 use chrono::{NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::currency::Currency;
 use super::money::{Minor, line_net, vat_of};
 use super::sale::{Customer, OptIn, Payment, SaleInput, SaleLine, Totals, VatTotal};
+use crate::catalogue::key::{check_question_key, check_slug, clip};
 
 pub const MAX_ID_CHARS: usize = 128;
 pub const MAX_STATUS_CHARS: usize = 64;
@@ -39,6 +41,13 @@ pub const MAX_VAT_RATE_DECIMALS: u32 = 2;
 /// Cash rounding (e.g. CHF to 0.05, or dropping 1/2 cent coins) never
 /// exceeds one major unit.
 pub const MAX_ROUNDING: Minor = 99;
+/// Most answers on one line (a product has far fewer questions).
+pub const MAX_ANSWERS: usize = 100;
+/// Longest text answer, and longest text item of a list answer.
+pub const MAX_ANSWER_CHARS: usize = 2000;
+/// Most items in a list answer (a multiple choice picks among at most as
+/// many options as a question may have).
+pub const MAX_ANSWER_ITEMS: usize = crate::catalogue::question::MAX_OPTIONS;
 
 /// One validation problem: where (`lines[2].net_amount`, `totals.vat[21].vat`)
 /// and what.
@@ -78,6 +87,9 @@ pub fn validate_sale(s: &SaleInput) -> Result<(), Vec<FieldError>> {
         v.customer(customer);
     }
     v.metadata(&s.metadata);
+    if let Some(flow) = &s.flow {
+        check_slug(&mut v.errors, "flow", flow);
+    }
     let rates = v.lines_and_charges(s);
     v.totals(s, &rates);
     v.payments(s);
@@ -248,6 +260,63 @@ impl Validator {
         }
     }
 
+    /// A line's answers to the provider's questions: keys are question keys
+    /// (they become field paths such as `lines[0].answers.iban`), values
+    /// what a question can take — text, number, yes/no, `null` (no answer)
+    /// or a list of text, numbers or yes/no (multiple choice). Whether they
+    /// satisfy the questions is the provider's check (`catalogue`).
+    fn answers(&mut self, line: &str, answers: &BTreeMap<String, Value>) {
+        let field = format!("{line}.answers");
+        if answers.len() > MAX_ANSWERS {
+            // Cut them first: one problem per key of thousands helps nobody.
+            self.err(
+                field,
+                format!(
+                    "must have at most {MAX_ANSWERS} answers, got {}",
+                    answers.len()
+                ),
+            );
+            return;
+        }
+        for (key, value) in answers {
+            let field = format!("{field}.{}", clip(key));
+            check_question_key(&mut self.errors, &field, key);
+            match value {
+                Value::Array(items) => {
+                    if items.len() > MAX_ANSWER_ITEMS {
+                        self.err(
+                            &field,
+                            format!(
+                                "must have at most {MAX_ANSWER_ITEMS} items, got {}",
+                                items.len()
+                            ),
+                        );
+                        continue;
+                    }
+                    for (i, item) in items.iter().enumerate() {
+                        let field = format!("{field}[{i}]");
+                        if matches!(item, Value::Null | Value::Array(_) | Value::Object(_)) {
+                            self.err(field, "must be a string, number or boolean");
+                        } else {
+                            self.answer_scalar(&field, item);
+                        }
+                    }
+                }
+                Value::Object(_) => self.err(
+                    field,
+                    "must be a string, number, boolean, null or a list of strings, numbers or booleans, not an object",
+                ),
+                scalar => self.answer_scalar(&field, scalar),
+            }
+        }
+    }
+
+    fn answer_scalar(&mut self, field: &str, value: &Value) {
+        if let Value::String(text) = value {
+            self.text(field, text, 0, MAX_ANSWER_CHARS);
+        }
+    }
+
     fn vat_rate(&mut self, field: &str, rate: Decimal) -> bool {
         let in_range = rate >= Decimal::ZERO && rate <= Decimal::ONE_HUNDRED;
         let precise_enough = rate.normalize().scale() <= MAX_VAT_RATE_DECIMALS;
@@ -291,6 +360,7 @@ impl Validator {
             line.product_ref.as_deref(),
             MAX_ID_CHARS,
         );
+        self.answers(&p, &line.answers);
 
         // Arithmetic checks only run on inputs within limits: with a bad
         // quantity the "expected net" would be meaningless noise on top of
@@ -1291,6 +1361,142 @@ mod tests {
         let mut s = sample_sale("s-1");
         s.metadata.insert(String::new(), "v".into());
         assert_single(&s, "metadata.", &["key must not be empty"]);
+    }
+
+    #[test]
+    fn domain_validation_old_payloads_without_flow_or_answers() {
+        // A sale as sources sent it before flows and answers existed.
+        let mut json = serde_json::to_value(sample_sale("s-1")).expect("serialize");
+        assert!(json.get("flow").is_none(), "absent flow is not written");
+        assert!(json["lines"][0].get("answers").is_none(), "nor no answers");
+        json.as_object_mut().expect("object").remove("flow");
+        let old: SaleInput = serde_json::from_value(json).expect("old payload decodes");
+        assert_eq!(old.flow, None);
+        assert!(old.lines.iter().all(|l| l.answers.is_empty()));
+        assert_eq!(validate_sale(&old), Ok(()));
+    }
+
+    fn with_answers(pairs: &[(&str, Value)]) -> SaleInput {
+        let mut s = sample_sale("s-1");
+        s.lines[0].answers = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        s
+    }
+
+    #[test]
+    fn domain_validation_flow_and_answers() {
+        use serde_json::json;
+        let mut s = with_answers(&[
+            ("iban", json!("NL91ABNA0417164300")),
+            ("persons", json!(2)),
+            ("usage_kwh", json!(2750.5)),
+            ("green", json!(true)),
+            ("extras", json!(["meter_check", 3, false])),
+            ("comment", json!(null)),
+            ("empty", json!([])),
+            ("long", json!("x".repeat(MAX_ANSWER_CHARS))),
+        ]);
+        s.flow = Some("energy-fixed_3y".into());
+        assert_eq!(validate_sale(&s), Ok(()));
+
+        // (flow, answers, field at fault, part of the problem)
+        let many: Vec<(String, Value)> = (0..=MAX_ANSWERS)
+            .map(|i| (format!("q{i}"), json!("a")))
+            .collect();
+        let many: Vec<(&str, Value)> = many.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let long_flow = "f".repeat(65);
+        type Case<'a> = (Option<&'a str>, Vec<(&'a str, Value)>, &'a str, &'a str);
+        let cases: Vec<Case> = vec![
+            (Some("Energy Fixed"), vec![], "flow", "a-z, 0-9, '_' or '-'"),
+            (Some(""), vec![], "flow", "got \"\""),
+            (Some(long_flow.as_str()), vec![], "flow", "1 to 64"),
+            (
+                None,
+                vec![("IBAN", json!("x"))],
+                "lines[0].answers.IBAN",
+                "a-z, 0-9 or '_'",
+            ),
+            (
+                None,
+                vec![("start-date", json!("x"))],
+                "lines[0].answers.start-date",
+                "a-z, 0-9 or '_'",
+            ),
+            (
+                None,
+                vec![("addr", json!({"street": "x"}))],
+                "lines[0].answers.addr",
+                "not an object",
+            ),
+            (
+                None,
+                vec![("pick", json!(["a", ["b"]]))],
+                "lines[0].answers.pick[1]",
+                "string, number or boolean",
+            ),
+            (
+                None,
+                vec![("pick", json!([null]))],
+                "lines[0].answers.pick[0]",
+                "string, number or boolean",
+            ),
+            (
+                None,
+                vec![("pick", json!([{}]))],
+                "lines[0].answers.pick[0]",
+                "string, number or boolean",
+            ),
+            (
+                None,
+                vec![("pick", json!(vec!["a"; MAX_ANSWER_ITEMS + 1]))],
+                "lines[0].answers.pick",
+                "at most 500 items, got 501",
+            ),
+            (
+                None,
+                vec![("note", json!("x".repeat(MAX_ANSWER_CHARS + 1)))],
+                "lines[0].answers.note",
+                "at most 2000 characters, got 2001",
+            ),
+            (
+                None,
+                vec![("pick", json!(["ok", "y".repeat(MAX_ANSWER_CHARS + 1)]))],
+                "lines[0].answers.pick[1]",
+                "at most 2000 characters",
+            ),
+            (
+                None,
+                vec![("note", json!("a\u{0}b"))],
+                "lines[0].answers.note",
+                "NUL",
+            ),
+            (
+                None,
+                many,
+                "lines[0].answers",
+                "at most 100 answers, got 101",
+            ),
+        ];
+        for (flow, answers, field, fragment) in cases {
+            let mut s = with_answers(&answers);
+            s.flow = flow.map(str::to_owned);
+            assert_single(&s, field, &[fragment]);
+        }
+
+        // A hostile key is clipped in the field path.
+        let long = "k".repeat(1000);
+        let errs = errors(&with_answers(&[(long.as_str(), json!("a"))]));
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!(
+            errs[0].field,
+            format!("lines[0].answers.{}…", "k".repeat(64))
+        );
+        // The second line's answers are named as such.
+        let mut s = sample_sale("s-1");
+        s.lines[1].answers.insert("Bad".into(), json!(1));
+        assert_single(&s, "lines[1].answers.Bad", &["a-z"]);
     }
 
     #[test]

@@ -25,15 +25,32 @@ fn add_cross_field_rules(schemas: &mut Map<String, Value>) {
         {"required": ["from"]},
         {"required": ["to"]},
     ]);
-    // integration_input::validate
-    schemas["IntegrationInput"]["if"] = json!({
-        "properties": {"poll_status": {"const": true}, "target_kind": {"const": "webhook"}},
-        "required": ["poll_status", "target_kind"],
+    // integration_input::validate: polling a webhook needs its status URL;
+    // a salesync target's statuses are sale statuses (check_status_map).
+    let salesync_status_map = json!({
+        "if": {
+            "properties": {"target_kind": {"const": "salesync"}},
+            "required": ["target_kind"],
+        },
+        "then": {
+            "properties": {"status_map": {"propertyNames": {"pattern": "^[a-z0-9_-]{1,64}$"}}},
+        },
     });
-    schemas["IntegrationInput"]["then"] = json!({
-        "required": ["status_url"],
-        "properties": {"status_url": {"type": "string"}},
-    });
+    schemas["IntegrationInput"]["allOf"] = json!([
+        {
+            "if": {
+                "properties": {"poll_status": {"const": true}, "target_kind": {"const": "webhook"}},
+                "required": ["poll_status", "target_kind"],
+            },
+            "then": {
+                "required": ["status_url"],
+                "properties": {"status_url": {"type": "string"}},
+            },
+        },
+        salesync_status_map.clone(),
+    ]);
+    // On a PATCH only when it names the kind (the stored one is unknown here).
+    schemas["IntegrationPatch"]["allOf"] = json!([salesync_status_map]);
     // catalogue::Condition is one of `{"equals": {...}}` / `{"in": {...}}`
     // and nothing beside (serde: an externally tagged enum, no unknown
     // fields); the derived schema leaves both levels open.

@@ -48,7 +48,7 @@ use crate::routes::{
 use crate::tenancy::{CreatedTenant, CreatedToken, NewTenant, NewToken};
 use salesync_core::catalogue::{
     AnswerSource, Change, Flow, ImportedProduct, Mismatch, MismatchKind, ProductInput,
-    ProductVersion, RemovalPolicy, Severity, SourceState,
+    ProductVersion, RemovalPolicy, Severity, SourceState, SystemStatus, SystemStatusMapping,
 };
 
 #[derive(OpenApi)]
@@ -151,7 +151,7 @@ use salesync_core::catalogue::{
         ConnectionInput, ConnectionTest, Outcome, ProviderCatalogue, OfferedProduct,
         ImportSelection, ImportsView, ImportedView, ImportedProduct, SourceState, RemovalPolicy,
         Change, SyncReport, MappingInput, MappingView, AnswerSource, Mismatch, MismatchKind,
-        Severity,
+        Severity, SystemStatus, SystemStatusMapping,
     ))
 )]
 struct ApiDoc;

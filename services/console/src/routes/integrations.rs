@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use salesync_core::catalogue::RemovalPolicy;
+use salesync_core::catalogue::{RemovalPolicy, SystemStatusMapping, system_status_mappings};
 use salesync_core::domain::{IntegrationId, TenantId};
 use salesync_core::integration::{Conditions, ForwardingMode, Mapping, TargetKind};
 use salesync_core::signing;
@@ -46,7 +46,14 @@ pub struct IntegrationView {
     pub send_opt_in: bool,
     pub poll_status: bool,
     pub status_url: Option<String>,
+    /// The target's status → ours. For a `salesync` target: B's custom
+    /// statuses (each must be mapped to be synchronised) and overrides of
+    /// system statuses.
     pub status_map: BTreeMap<String, String>,
+    /// For a `salesync` target, salesync's system statuses, which both sides
+    /// know: each maps to itself unless `status_map` overrides it. Empty for
+    /// other targets, whose statuses map only through `status_map`.
+    pub system_statuses: Vec<SystemStatusMapping>,
     pub final_statuses: Vec<String>,
     /// Where the provider's partner routes answer (`null`: at `target_url`).
     pub provider_url: Option<String>,
@@ -76,6 +83,10 @@ impl From<IntegrationRow> for IntegrationView {
             send_opt_in: c.send_opt_in,
             poll_status: c.poll_status,
             status_url: c.status_url,
+            system_statuses: match c.target_kind {
+                TargetKind::Salesync => system_status_mappings(&c.status_map),
+                TargetKind::Webhook => Vec::new(),
+            },
             status_map: c.status_map,
             final_statuses: c.final_statuses,
             provider_url: r.provider.provider_url,

@@ -36,6 +36,9 @@ pub struct Req {
     /// A short printable form of the body, for findings.
     pub excerpt: String,
     pub expect: Expect,
+    /// Fields an error answer must name one of (in `fields`, or a batch
+    /// item's); empty: any.
+    pub names: Vec<String>,
 }
 
 impl Req {
@@ -48,6 +51,7 @@ impl Req {
             body: Body::empty(),
             excerpt: String::new(),
             expect: Expect::Any,
+            names: Vec::new(),
         }
     }
 
@@ -95,6 +99,12 @@ impl Req {
 
     pub fn expect(mut self, statuses: &[u16]) -> Self {
         self.expect = Expect::OneOf(statuses.to_vec());
+        self
+    }
+
+    /// The error answer must name `field` (or another field given so).
+    pub fn naming(mut self, field: impl Into<String>) -> Self {
+        self.names.push(field.into());
         self
     }
 }
@@ -174,6 +184,7 @@ impl Client {
             body,
             excerpt,
             expect,
+            names,
         } = req;
         let what = format!("{method} {} {excerpt}", clip(&uri, 160));
         let mut builder = Request::builder().method(method).uri(uri.as_str());
@@ -234,6 +245,12 @@ impl Client {
         for problem in judge(status, &content_type, &bytes, &expect) {
             t.findings.push(format!("{label}: {problem} — {what}"));
         }
+        if !names.is_empty() && !names.iter().any(|f| names_field(&body, f)) {
+            t.findings.push(format!(
+                "{label}: {status} does not name {names:?}: {} — {what}",
+                clip(&body.to_string(), 300)
+            ));
+        }
         if (200..300).contains(&status) {
             record_created(&mut t.created, &uri, &body);
         }
@@ -289,6 +306,21 @@ fn record_created(created: &mut BTreeSet<String>, uri: &str, body: &Value) {
             }
         }
     }
+}
+
+/// Whether an error answer (or a batch item's error) names `field`.
+pub fn names_field(body: &Value, field: &str) -> bool {
+    let errors = std::iter::once(&body["error"]).chain(
+        body["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| &item["error"]),
+    );
+    errors
+        .filter_map(|e| e["fields"].as_array())
+        .flatten()
+        .any(|f| f["field"] == field)
 }
 
 /// Everything wrong with one answer. Pure, so the rules are tested below.
@@ -408,5 +440,21 @@ mod tests {
             let got = judge(status, ct, body, &expect);
             assert_eq!(got.len(), n, "{status} {}: {got:#?}", excerpt(body));
         }
+    }
+
+    #[test]
+    fn naming_fields() {
+        let one: Value = serde_json::from_slice(
+            br#"{"error":{"code":"validation_failed","message":"m","fields":[{"field":"flow","problem":"p"}]}}"#,
+        )
+        .unwrap_or_default();
+        let batch: Value = serde_json::from_slice(
+            br#"{"results":[{"outcome":"invalid","error":{"code":"validation_failed","message":"m","fields":[{"field":"lines[0].answers.x","problem":"p"}]}}]}"#,
+        )
+        .unwrap_or_default();
+        assert!(names_field(&one, "flow"));
+        assert!(!names_field(&one, "flo"));
+        assert!(names_field(&batch, "lines[0].answers.x"));
+        assert!(!names_field(&Value::Null, "flow"));
     }
 }

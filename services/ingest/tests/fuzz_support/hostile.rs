@@ -407,6 +407,47 @@ pub fn cases(c: &Ctx) -> Vec<Req> {
         );
     }
 
+    // ------------------------------------------------------ flow and answers
+    // Each refused, naming its field, alone and as a batch item.
+    for (i, (change, want, field)) in bad_flows_and_answers().into_iter().enumerate() {
+        let mut s = sale(&format!("x-flow-answers-{i}"));
+        change(&mut s);
+        out.push(
+            Req::post("bad flow or answers", "/v1/sales")
+                .bearer(&c.token)
+                .json(bytes(&s))
+                .expect(want)
+                .naming(field.clone()),
+        );
+        s["external_id"] = json!(format!("x-flow-answers-batch-{i}"));
+        let batch = json!({"sales": [s]});
+        out.push(
+            Req::post("bad flow or answers", "/v1/sales/batch")
+                .bearer(&c.token)
+                .json(bytes(&batch))
+                .expect(&[200, 400, 422])
+                // An item's own error, or (a NUL, screened before any item
+                // is read) the whole body's.
+                .naming(field.clone())
+                .naming(format!("sales[0].{field}")),
+        );
+    }
+    // Their limits, reached exactly, are fine.
+    let mut s = sale("x-flow-answers-max");
+    s["flow"] = json!("f".repeat(64));
+    s["lines"][0]["answers"] = Value::Object(
+        (0..100)
+            .map(|i| (format!("q{i}"), json!("a".repeat(2000))))
+            .collect(),
+    );
+    s["lines"][1]["answers"] = json!({"picks": vec!["x"; 500]});
+    out.push(
+        Req::post("flow and answers at their limits", "/v1/sales")
+            .bearer(&c.token)
+            .json(bytes(&s))
+            .expect(&[201]),
+    );
+
     // ------------------------------------------------------ ids in URLs
     let not_ids = [
         "not-a-uuid".to_string(),
@@ -791,6 +832,91 @@ pub fn cases(c: &Ctx) -> Vec<Req> {
             .expect(&[422]),
     );
     out
+}
+
+/// A change to a valid sale, the statuses it may get, and the field its
+/// error must name.
+type BadCase = (Box<dyn Fn(&mut Value)>, &'static [u16], String);
+
+/// Flows and answers the contract refuses (docs/contracts.md, "The sale's
+/// flow and answers"); a wrong JSON type is a 400 that names the field too.
+fn bad_flows_and_answers() -> Vec<BadCase> {
+    let flow = |v: Value| -> Box<dyn Fn(&mut Value)> { Box::new(move |s| s["flow"] = v.clone()) };
+    let answer = |key: &'static str, v: Value| -> Box<dyn Fn(&mut Value)> {
+        Box::new(move |s| s["lines"][0]["answers"][key] = v.clone())
+    };
+    let answers = |v: Value| -> Box<dyn Fn(&mut Value)> {
+        Box::new(move |s| s["lines"][0]["answers"] = v.clone())
+    };
+    let f = |s: &str| s.to_string();
+    vec![
+        (flow(json!("Energy Fixed")), &[422], f("flow")),
+        (flow(json!("")), &[422], f("flow")),
+        (flow(json!("f".repeat(65))), &[422], f("flow")),
+        (flow(json!("../../admin")), &[422], f("flow")),
+        (flow(json!("flow\u{1b}[2J")), &[422], f("flow")),
+        (flow(json!("a\0b")), &[422], f("flow")),
+        (flow(json!(12)), &[400], f("flow")),
+        (flow(json!(["energy"])), &[400], f("flow")),
+        (
+            answer("IBAN", json!("x")),
+            &[422],
+            f("lines[0].answers.IBAN"),
+        ),
+        (
+            answer("start-date", json!("x")),
+            &[422],
+            f("lines[0].answers.start-date"),
+        ),
+        (answer("", json!("x")), &[422], f("lines[0].answers.")),
+        (
+            answer("iban", json!({"nested": 1})),
+            &[422],
+            f("lines[0].answers.iban"),
+        ),
+        (
+            answer("extras", json!(["a", ["b"]])),
+            &[422],
+            f("lines[0].answers.extras[1]"),
+        ),
+        (
+            answer("extras", json!([null])),
+            &[422],
+            f("lines[0].answers.extras[0]"),
+        ),
+        (
+            answer("extras", json!(vec![1; 501])),
+            &[422],
+            f("lines[0].answers.extras"),
+        ),
+        (
+            answer("iban", json!("x".repeat(2001))),
+            &[422],
+            f("lines[0].answers.iban"),
+        ),
+        (
+            answer("iban", json!("a\0b")),
+            &[422],
+            f("lines[0].answers.iban"),
+        ),
+        (
+            answers(Value::Object(
+                (0..101).map(|i| (format!("q{i}"), json!(1))).collect(),
+            )),
+            &[422],
+            f("lines[0].answers"),
+        ),
+        (
+            answers(Value::Object(
+                (0..10_000).map(|i| (format!("Q{i}"), json!(1))).collect(),
+            )),
+            &[422],
+            f("lines[0].answers"),
+        ),
+        (answers(json!([])), &[400], f("lines[0].answers")),
+        (answers(json!("iban=x")), &[400], f("lines[0].answers")),
+        (answers(Value::Null), &[400], f("lines[0].answers")),
+    ]
 }
 
 fn dup_label(what: &str) -> &'static str {

@@ -35,9 +35,23 @@ pub fn fresh_id(prefix: &str) -> String {
     format!("{prefix}-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
 }
 
-/// A valid sale as JSON.
+/// A valid sale as JSON: the shared sample, placed through a flow and with
+/// answers of every kind on its first line, so every phase reaches them too.
 pub fn sale_value(external_id: &str) -> Value {
-    serde_json::to_value(sample_sale(external_id)).unwrap_or_default()
+    let mut sale = sample_sale(external_id);
+    sale.flow = Some("energy-fixed".into());
+    sale.lines[0].answers = [
+        ("iban", json!("NL91ABNA0417164300")),
+        ("persons", json!(2)),
+        ("usage_kwh", json!(2750.5)),
+        ("green", json!(true)),
+        ("extras", json!(["meter_check", 3, false])),
+        ("comment", Value::Null),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    serde_json::to_value(sale).unwrap_or_default()
 }
 
 pub fn runner(cases: u32, seed: u64) -> TestRunner {
