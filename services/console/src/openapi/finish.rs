@@ -139,30 +139,6 @@ const LINKS: &[Link] = &[
         &[("id", "$response.body#/id")],
     ),
     (
-        "createOrganization",
-        "201",
-        "createAgent",
-        &[("id", "$response.body#/id")],
-    ),
-    (
-        "createOrganization",
-        "201",
-        "listAgents",
-        &[("id", "$response.body#/id")],
-    ),
-    (
-        "createAgent",
-        "201",
-        "rotateAgentToken",
-        &[("id", "$response.body#/agent/id")],
-    ),
-    (
-        "createAgent",
-        "201",
-        "revokeAgentToken",
-        &[("id", "$response.body#/agent/id")],
-    ),
-    (
         "createIntegration",
         "201",
         "getIntegration",
