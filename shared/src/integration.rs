@@ -104,6 +104,11 @@ pub struct Conditions {
     #[serde(default)]
     #[schema(value_type = Vec<crate::domain::Currency>)]
     pub currencies: Vec<String>,
+    /// Structured rules (`all` / `any` / `not` over product, category,
+    /// flow, answers, location, amount and currency), checked after the
+    /// lists above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<crate::rules::ForwardingRule>,
 }
 
 /// One side's vocabulary onto the other's.

@@ -29,6 +29,7 @@ pub mod messages;
 pub mod metrics;
 pub mod ops;
 pub mod outbox;
+pub mod rules;
 pub mod signing;
 pub mod telemetry;
 pub mod tenant_webhook;

@@ -128,7 +128,7 @@ fn unmet_condition(sale: &SaleInput, c: &Conditions) -> Option<String> {
             list(&c.currencies)
         ));
     }
-    None
+    c.rules.as_ref().and_then(|rule| rule.check(sale).err())
 }
 
 /// `[A, B]` — how a configured list reads in a reason.
@@ -320,6 +320,37 @@ mod tests {
                     i.conditions.products_any = strings(&["fixed-3y"]);
                     let last = e.sale.lines.len() - 1;
                     e.sale.lines[last].product_ref = Some("fixed-3y".into());
+                },
+                forward(),
+            ),
+            (
+                "rules unmet, the failing rule named",
+                Trigger::Created,
+                "completed",
+                |i, e| {
+                    i.conditions.rules = Some(
+                        serde_json::from_value(serde_json::json!({"all": [
+                            {"currency": {"equals": "EUR"}},
+                            {"flow": {"in": ["door"]}},
+                        ]}))
+                        .expect("rules"),
+                    );
+                    e.sale.flow = Some("web".into());
+                },
+                Some("rules.all[1]: flow in [door] does not hold"),
+            ),
+            (
+                "rules met",
+                Trigger::Created,
+                "completed",
+                |i, e| {
+                    i.conditions.rules = Some(
+                        serde_json::from_value(
+                            serde_json::json!({"not": {"flow": {"in": ["door"]}}}),
+                        )
+                        .expect("rules"),
+                    );
+                    e.sale.flow = Some("web".into());
                 },
                 forward(),
             ),

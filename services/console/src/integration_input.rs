@@ -342,6 +342,11 @@ pub fn validate(d: Draft) -> Result<Valid, Vec<FieldError>> {
                 err(&format!("conditions.currencies[{i}]"), p);
             }
         }
+        if let Some(rule) = &c.rules {
+            for e in salesync_core::rules::check_rules(rule, "conditions.rules") {
+                err(&e.field, e.problem);
+            }
+        }
     }
     let mapping = typed::<Mapping>("mapping", d.mapping, &mut err);
     if let Some(url) = &d.provider_url
@@ -552,6 +557,17 @@ mod tests {
             (
                 with("conditions", json!({"min_gross": "lots"})),
                 vec!["conditions.min_gross"],
+            ),
+            (
+                with(
+                    "conditions",
+                    json!({"rules": {"all": [{"flow": {"range": {"min": 1}}},
+                                             {"answer": {"question": "Term", "test": {"in": ["3y"]}}}]}}),
+                ),
+                vec![
+                    "conditions.rules.all[0].flow.range",
+                    "conditions.rules.all[1].answer.question",
+                ],
             ),
             (
                 with("conditions", json!({"currencies": ["EUR", "eur"]})),

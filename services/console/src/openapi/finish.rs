@@ -58,6 +58,9 @@ fn add_cross_field_rules(schemas: &mut Map<String, Value>) {
     // catalogue::AnswerSource likewise, `{"from_question": {...}}` closed
     // and `{"constant": any answer}`.
     close_variants(schemas, "AnswerSource", &["from_question"]);
+    // rules::ForwardingRule and rules::RuleTest: one key each, nothing beside.
+    close_variants(schemas, "ForwardingRule", &[]);
+    close_variants(schemas, "RuleTest", &[]);
     // routes::imports::check_mapping_keys: flows are slugs on both sides,
     // questions are keyed by the provider's question key and name one of A's.
     let slug = json!({"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"});
