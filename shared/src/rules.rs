@@ -45,22 +45,53 @@ pub enum ForwardingRule {
     #[schema(no_recursion)]
     Not(Box<ForwardingRule>),
     /// A line names one of these catalogue products (`lines[].product_ref`).
-    Product(RuleTest),
+    Product(TextTest),
     /// A line is in the category.
-    Category(RuleTest),
+    Category(TextTest),
     /// The sale's flow.
-    Flow(RuleTest),
+    Flow(TextTest),
     /// An answer on one of the lines to the question.
     Answer(AnswerRuleTest),
     /// The sale's location id.
-    Location(RuleTest),
+    Location(TextTest),
     /// The gross total, in minor units.
     Amount(RuleTest),
     /// The currency (ISO 4217 code).
-    Currency(RuleTest),
+    Currency(TextTest),
 }
 
-/// How a fact is tested.
+/// How a text fact (product, category, flow, location, currency) is tested.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum TextTest {
+    Equals(String),
+    In(Vec<String>),
+}
+
+impl TextTest {
+    fn passes(&self, value: &str) -> bool {
+        match self {
+            TextTest::Equals(want) => want == value,
+            TextTest::In(wanted) => wanted.iter().any(|w| w == value),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            TextTest::Equals(v) => format!("equals {}", clip(v)),
+            TextTest::In(vs) => format!(
+                "in [{}]",
+                vs.iter()
+                    .take(20)
+                    .map(|v| clip(v))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// How a number or an answer is tested.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RuleTest {
@@ -73,12 +104,25 @@ pub enum RuleTest {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleRange {
-    #[serde(default)]
-    #[schema(value_type = Option<f64>, minimum = -1e15, maximum = 1e15)]
+    #[serde(
+        default,
+        deserialize_with = "number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = f64, minimum = -1e15, maximum = 1e15)]
     pub min: Option<serde_json::Number>,
-    #[serde(default)]
-    #[schema(value_type = Option<f64>, minimum = -1e15, maximum = 1e15)]
+    #[serde(
+        default,
+        deserialize_with = "number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = f64, minimum = -1e15, maximum = 1e15)]
     pub max: Option<serde_json::Number>,
+}
+
+/// A bound given is a number (`null` is refused; leave the bound out).
+fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Number>, D::Error> {
+    serde_json::Number::deserialize(d).map(Some)
 }
 
 /// Largest bound a range takes, either way.
@@ -99,6 +143,7 @@ impl RuleRange {
 #[serde(deny_unknown_fields)]
 pub struct AnswerRuleTest {
     /// The question key, as the sale's lines answer it.
+    #[schema(pattern = "^[a-z0-9_]{1,64}$")]
     pub question: String,
     pub test: RuleTest,
 }
@@ -145,11 +190,7 @@ impl ForwardingRule {
     }
 
     fn leaf_holds(&self, sale: &SaleInput) -> bool {
-        let strings = |values: Vec<&str>, t: &RuleTest| {
-            values
-                .into_iter()
-                .any(|v| t.passes(&Value::String(v.to_string())))
-        };
+        let strings = |values: Vec<&str>, t: &TextTest| values.into_iter().any(|v| t.passes(v));
         match self {
             ForwardingRule::All(_) | ForwardingRule::Any(_) | ForwardingRule::Not(_) => {
                 self.check(sale).is_ok()
@@ -287,7 +328,6 @@ fn walk(
         ));
         return;
     }
-    let numeric = matches!(rule, ForwardingRule::Amount(_) | ForwardingRule::Answer(_));
     match rule {
         ForwardingRule::All(rules) | ForwardingRule::Any(rules) => {
             let kind = if matches!(rule, ForwardingRule::All(_)) {
@@ -302,22 +342,38 @@ fn walk(
         ForwardingRule::Not(r) => walk(r, &format!("{at}.not"), depth + 1, count, errors),
         ForwardingRule::Answer(a) => {
             check_question_key(errors, &format!("{at}.answer.question"), &a.question);
-            check_test(&a.test, &format!("{at}.answer.test"), numeric, errors);
+            check_test(&a.test, &format!("{at}.answer.test"), errors);
         }
+        ForwardingRule::Amount(t) => check_test(t, &format!("{at}.amount"), errors),
         ForwardingRule::Product(t)
         | ForwardingRule::Category(t)
         | ForwardingRule::Flow(t)
         | ForwardingRule::Location(t)
-        | ForwardingRule::Amount(t)
         | ForwardingRule::Currency(t) => {
             let name = rule.describe();
             let name = name.split(' ').next().unwrap_or("rule");
-            check_test(t, &format!("{at}.{name}"), numeric, errors);
+            let at = format!("{at}.{name}");
+            let values: Vec<&String> = match t {
+                TextTest::Equals(v) => vec![v],
+                TextTest::In(vs) => vs.iter().collect(),
+            };
+            if values.len() > MAX_VALUES {
+                errors.push(FieldError::new(
+                    format!("{at}.in"),
+                    format!("has {} values; at most {MAX_VALUES}", values.len()),
+                ));
+            }
+            if values.iter().any(|v| v.chars().count() > 2000) {
+                errors.push(FieldError::new(
+                    at,
+                    "a value is longer than 2000 characters",
+                ));
+            }
         }
     }
 }
 
-fn check_test(t: &RuleTest, at: &str, numeric: bool, errors: &mut Vec<FieldError>) {
+fn check_test(t: &RuleTest, at: &str, errors: &mut Vec<FieldError>) {
     match t {
         RuleTest::Equals(v) => check_value(v, &format!("{at}.equals"), errors),
         RuleTest::In(vs) => {
@@ -337,12 +393,7 @@ fn check_test(t: &RuleTest, at: &str, numeric: bool, errors: &mut Vec<FieldError
             let out_of_bounds = [(&r.min, min), (&r.max, max)]
                 .iter()
                 .any(|(raw, dec)| raw.is_some() && dec.is_none_or(|d| d.abs() > limit));
-            if !numeric {
-                errors.push(FieldError::new(
-                    format!("{at}.range"),
-                    "a range tests numbers: only amount and answer rules take one",
-                ));
-            } else if out_of_bounds {
+            if out_of_bounds {
                 errors.push(FieldError::new(
                     format!("{at}.range"),
                     format!("min and max must be numbers from -{MAX_BOUND} to {MAX_BOUND}"),
@@ -352,14 +403,8 @@ fn check_test(t: &RuleTest, at: &str, numeric: bool, errors: &mut Vec<FieldError
                     format!("{at}.range"),
                     "needs min, max or both",
                 ));
-            } else if let (Some(min), Some(max)) = (min, max)
-                && min > max
-            {
-                errors.push(FieldError::new(
-                    format!("{at}.range"),
-                    format!("min {min} is above max {max}"),
-                ));
             }
+            // min above max is a range nothing is in: allowed, never holds.
         }
     }
 }
@@ -522,15 +567,12 @@ mod tests {
         let cases: Vec<(Value, Vec<&str>)> = vec![
             (json!({"flow": {"equals": "door"}}), vec![]),
             (
-                json!({"flow": {"range": {"min": 1}}}),
-                vec!["conditions.rules.flow.range"],
-            ),
-            (
                 json!({"amount": {"range": {}}}),
                 vec!["conditions.rules.amount.range"],
             ),
+            (json!({"amount": {"range": {"min": 5, "max": 1}}}), vec![]),
             (
-                json!({"amount": {"range": {"min": 5, "max": 1}}}),
+                json!({"amount": {"range": {"max": 1e300}}}),
                 vec!["conditions.rules.amount.range"],
             ),
             (
@@ -541,8 +583,8 @@ mod tests {
                 ],
             ),
             (
-                json!({"any": [{"product": {"in": ["a", null]}}]}),
-                vec!["conditions.rules.any[0].product.in[1]"],
+                json!({"any": [{"amount": {"in": [1, null]}}]}),
+                vec!["conditions.rules.any[0].amount.in[1]"],
             ),
             (
                 deep,
@@ -561,6 +603,18 @@ mod tests {
     }
 
     #[test]
+    fn rules_round_trip_as_stored() {
+        for v in [
+            json!({"amount": {"range": {"max": 0.0}}}),
+            json!({"not": {"answer": {"question": "a", "test": {"range": {"min": 1}}}}}),
+        ] {
+            let r = rule(v.clone());
+            let stored = serde_json::to_value(&r).expect("serialize");
+            assert_eq!(rule(stored.clone()), r, "{v} stored as {stored}");
+        }
+    }
+
+    #[test]
     fn rules_unknown_shapes_are_refused() {
         for v in [
             json!({"flow": {"equals": "a"}, "location": {"equals": "b"}}),
@@ -569,6 +623,9 @@ mod tests {
             json!({"answer": {"question": "a", "test": {"equals": 1}, "x": 1}}),
             json!({"amount": {"range": {"min": 1, "maximum": 2}}}),
             json!({"amount": {"range": {"min": "1"}}}),
+            json!({"amount": {"range": {"min": null}}}),
+            json!({"flow": {"range": {"min": 1}}}),
+            json!({"product": {"in": ["a", 1]}}),
         ] {
             assert!(
                 serde_json::from_value::<ForwardingRule>(v.clone()).is_err(),

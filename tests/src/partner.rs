@@ -157,7 +157,11 @@ pub async fn set_up_reseller(
 ) -> anyhow::Result<(IntegrationId, Value)> {
     let forwarding = json!({
         "trigger_statuses": ["paid"],
-        "conditions": {"products_any": [FIXED]},
+        "conditions": {
+            "products_any": [FIXED],
+            // One-year contracts are not for B.
+            "rules": {"not": {"answer": {"question": "looptijd", "test": {"equals": "1j"}}}},
+        },
         "poll_status": true,
         "status_map": {"processed": "completed"},
         "final_statuses": ["processed"],
@@ -375,6 +379,11 @@ impl<'a> Scenario<'a> {
             .post_sale(&a_sale("a-web", "paid", "web", FIXED))
             .await
             .expect("web");
+        let mut one_year = a_sale("a-1j", "paid", A_FLOW, FIXED);
+        one_year.lines[0]
+            .answers
+            .insert("looptijd".into(), json!("1j"));
+        let one_year = a.api.post_sale(&one_year).await.expect("a-1j");
         let first = a
             .api
             .post_sale(&a_sale("a-1", "paid", A_FLOW, FIXED))
@@ -390,6 +399,7 @@ impl<'a> Scenario<'a> {
             (draft.id, "status 'open' does not trigger forwarding"),
             (green.id, "no line names a product in [fixed-3y]"),
             (web.id, "your flow 'web' is not mapped"),
+            (one_year.id, "rules.not: answers.looptijd equals 1j holds"),
         ] {
             let reason = decision(a, sale, integration).await;
             assert!(

@@ -561,11 +561,11 @@ mod tests {
             (
                 with(
                     "conditions",
-                    json!({"rules": {"all": [{"flow": {"range": {"min": 1}}},
+                    json!({"rules": {"all": [{"amount": {"range": {}}},
                                              {"answer": {"question": "Term", "test": {"in": ["3y"]}}}]}}),
                 ),
                 vec![
-                    "conditions.rules.all[0].flow.range",
+                    "conditions.rules.all[0].amount.range",
                     "conditions.rules.all[1].answer.question",
                 ],
             ),

@@ -61,6 +61,39 @@ fn add_cross_field_rules(schemas: &mut Map<String, Value>) {
     // rules::ForwardingRule and rules::RuleTest: one key each, nothing beside.
     close_variants(schemas, "ForwardingRule", &[]);
     close_variants(schemas, "RuleTest", &[]);
+    close_variants(schemas, "TextTest", &[]);
+    schemas["RuleRange"]["anyOf"] = json!([{"required": ["min"]}, {"required": ["max"]}]);
+    if let Some(variants) = schemas["TextTest"]["oneOf"].as_array_mut() {
+        for variant in variants {
+            let props = &mut variant["properties"];
+            if props.get("equals").is_some() {
+                props["equals"]["maxLength"] = json!(2000);
+            }
+            if props.get("in").is_some() {
+                props["in"]["items"]["maxLength"] = json!(2000);
+                props["in"]["maxItems"] = json!(salesync_core::rules::MAX_VALUES);
+            }
+        }
+    }
+    // rules::check_value: text of at most 2000 characters, a number or a
+    // boolean; at most MAX_VALUES of them in an `in`.
+    let value = json!({"type": ["string", "number", "boolean"], "maxLength": 2000});
+    if let Some(variants) = schemas["RuleTest"]["oneOf"].as_array_mut() {
+        for variant in variants {
+            let props = &mut variant["properties"];
+            if props.get("equals").is_some() {
+                let description = props["equals"]["description"].clone();
+                props["equals"] = value.clone();
+                if !description.is_null() {
+                    props["equals"]["description"] = description;
+                }
+            }
+            if props.get("in").is_some() {
+                props["in"]["items"] = value.clone();
+                props["in"]["maxItems"] = json!(salesync_core::rules::MAX_VALUES);
+            }
+        }
+    }
     // routes::imports::check_mapping_keys: flows are slugs on both sides,
     // questions are keyed by the provider's question key and name one of A's.
     let slug = json!({"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"});
