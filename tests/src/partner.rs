@@ -445,6 +445,11 @@ impl<'a> Scenario<'a> {
             json!({"iban": IBAN, "term": "3y"})
         );
         assert_eq!(at_b.sale["lines"][0]["product_ref"], FIXED);
+        // send_opt_in is off: A's customer consented to e-mail, B hears no.
+        assert_eq!(
+            at_b.sale["customer"]["opt_in"],
+            json!({"marketing_email": false, "marketing_sms": false})
+        );
 
         // B processes it; A sees its own word for that.
         b.api
