@@ -36,6 +36,11 @@ async fn e2e_partner_kill() {
         .map(|i| {
             let mut s = as_order(mixed("order", i), A_FLOW, &[FIXED]);
             s.status = "paid".into();
+            // Three-year contracts only: the scenario's rule holds back 1j.
+            for line in &mut s.lines {
+                line.answers
+                    .insert("looptijd".into(), serde_json::json!("3j"));
+            }
             s
         })
         .collect();

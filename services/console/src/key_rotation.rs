@@ -1,7 +1,9 @@
 //! `console rotate-secrets`: re-encrypts every secret at rest with the active
 //! (first) key of `SALESYNC_ENCRYPTION_KEYS`, so the old key can be dropped.
 //! The secrets: integrations' `credentials_enc` and `signing_secrets_enc`,
-//! tenants' `webhook_secret_enc`, catalogue subscriptions' `secret_enc`.
+//! tenants' `webhook_secret_enc`, catalogue subscriptions' `secret_enc`, and
+//! the secrets providers sign their callbacks to us with
+//! (`integrations.callback_secret_enc`).
 //!
 //! The procedure (README, "Rotating the encryption key"): give every service
 //! `new,old`; run this; give every service `new` only. Rows are re-encrypted
@@ -41,6 +43,8 @@ pub struct Report {
     pub webhook_secrets: u64,
     /// Partners' catalogue subscriptions (`catalogue_subscriptions.secret_enc`).
     pub subscription_secrets: u64,
+    /// Providers' callback secrets (`integrations.callback_secret_enc`).
+    pub callback_secrets: u64,
     pub failed: Vec<Failure>,
 }
 
@@ -88,6 +92,14 @@ pub async fn rotate_all(pool: &PgPool, secrets: &SecretBox) -> sqlx::Result<Repo
         &mut report,
         "catalogue_subscriptions",
         "secret_enc",
+    )
+    .await?;
+    report.callback_secrets = rotate_column(
+        pool,
+        secrets,
+        &mut report,
+        "integrations",
+        "callback_secret_enc",
     )
     .await?;
     Ok(report)

@@ -827,6 +827,17 @@ async fn ciphertexts(pool: &PgPool) -> Vec<(String, Vec<u8>)> {
         rows.into_iter()
             .map(|(id, s)| (format!("subscription {id}"), s)),
     );
+    let rows: Vec<(uuid::Uuid, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, callback_secret_enc FROM integrations
+         WHERE callback_secret_enc IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("callback secrets");
+    out.extend(
+        rows.into_iter()
+            .map(|(id, s)| (format!("callback {id}"), s)),
+    );
     out
 }
 
@@ -850,11 +861,21 @@ async fn rotate_secrets_moves_every_secret_to_the_new_key() {
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // A provider's callback secret, as a subscription stores it.
+    let old_box = SecretBox::from_spec(&old_spec).expect("old key");
+    sqlx::query(
+        "UPDATE integrations SET callback_secret_enc = $1
+         WHERE id = (SELECT id FROM integrations ORDER BY id LIMIT 1)",
+    )
+    .bind(old_box.encrypt_json(&"whsec_provider"))
+    .execute(&db.pool)
+    .await
+    .expect("callback secret");
     let before = ciphertexts(&db.pool).await;
     assert_eq!(
         before.len(),
-        2 + 2 + 1 + 2 + 2,
-        "2 credentials, 3 signing, 2 webhooks, 2 subscriptions"
+        2 + 2 + 1 + 2 + 2 + 1,
+        "2 credentials, 3 signing, 2 webhooks, 2 subscriptions, 1 callback"
     );
 
     let db = Arc::new(db);
@@ -885,7 +906,7 @@ async fn rotate_secrets_moves_every_secret_to_the_new_key() {
     assert_eq!(
         report,
         json!({"credentials": 2, "signing_secrets": 3, "webhook_secrets": 2,
-               "subscription_secrets": 2, "failed": []})
+               "subscription_secrets": 2, "callback_secrets": 1, "failed": []})
     );
 
     // Step 3: the new key alone reads everything; the old key reads nothing.
