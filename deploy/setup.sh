@@ -5,7 +5,9 @@
 # is already in place it does no apt/cargo work and finishes in well under 2 s.
 #
 #   * Debian packages: rabbitmq-server postgresql postgresql-client libssl-dev
-#     pkg-config curl ca-certificates build-essential (apt-get only if missing)
+#     pkg-config curl ca-certificates build-essential jq, plus chromium
+#     chromium-driver fonts-liberation fonts-dejavu-core (browser tests) and
+#     prometheus (dashboard/alert query tests) (apt-get only if missing)
 #   * Rust toolchain (must already exist) and cargo-nextest (installed if missing)
 #   * PostgreSQL on 127.0.0.1:5432, user postgres without password, db salesync
 #   * RabbitMQ on 127.0.0.1:5672 with the management API on :15672 (guest/guest)
@@ -32,7 +34,8 @@ PG_WAIT=60
 MQ_WAIT=90
 
 PACKAGES=(rabbitmq-server postgresql postgresql-client libssl-dev pkg-config
-          curl ca-certificates build-essential jq)
+          curl ca-certificates build-essential jq
+          chromium chromium-driver fonts-liberation fonts-dejavu-core prometheus)
 
 STARTED_AT=$SECONDS
 LOG_DIR="${TMPDIR:-/tmp}"

@@ -66,6 +66,20 @@ impl AllowNets {
     }
 }
 
+/// The target a URL belongs to: scheme, host and port (the default port when
+/// none is written). An unparsable URL is its own target; its request fails
+/// before anything is sent.
+pub fn target_key(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{}://{host}:{port}", u.scheme()),
+            (Some(host), None) => format!("{}://{host}", u.scheme()),
+            _ => url.to_string(),
+        },
+        Err(_) => url.to_string(),
+    }
+}
+
 /// Parses `TARGET_ALLOW_NETS`: comma-separated CIDRs; a bare address is a
 /// network of one.
 pub fn parse_allow_nets(s: &str) -> Result<AllowNets, String> {

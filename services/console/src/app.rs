@@ -37,6 +37,9 @@ pub struct AppState {
     /// This console's address as providers reach it (`PUBLIC_URL`), for
     /// their catalogue callbacks.
     pub public_url: Option<String>,
+    /// What the web console's pages need (RabbitMQ's management API, the
+    /// services' readiness URLs, the trace viewer).
+    pub web: Arc<crate::web::WebSettings>,
 }
 
 impl FromRef<AppState> for AuthState {
@@ -75,7 +78,9 @@ pub fn app(state: AppState) -> Router {
     let (readiness, metrics) = (state.readiness.clone(), state.metrics.clone());
     let limit = state.body.max_bytes;
     layers::service(
-        routes::api_router().with_state(state),
+        routes::api_router()
+            .merge(crate::web::router())
+            .with_state(state),
         readiness,
         metrics,
         limit,

@@ -65,6 +65,7 @@ pub async fn dlq(cli: &Cli, cmd: DlqCommand) -> anyhow::Result<()> {
             limit,
             cursor,
             include_discarded,
+            reason,
         } => {
             let q = query::list_query(&ListParams {
                 integration_id: integration,
@@ -73,6 +74,7 @@ pub async fn dlq(cli: &Cli, cmd: DlqCommand) -> anyhow::Result<()> {
                 limit,
                 cursor,
                 include_discarded: Some(include_discarded.to_string()),
+                reason,
             })
             .map_err(invalid)?;
             print(&dead_letters::list(&pool, scope.tenant, &q).await?)

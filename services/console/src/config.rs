@@ -96,6 +96,9 @@ pub enum DlqCommand {
         /// Also list discarded dead letters.
         #[arg(long)]
         include_discarded: bool,
+        /// Only those whose reason contains this text (case-insensitive).
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// One dead letter with its attempt log and the actions taken on it.
     Show {
@@ -215,6 +218,36 @@ pub struct ServeArgs {
     #[arg(long, env = "CATALOGUE_SYNC_POLL", default_value = "2s",
           value_parser = parse_positive_duration)]
     pub catalogue_sync_poll: Duration,
+
+    /// RabbitMQ's management API, for the web console's queue overview
+    /// (credentials in the URL; guest/guest when none). The vhost is
+    /// `AMQP_URL`'s.
+    #[arg(
+        long,
+        env = "RABBITMQ_MANAGEMENT_URL",
+        default_value = "http://127.0.0.1:15672"
+    )]
+    pub rabbitmq_management_url: String,
+
+    /// The services the overview shows, `name=url` comma-separated, each URL
+    /// where that replica serves `/readyz` (list a service once per replica),
+    /// e.g. `ingest=http://ingest:8080,forwarder=http://fwd-1:9090`.
+    #[arg(long, env = "SERVICE_URLS", default_value = "", value_parser = parse_service_urls)]
+    pub service_urls: ServiceUrls,
+
+    /// A trace viewer's page for one trace, `{trace_id}` replaced; the sale
+    /// timeline links its trace there (e.g.
+    /// `http://127.0.0.1:6006/tracing?traceId={trace_id}`). Unset: the id only.
+    #[arg(long, env = "TRACE_URL")]
+    pub trace_url: Option<String>,
+}
+
+/// `SERVICE_URLS`, parsed.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceUrls(pub Vec<(String, String)>);
+
+fn parse_service_urls(s: &str) -> Result<ServiceUrls, String> {
+    crate::web::settings::parse_service_urls(s).map(ServiceUrls)
 }
 
 fn parse_admin_token(s: &str) -> Result<String, String> {

@@ -31,5 +31,6 @@ pub mod provider;
 pub mod routes;
 pub mod store;
 pub mod tenancy;
+pub mod web;
 
 pub use app::AppState;

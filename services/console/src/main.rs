@@ -102,6 +102,17 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         amqp_url: cli.common.amqp_url.clone(),
         egress,
         public_url: cli.serve.public_url.clone(),
+        web: Arc::new(console::web::WebSettings {
+            management: Some(console::web::broker::ManagementApi::new(
+                &cli.serve.rabbitmq_management_url,
+                &cli.common.amqp_url,
+            )?),
+            services: cli.serve.service_urls.0.clone(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()?,
+            trace_url: cli.serve.trace_url.clone(),
+        }),
     };
     let server = tokio::spawn(ops::serve(
         cli.serve.api_listen,

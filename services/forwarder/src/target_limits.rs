@@ -5,19 +5,7 @@
 
 use std::time::Duration;
 
-/// The target a URL belongs to: scheme, host and port (the default port when
-/// none is written). An unparsable URL is its own target; its request fails
-/// before anything is sent.
-pub fn target_key(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(u) => match (u.host_str(), u.port_or_known_default()) {
-            (Some(host), Some(port)) => format!("{}://{host}:{port}", u.scheme()),
-            (Some(host), None) => format!("{}://{host}", u.scheme()),
-            _ => url.to_string(),
-        },
-        Err(_) => url.to_string(),
-    }
-}
+pub use salesync_core::egress::target_key;
 
 /// What to do when every slot of a target is taken.
 #[derive(Debug, Clone, Copy, PartialEq)]

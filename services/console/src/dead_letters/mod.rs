@@ -43,6 +43,9 @@ pub enum Actor {
     Token(TokenId),
     /// An operator at the `console dlq` command.
     Cli,
+    /// A person on a console page: a tenant user (their token) or an
+    /// operator (`None`).
+    Console(Option<TokenId>),
 }
 
 impl Actor {
@@ -50,12 +53,14 @@ impl Actor {
         match self {
             Actor::Token(id) => Some(id),
             Actor::Cli => None,
+            Actor::Console(token) => token,
         }
     }
     fn via(self) -> &'static str {
         match self {
             Actor::Token(_) => "api",
             Actor::Cli => "cli",
+            Actor::Console(_) => "console",
         }
     }
 }
@@ -334,6 +339,41 @@ pub async fn replay_matching(
         check_integration(&mut conn, tenant, &req.filter).await?;
         store::dead_letters::matching_ids(&mut conn, tenant, &req.filter).await?
     };
+    replay_ids(pool, tenant, &ids, req, actor).await
+}
+
+/// Replays the chosen dead letters (a selection on a console page) as a
+/// bulk replay does: the same decisions, the same dry run, the same limit;
+/// ids that are not the tenant's, not dead or discarded are skipped.
+pub async fn replay_selected(
+    pool: &PgPool,
+    tenant: Option<TenantId>,
+    ids: &[DeliveryId],
+    target: TargetChoice,
+    dry_run: bool,
+    actor: Actor,
+) -> Result<BulkReplayed, DlqError> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let req = BulkReplay {
+        filter: Filter::default(),
+        target,
+        dry_run,
+        limit: query::MAX_BULK_REPLAY,
+    };
+    replay_ids(pool, tenant, &ids, &req, actor).await
+}
+
+/// The body of both bulk replays: `ids` in chunks, each locked, decided and
+/// replayed (or rolled back in a dry run) in one transaction.
+async fn replay_ids(
+    pool: &PgPool,
+    tenant: Option<TenantId>,
+    ids: &[DeliveryId],
+    req: &BulkReplay,
+    actor: Actor,
+) -> Result<BulkReplayed, DlqError> {
     let limit = u64::from(req.limit);
     let mut done = BulkReplayed {
         dry_run: req.dry_run,

@@ -32,6 +32,8 @@ pub struct Filter {
     pub to: Option<DateTime<Utc>>,
     /// Discarded dead letters are hidden unless asked for.
     pub include_discarded: bool,
+    /// Only those whose reason contains this text (case-insensitive).
+    pub reason: Option<String>,
 }
 
 /// Where the previous page ended (the last row's `dead_at` and id; the list
@@ -91,6 +93,9 @@ pub struct ListParams {
     /// Also list discarded ones (default false).
     #[param(value_type = Option<bool>)]
     pub include_discarded: Option<String>,
+    /// Only those whose reason contains this text (case-insensitive).
+    #[param(max_length = 200)]
+    pub reason: Option<String>,
 }
 
 /// `POST /v1/dead-letters/replay` (and `dlq replay --integration/--from/--to`).
@@ -223,6 +228,18 @@ fn range_filter(
         from,
         to,
         include_discarded: false,
+        reason: None,
+    }
+}
+
+/// Longest reason text a list filters on.
+const MAX_REASON_FILTER_CHARS: usize = 200;
+
+fn reason_part(s: &str) -> Result<String, String> {
+    if s.chars().count() > MAX_REASON_FILTER_CHARS {
+        Err(format!("at most {MAX_REASON_FILTER_CHARS} characters"))
+    } else {
+        Ok(s.to_string())
     }
 }
 
@@ -235,6 +252,12 @@ pub fn list_query(params: &ListParams) -> Result<ListQuery, Vec<FieldError>> {
         params.from.as_deref(),
         params.to.as_deref(),
     );
+    filter.reason = params
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .and_then(|s| p.check("reason", reason_part(s)));
     filter.include_discarded = params
         .include_discarded
         .as_deref()
@@ -335,6 +358,7 @@ mod tests {
             limit: get("limit"),
             cursor: get("cursor"),
             include_discarded: get("include_discarded"),
+            reason: get("reason"),
         }
     }
 
@@ -354,6 +378,7 @@ mod tests {
             id: DeliveryId::new(),
         }
         .encode();
+        let long_reason = "x".repeat(201);
         // (name, params, fields in error — empty means accepted)
         type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>);
         let cases: Vec<Case> = vec![
@@ -367,8 +392,14 @@ mod tests {
                     ("limit", "500"),
                     ("cursor", &cursor),
                     ("include_discarded", "true"),
+                    ("reason", "HTTP 400"),
                 ],
                 vec![],
+            ),
+            (
+                "reason too long",
+                vec![("reason", &long_reason)],
+                vec!["reason"],
             ),
             (
                 "bad integration",

@@ -70,6 +70,7 @@ pub async fn list(
            AND ($4::timestamptz IS NULL OR d.dead_at < $4)
            AND ($5 OR d.discarded_at IS NULL)
            AND ($6::timestamptz IS NULL OR (d.dead_at, d.id) < ($6, $7::uuid))
+           AND ($9::text IS NULL OR strpos(lower(d.dead_reason), lower($9)) > 0)
          ORDER BY d.dead_at DESC, d.id DESC
          LIMIT $8"
     )))
@@ -81,6 +82,7 @@ pub async fn list(
     .bind(q.after.map(|c| c.dead_at))
     .bind(q.after.map(|c| c.id))
     .bind(i64::from(q.limit) + 1)
+    .bind(f.reason.as_deref())
     .fetch_all(conn)
     .await
 }
@@ -134,7 +136,7 @@ pub struct ActionEntry {
     pub action: String,
     pub reason: Option<String>,
     pub actor_token_id: Option<TokenId>,
-    /// `api` or `cli`.
+    /// `api`, `cli` or `console`.
     pub via: String,
     /// Where a replay was sent; `None` for discards (and older replays).
     pub target_url: Option<String>,
@@ -244,12 +246,14 @@ pub async fn matching_ids(
            AND ($2::uuid IS NULL OR d.integration_id = $2)
            AND ($3::timestamptz IS NULL OR d.dead_at >= $3)
            AND ($4::timestamptz IS NULL OR d.dead_at < $4)
+           AND ($5::text IS NULL OR strpos(lower(d.dead_reason), lower($5)) > 0)
          ORDER BY d.dead_at, d.id",
     )
     .bind(tenant)
     .bind(f.integration_id)
     .bind(f.from)
     .bind(f.to)
+    .bind(f.reason.as_deref())
     .fetch_all(conn)
     .await
 }

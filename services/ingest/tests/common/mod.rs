@@ -234,6 +234,7 @@ impl ApiState {
             amqp_url: self.amqp_url.clone(),
             egress: self.egress.clone(),
             public_url: self.public_url.clone(),
+            web: Default::default(),
         }
     }
 }
