@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod broker;
+pub mod browser;
 pub mod chaos;
 pub mod db;
 pub mod fuzz;

@@ -366,7 +366,18 @@ impl Services {
             .collect()
     }
 
+    /// console's `SERVICE_URLS`: every replica where it serves `/readyz`
+    /// now (the ports are known only once every instance has one).
+    fn service_urls(&self) -> String {
+        self.instances
+            .iter()
+            .map(|i| format!("{}=http://127.0.0.1:{}", i.kind.binary(), i.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     fn spawn(&mut self, n: usize) -> anyhow::Result<()> {
+        let service_urls = self.service_urls();
         let inst = &mut self.instances[n];
         let mut log = std::fs::OpenOptions::new()
             .create(true)
@@ -382,8 +393,12 @@ impl Services {
             )?;
         }
         let err = log.try_clone()?;
-        let child = Command::new(self.bin_dir.join(inst.kind.binary()))
-            .envs(&inst.env)
+        let mut command = Command::new(self.bin_dir.join(inst.kind.binary()));
+        command.envs(&inst.env);
+        if inst.kind == ServiceKind::Console && !inst.env.contains_key("SERVICE_URLS") {
+            command.env("SERVICE_URLS", service_urls);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))

@@ -11,6 +11,7 @@ use crate::config::{AdminCommand, Cli, DlqCommand};
 use crate::dead_letters::query::{self, BulkReplayParams, ListParams, ReplayParams};
 use crate::dead_letters::{self, Actor};
 use crate::key_rotation;
+use crate::store;
 use crate::tenancy::{self, NewTenant};
 
 fn print(value: &impl Serialize) -> anyhow::Result<()> {
@@ -46,6 +47,16 @@ pub async fn admin(cli: &Cli, cmd: AdminCommand) -> anyhow::Result<()> {
             .await?;
             // One line, as scripts (deploy/, tests) read it.
             println!("{}", serde_json::to_string(&created)?);
+        }
+        AdminCommand::CreateOperator { name, tenants } => {
+            let created = store::operators::create(&pool, &name, &tenants).await?;
+            println!("{}", serde_json::to_string(&created)?);
+        }
+        AdminCommand::RevokeOperator { name } => {
+            if !store::operators::revoke(&pool, &name).await? {
+                anyhow::bail!("no active operator named '{name}'");
+            }
+            println!("{}", serde_json::json!({ "revoked": name }));
         }
     }
     Ok(())

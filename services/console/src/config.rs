@@ -166,6 +166,21 @@ pub enum AdminCommand {
         #[arg(long)]
         integration_only: bool,
     },
+    /// Create an operator account for the web console; prints
+    /// `{"id","name","token","tenants"}` (the token is shown once).
+    CreateOperator {
+        #[arg(long)]
+        name: String,
+        /// A tenant the operator may see (repeat for several); none: every
+        /// tenant.
+        #[arg(long = "tenant")]
+        tenants: Vec<TenantId>,
+    },
+    /// Revoke an operator account: its token and sessions stop working.
+    RevokeOperator {
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone)]

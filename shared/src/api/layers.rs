@@ -92,7 +92,13 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(super::json::is_json_content_type);
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    // The web console's pages answer errors as pages, on purpose.
+    let is_page = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json || is_page {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -173,6 +179,15 @@ mod tests {
                 get(|| async { crate::api::ApiError::NotFound("sale") }),
             )
             .route("/ok", get(|| async { "fine" }))
+            .route(
+                "/page",
+                get(|| async {
+                    (
+                        StatusCode::NOT_FOUND,
+                        axum::response::Html("<h1>Not found</h1>"),
+                    )
+                }),
+            )
             .layer(axum::middleware::from_fn(json_errors));
         let call = |uri: &'static str| {
             let app = app.clone();
@@ -200,6 +215,11 @@ mod tests {
         assert_eq!(v["error"]["message"], "sale not found");
         let (status, _, bytes) = call("/ok").await;
         assert_eq!((status, &bytes[..]), (StatusCode::OK, &b"fine"[..]));
+        let (status, _, bytes) = call("/page").await;
+        assert_eq!(
+            (status, &bytes[..]),
+            (StatusCode::NOT_FOUND, &b"<h1>Not found</h1>"[..])
+        );
     }
 
     #[test]

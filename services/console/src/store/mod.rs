@@ -9,6 +9,7 @@ pub mod dead_letters;
 pub mod erasures;
 pub mod imports;
 pub mod integrations;
+pub mod operators;
 pub mod organizations;
 pub mod pause;
 pub mod subscriptions;

@@ -121,7 +121,7 @@ pub async fn imports_page(
         dl.kv {
             dt { "Last synchronised" } dd #last-synchronised { (time_or_dash(held.last_synchronised_at)) }
             dt { "Provider last asked" } dd { (time_or_dash(held.checked_at)) }
-            dt { "Change callbacks" } dd { @if held.subscribed { (badge("ok", "subscribed")) } @else { (badge("warn", "not subscribed: periodic reconciliation only")) } }
+            dt { "Change callbacks" } dd { @if held.subscribed { (badge("ok", "subscribed")) } @else { (badge("warn", "not subscribed")) span.muted { " periodic reconciliation only" } } }
         }
         form method="post" action={ "/ui/integrations/" (id) "/sync" } data-swap="sync-result" {
             (csrf(&session))

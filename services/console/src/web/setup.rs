@@ -120,6 +120,9 @@ fn new_form(session: &Session, f: &Fields, result: Option<Markup>) -> Markup {
             label { "Base URL of the provider (or the webhook URL)"
                 input type="url" name="target_url" required value=(f.get("target_url").unwrap_or("")) placeholder="https://provider.example";
             }
+            label { "Partner routes URL, if the provider gave you a second address (optional)"
+                input type="url" name="provider_url" value=(f.get("provider_url").unwrap_or(""));
+            }
             label { "Token the provider gave you (an Agent's, integration-only)"
                 input type="password" name="token" autocomplete="off" value=(f.get("token").unwrap_or(""));
             }
@@ -150,8 +153,11 @@ pub async fn create(State(state): State<AppState>, posted: Posted) -> PageResult
     let Posted { session, fields: f } = posted;
     let who = caller(&session)?;
     let url = f.get("target_url").unwrap_or("").to_string();
+    let provider_url = f.get("provider_url").map(str::to_string);
     let token = f.get("token").map(str::to_string);
     if f.get("step") == Some("test") {
+        // The partner routes answer where the provider said, else at its base URL.
+        let url = provider_url.clone().unwrap_or(url);
         let answer = crate::routes::imports::test_new_connection(
             State(state.clone()),
             who,
@@ -176,6 +182,7 @@ pub async fn create(State(state): State<AppState>, posted: Posted) -> PageResult
         "name": f.get("name").unwrap_or(""),
         "target_kind": f.get("target_kind").unwrap_or("salesync"),
         "target_url": url,
+        "provider_url": provider_url,
         "credentials": token.map(|t| json!({"bearer_token": t})),
     });
     let created = match serde_json::from_value(input) {

@@ -422,7 +422,7 @@ pub async fn show(
     let s = &j.sale;
     let body = html! {
         h1 { "Sale " (s.external_id) }
-        (search_form(""))
+        p { a href="/ui/sales" { "Find another sale" } }
         dl.kv {
             dt { "Sale id" } dd { code { (s.id) } }
             dt { "Tenant" } dd { (s.tenant_name) }
