@@ -26,6 +26,7 @@ pub mod fuzz;
 pub mod otlp;
 pub mod partner;
 pub mod pg;
+pub mod prometheus;
 pub mod ports;
 pub mod rabbit;
 pub mod rabbit_cluster;
