@@ -454,12 +454,18 @@ mod tests {
         m.integration_failure("i1", "dead");
         m.outbox_oldest_age(2.5);
         let text = m.render();
-        assert!(text.contains(
-            r#"salesync_target_breaker_state{service="forwarder",target="example.org:443"} 2"#
-        ), "{text}");
+        assert!(
+            text.contains(
+                r#"salesync_target_breaker_state{service="forwarder",target="example.org:443"} 2"#
+            ),
+            "{text}"
+        );
         assert!(text.contains(
             r#"salesync_integration_delivery_failures_total{service="forwarder",integration="i1",outcome="dead"} 1"#
         ), "{text}");
-        assert!(text.contains(r#"salesync_outbox_oldest_age_seconds{service="forwarder"} 2.5"#), "{text}");
+        assert!(
+            text.contains(r#"salesync_outbox_oldest_age_seconds{service="forwarder"} 2.5"#),
+            "{text}"
+        );
     }
 }

@@ -253,7 +253,8 @@ async fn a_sale_forwarded_to_another_tenant_is_one_trace_and_the_console_traces_
             .spans_of("console")
             .into_iter()
             .filter(|s| {
-                s.name == "http_request" && s.attributes.get("tenant_id") == Some(&tenant.to_string())
+                s.name == "http_request"
+                    && s.attributes.get("tenant_id") == Some(&tenant.to_string())
             })
             .collect()
     };
@@ -316,8 +317,7 @@ async fn a_sale_forwarded_to_another_tenant_is_one_trace_and_the_console_traces_
                 && s.attributes.get("tenant_id") == Some(&b_tenant)
         });
         let b_filtered = spans.iter().any(|s| {
-            s.service == "condition-filter"
-                && s.attributes.get("tenant_id") == Some(&b_tenant)
+            s.service == "condition-filter" && s.attributes.get("tenant_id") == Some(&b_tenant)
         });
         b_ingest && b_filtered
     })

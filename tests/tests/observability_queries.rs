@@ -90,7 +90,11 @@ fn dashboard_queries(dashboard: &Value) -> Vec<(String, String)> {
     }
     let mut out = Vec::new();
     panels(&dashboard["panels"], &mut out);
-    for v in dashboard["templating"]["list"].as_array().into_iter().flatten() {
+    for v in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let Some(q) = v["query"]["query"].as_str() else {
             continue;
         };
@@ -152,7 +156,10 @@ async fn every_dashboard_and_alert_query_returns_series() {
         .expect("alerts.yml")
         .matches("- alert:")
         .count();
-    assert!(checked.contains(&format!("{rules_in_file} rules found")), "{checked}");
+    assert!(
+        checked.contains(&format!("{rules_in_file} rules found")),
+        "{checked}"
+    );
 
     let stack = Stack::start(
         StackOptions::default()

@@ -520,7 +520,9 @@ mod tests {
         t.report_breaker_states();
         let text = t.metrics.render();
         assert!(
-            text.contains(r#"salesync_target_breaker_state{service="targets-test",target="down:443"} 0"#),
+            text.contains(
+                r#"salesync_target_breaker_state{service="targets-test",target="down:443"} 0"#
+            ),
             "{text}"
         );
     }
