@@ -288,6 +288,26 @@ ensure_rabbitmq() {
 }
 
 # --------------------------------------------------------------------------
+# 4b. RabbitMQ's own Prometheus endpoint (:15692; deploy/prometheus scrapes it,
+#     tests/tests/observability_queries.rs queries it). Enabled on the running
+#     node next to rabbitmq_management; enabling an enabled plugin is a no-op.
+MQ_PROMETHEUS_URL="http://127.0.0.1:15692/metrics"
+
+ensure_rabbitmq_prometheus() {
+    if curl -sf -o /dev/null --max-time 5 "$MQ_PROMETHEUS_URL"; then
+        log "rabbitmq: rabbitmq_prometheus already serving $MQ_PROMETHEUS_URL"
+        return 0
+    fi
+    local out="$LOG_DIR/salesync-rabbitmq-prometheus.log"
+    log "rabbitmq: enabling rabbitmq_prometheus"
+    as_root rabbitmq-plugins enable rabbitmq_prometheus </dev/null >"$out" 2>&1 \
+        || { cat "$out" >&2; die "rabbitmq-plugins enable rabbitmq_prometheus failed"; }
+    wait_for 30 "RabbitMQ's Prometheus endpoint ($MQ_PROMETHEUS_URL)" \
+        curl -sf -o /dev/null --max-time 5 "$MQ_PROMETHEUS_URL" \
+        || die "rabbitmq_prometheus enabled but $MQ_PROMETHEUS_URL does not answer; see $out"
+}
+
+# --------------------------------------------------------------------------
 # 5. The contract fuzz run's Python tools (tests/tests/contract_fuzz.rs)
 
 FUZZ_VENV="$REPO/.venv-fuzz"
@@ -335,6 +355,7 @@ ensure_packages
 ensure_rust
 ensure_postgres
 ensure_rabbitmq
+ensure_rabbitmq_prometheus
 ensure_fuzz_tools
 
 log "setup done in $(( SECONDS - STARTED_AT ))s. Defaults used by ./test.sh and ./demo.sh (override by exporting):"

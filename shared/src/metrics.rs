@@ -9,8 +9,17 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 type Labels = Vec<(&'static str, String)>;
+
+/// A circuit breaker's state as `salesync_target_breaker_state` exports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed = 0,
+    HalfOpen = 1,
+    Open = 2,
+}
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -37,6 +46,12 @@ struct Inner {
     retention_rows: Family<Labels, Counter>,
     target_concurrency_share: Family<Labels, Gauge>,
     forwarder_replicas_live: Gauge,
+    outbox_oldest_age: Gauge<f64, AtomicU64>,
+    breaker_state: Family<Labels, Gauge>,
+    integration_failures: Family<Labels, Counter>,
+    integrations_paused: Family<Labels, Gauge>,
+    /// The label sets last exported as paused, to remove resumed ones.
+    paused_last: std::sync::Mutex<Vec<Labels>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -73,6 +88,10 @@ impl Metrics {
         let retention_rows = Family::<Labels, Counter>::default();
         let target_concurrency_share = Family::<Labels, Gauge>::default();
         let forwarder_replicas_live = Gauge::default();
+        let outbox_oldest_age = Gauge::<f64, AtomicU64>::default();
+        let breaker_state = Family::<Labels, Gauge>::default();
+        let integration_failures = Family::<Labels, Counter>::default();
+        let integrations_paused = Family::<Labels, Gauge>::default();
         registry.register(
             "messages_consumed",
             "Messages taken from a queue, by queue and outcome",
@@ -163,6 +182,26 @@ impl Metrics {
             "Forwarder replicas this one last saw heartbeating, itself included",
             forwarder_replicas_live.clone(),
         );
+        registry.register(
+            "outbox_oldest_age_seconds",
+            "Age of the oldest outbox row not yet published (0: the outbox is empty), sampled every few seconds",
+            outbox_oldest_age.clone(),
+        );
+        registry.register(
+            "target_breaker_state",
+            "Circuit breaker state of each target as this forwarder replica holds it: 0 closed, 1 half-open, 2 open",
+            breaker_state.clone(),
+        );
+        registry.register(
+            "integration_delivery_failures",
+            "Failed delivery attempts by integration and outcome (retry, dead)",
+            integration_failures.clone(),
+        );
+        registry.register(
+            "integration_paused",
+            "1 for each paused integration, by integration, tenant and who paused it; refreshed every pause check",
+            integrations_paused.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -184,6 +223,11 @@ impl Metrics {
                 retention_rows,
                 target_concurrency_share,
                 forwarder_replicas_live,
+                outbox_oldest_age,
+                breaker_state,
+                integration_failures,
+                integrations_paused,
+                paused_last: std::sync::Mutex::default(),
             }),
         }
     }
@@ -312,11 +356,116 @@ impl Metrics {
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
+    /// Seconds the oldest unpublished outbox row has waited (0: none waits).
+    pub fn outbox_oldest_age(&self, seconds: f64) {
+        self.inner.outbox_oldest_age.set(seconds);
+    }
+
+    /// A target's breaker as this replica holds it.
+    pub fn breaker_state(&self, target: &str, state: BreakerState) {
+        self.inner
+            .breaker_state
+            .get_or_create(&vec![("target", target.into())])
+            .set(state as i64);
+    }
+
+    /// A failed attempt of one integration's delivery; `outcome` is
+    /// "retry" or "dead". Only failures are counted per integration, so the
+    /// series are as many as the integrations that fail.
+    pub fn integration_failure(&self, integration: &str, outcome: &str) {
+        self.inner
+            .integration_failures
+            .get_or_create(&vec![
+                ("integration", integration.into()),
+                ("outcome", outcome.into()),
+            ])
+            .inc();
+    }
+
+    /// Replaces the set of paused integrations: (integration, tenant,
+    /// paused_by) of each. Resumed ones disappear.
+    pub fn integrations_paused(&self, paused: &[(String, String, String)]) {
+        let family = &self.inner.integrations_paused;
+        let now: Vec<Labels> = paused
+            .iter()
+            .map(|(integration, tenant, by)| {
+                vec![
+                    ("integration", integration.clone()),
+                    ("tenant", tenant.clone()),
+                    ("paused_by", by.clone()),
+                ]
+            })
+            .collect();
+        // Set the new ones before removing the old, so a scrape in between
+        // never sees a paused integration missing.
+        for labels in &now {
+            family.get_or_create(labels).set(1);
+        }
+        let mut last = self
+            .inner
+            .paused_last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for gone in last.iter().filter(|l| !now.contains(l)) {
+            family.remove(gone);
+        }
+        *last = now;
+    }
+
     /// The Prometheus text exposition of every registered family.
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.inner.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_of(m: &Metrics, name: &str) -> Vec<String> {
+        m.render()
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn paused_integrations_follow_the_latest_set() {
+        let m = Metrics::new("console");
+        let p = |i: &str| (i.to_string(), "t1".to_string(), "tenant".to_string());
+        m.integrations_paused(&[p("a"), p("b")]);
+        assert_eq!(lines_of(&m, "salesync_integration_paused{").len(), 2);
+        m.integrations_paused(&[p("b")]);
+        let left = lines_of(&m, "salesync_integration_paused{");
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(left[0].contains(r#"integration="b""#) && left[0].ends_with(" 1"));
+        m.integrations_paused(&[]);
+        assert!(lines_of(&m, "salesync_integration_paused{").is_empty());
+    }
+
+    #[test]
+    fn new_gauges_and_counters_render() {
+        let m = Metrics::new("forwarder");
+        m.breaker_state("example.org:443", BreakerState::Open);
+        m.integration_failure("i1", "dead");
+        m.outbox_oldest_age(2.5);
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"salesync_target_breaker_state{service="forwarder",target="example.org:443"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"salesync_integration_delivery_failures_total{service="forwarder",integration="i1",outcome="dead"} 1"#
+        ), "{text}");
+        assert!(
+            text.contains(r#"salesync_outbox_oldest_age_seconds{service="forwarder"} 2.5"#),
+            "{text}"
+        );
     }
 }

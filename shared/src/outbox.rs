@@ -237,9 +237,48 @@ struct Row {
     body: Vec<u8>,
 }
 
+/// How often a relay samples the age of the oldest unpublished row.
+const LAG_SAMPLE: Duration = Duration::from_secs(5);
+
+/// Seconds the oldest row in the outbox has waited, 0 when it is empty. By
+/// the primary key: one index probe, whatever the outbox holds.
+pub async fn oldest_age(pool: &PgPool) -> sqlx::Result<f64> {
+    let age: Option<f64> = sqlx::query_scalar(
+        "SELECT greatest(0, extract(epoch FROM now() - created_at))::float8 \
+         FROM outbox ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(age.unwrap_or(0.0))
+}
+
+/// Samples [`oldest_age`] into `salesync_outbox_oldest_age_seconds` every
+/// `every`, off the publishing path: lag that grows means the relays do
+/// not keep up or cannot reach the broker.
+async fn watch_lag(pool: PgPool, metrics: Metrics, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match oldest_age(&pool).await {
+            Ok(age) => metrics.outbox_oldest_age(age),
+            Err(e) => tracing::debug!(error = %e, "outbox lag sample failed"),
+        }
+    }
+}
+
 impl Relay {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut handoff = self.handoff.take();
+        let lag = tokio::spawn(watch_lag(
+            self.pool.clone(),
+            self.metrics.clone(),
+            LAG_SAMPLE,
+            shutdown.clone(),
+        ));
         // The relay only deletes rows, and a deletion lost in a crash means
         // a message published again, which consumers dedupe anyway (as after
         // a crash between confirm and commit): its commits need not wait for
@@ -251,6 +290,7 @@ impl Relay {
         // Every batch has settled; let the deletions it queued finish.
         drop(deleter);
         let _ = deleting.await;
+        lag.abort();
     }
 
     async fn relay(

@@ -28,6 +28,7 @@ pub mod otlp;
 pub mod partner;
 pub mod pg;
 pub mod ports;
+pub mod prometheus;
 pub mod rabbit;
 pub mod rabbit_cluster;
 pub mod sales;

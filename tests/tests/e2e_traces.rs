@@ -7,6 +7,11 @@
 //!   sale's trace context is stored with its delivery) into ingest, which
 //!   applies it, and a stopping status-poller sends its spans on the way
 //!   out (its batch delay is an hour: only the shutdown flush can);
+//! - a sale A forwards to tenant B's salesync stays one trace: B's ingest
+//!   request is a child of A's forwarder span, and B's sale goes on through
+//!   condition-filter in it; the console exports its requests' spans
+//!   (`service.name` console), and its calls to a provider's console
+//!   (test connection, imports) continue the caller's trace;
 //! - a collector that takes the connection and never answers costs the data
 //!   path nothing: every sale still arrives, once, and every service still
 //!   stops gracefully.
@@ -14,8 +19,9 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use salesync_core::domain::ids::SaleId;
+use salesync_core::domain::ids::{SaleId, TenantId};
 use salesync_e2e::otlp::trace_id_of;
+use salesync_e2e::partner::{A_FLOW, FIXED, ProviderAddress, Scenario, a_sale};
 use salesync_e2e::sales::sale;
 use salesync_e2e::{
     Behaviour, Collector, IntegrationInput, OtlpReceiver, ReceivedSpan, ServiceKind, Stack,
@@ -212,6 +218,143 @@ async fn one_sale_is_one_trace_and_shutdown_flushes() {
             update.trace_id
         )
     });
+    assert_eq!(collector.undecodable(), 0);
+}
+
+/// The spans of `trace`, by service.
+fn trace_of(collector: &OtlpReceiver, trace: &str) -> Vec<ReceivedSpan> {
+    collector
+        .spans()
+        .into_iter()
+        .filter(|s| s.trace_id == trace)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_forwarded_to_another_tenant_is_one_trace_and_the_console_traces_too() {
+    let collector = OtlpReceiver::start(Collector::Accept)
+        .await
+        .expect("collector");
+    let stack = Stack::start(exporting_to(&collector, "200"))
+        .await
+        .expect("stack");
+    let b = stack.tenant("Energy B").await.expect("tenant B");
+    let a = stack.tenant("Shop A").await.expect("tenant A");
+    let address = ProviderAddress {
+        ingest_url: stack.ingest_url(),
+        console_url: stack.console_url(),
+    };
+    // A's setup goes through the console: test connection and imports call
+    // B's console with A's trace context.
+    let scenario = Scenario::set_up(&stack, &a, &b, &address).await;
+
+    let console_requests = |tenant: TenantId| -> Vec<ReceivedSpan> {
+        collector
+            .spans_of("console")
+            .into_iter()
+            .filter(|s| {
+                s.name == "http_request"
+                    && s.attributes.get("tenant_id") == Some(&tenant.to_string())
+            })
+            .collect()
+    };
+    wait_until(WAIT, POLL, || async {
+        !console_requests(a.id).is_empty() && !console_requests(b.id).is_empty()
+    })
+    .await
+    .unwrap_or_else(|e| {
+        let seen: Vec<(String, String)> = collector
+            .spans_of("console")
+            .into_iter()
+            .map(|s| (s.name, format!("{:?}", s.attributes)))
+            .collect();
+        panic!("console spans of A's and B's requests ({e}); console sent: {seen:#?}")
+    });
+    // A provider call made while serving A continues A's request's trace:
+    // B's console request is a child of a span of A's request.
+    let a_traces: Vec<String> = console_requests(a.id)
+        .into_iter()
+        .map(|s| s.trace_id)
+        .collect();
+    let b_in_a: Vec<ReceivedSpan> = console_requests(b.id)
+        .into_iter()
+        .filter(|s| a_traces.contains(&s.trace_id) && !s.parent_span_id.is_empty())
+        .collect();
+    assert!(
+        !b_in_a.is_empty(),
+        "no request to B's console in a trace of A's console requests: {:#?}",
+        console_requests(b.id)
+    );
+
+    let posted = a
+        .api
+        .post_sale(&a_sale("a-traced", "paid", A_FLOW, FIXED))
+        .await
+        .expect("A's sale");
+    // The forwarder's delivery of A's sale names the trace.
+    let forward = wait_for(WAIT, POLL, || async {
+        collector
+            .spans_of("forwarder")
+            .into_iter()
+            .find(|s| s.name == "forward" && is_of_sale(s, posted.id))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "no forward span of A's sale ({e})\n{}",
+            stack.services.log_tail(ServiceKind::Forwarder, 30)
+        )
+    });
+    let trace = forward.trace_id.clone();
+    // B's ingest took the forwarded request in the same trace, and B's sale
+    // went on through condition-filter in it.
+    let b_tenant = b.id.to_string();
+    wait_until(WAIT, POLL, || async {
+        let spans = trace_of(&collector, &trace);
+        let b_ingest = spans.iter().any(|s| {
+            s.service == "ingest"
+                && s.name == "http_request"
+                && s.attributes.get("tenant_id") == Some(&b_tenant)
+        });
+        let b_filtered = spans.iter().any(|s| {
+            s.service == "condition-filter" && s.attributes.get("tenant_id") == Some(&b_tenant)
+        });
+        b_ingest && b_filtered
+    })
+    .await
+    .unwrap_or_else(|e| {
+        let seen: Vec<(String, String, String)> = trace_of(&collector, &trace)
+            .into_iter()
+            .map(|s| (s.service, s.name, format!("{:?}", s.attributes)))
+            .collect();
+        panic!("B's ingest and condition-filter not in A's sale's trace {trace} ({e}): {seen:#?}")
+    });
+    let spans = trace_of(&collector, &trace);
+    let b_request = spans
+        .iter()
+        .find(|s| {
+            s.service == "ingest"
+                && s.name == "http_request"
+                && s.attributes.get("tenant_id") == Some(&b_tenant)
+        })
+        .expect("B's ingest request");
+    let parent = spans
+        .iter()
+        .find(|s| s.span_id == b_request.parent_span_id)
+        .map(|s| s.service.clone());
+    assert_eq!(
+        parent.as_deref(),
+        Some("forwarder"),
+        "B's ingest request continues the forwarder's delivery span"
+    );
+    // A's own ingest request is in it too: one trace from A's POST to B.
+    assert!(
+        spans.iter().any(|s| s.service == "ingest"
+            && s.name == "http_request"
+            && s.attributes.get("tenant_id") == Some(&a.id.to_string())),
+        "{spans:#?}"
+    );
+    let _ = scenario;
     assert_eq!(collector.undecodable(), 0);
 }
 

@@ -543,3 +543,18 @@ async fn an_idle_relay_whose_connection_is_closed_reconnects_on_its_own() {
     r.wait_ready().await;
     r.stop().await;
 }
+
+#[tokio::test]
+async fn the_oldest_unpublished_row_gives_the_outbox_lag() {
+    let db = TestDb::create().await.expect("database");
+    assert_eq!(outbox::oldest_age(db.pool()).await.expect("age"), 0.0);
+    enqueue(&db, &[message(1)]).await;
+    sqlx::query("UPDATE outbox SET created_at = now() - interval '90 seconds'")
+        .execute(db.pool())
+        .await
+        .expect("age the row");
+    enqueue(&db, &[message(2)]).await;
+    let age = outbox::oldest_age(db.pool()).await.expect("age");
+    assert!((90.0..120.0).contains(&age), "oldest row's age: {age}");
+    db.cleanup().await.expect("db cleanup");
+}

@@ -69,6 +69,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let pause_pass = tokio::spawn(console::pause::run_periodic(
         pool.clone(),
         wake.clone(),
+        metrics.clone(),
         cli.serve.auto_pause_after,
         cli.serve.pause_check_interval,
         shutdown.clone(),

@@ -19,6 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use salesync_core::domain::{DeliveryId, IntegrationId, SaleId, TenantId};
 use salesync_core::messages::{Envelope, ForwardCommand, Purpose, ROUTING_FORWARD};
+use salesync_core::metrics::Metrics;
 use salesync_core::outbox::{self, OutboxMessage};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -289,11 +290,30 @@ pub async fn pass(pool: &PgPool, after: Duration) -> sqlx::Result<(usize, u64)> 
     Ok((paused, released))
 }
 
+/// Paused integrations exported per integration at most: more than this
+/// many at once is an incident the count already shows.
+const PAUSED_EXPORTED: i64 = 1000;
+
+/// Exports the integrations paused now (`salesync_integration_paused`), on
+/// every replica whether or not it ran the pass.
+pub async fn report_paused(pool: &PgPool, metrics: &Metrics) -> sqlx::Result<()> {
+    let mut conn = pool.acquire().await?;
+    let paused = store::pause::paused_now(&mut conn, PAUSED_EXPORTED).await?;
+    let labels: Vec<(String, String, String)> = paused
+        .into_iter()
+        .map(|(id, tenant, by)| (id.to_string(), tenant.to_string(), by))
+        .collect();
+    metrics.integrations_paused(&labels);
+    Ok(())
+}
+
 /// Runs `pass` every `interval` until `shutdown`; a failed pass is logged
-/// and tried again at the next tick.
+/// and tried again at the next tick. Each tick also refreshes the paused
+/// integrations' gauge.
 pub async fn run_periodic(
     pool: PgPool,
     wake: Arc<Notify>,
+    metrics: Metrics,
     after: Duration,
     interval: Duration,
     shutdown: CancellationToken,
@@ -315,6 +335,9 @@ pub async fn run_periodic(
             Err(e) => {
                 tracing::warn!(error = %e, "pause pass failed; trying again at the next tick")
             }
+        }
+        if let Err(e) = report_paused(&pool, &metrics).await {
+            tracing::debug!(error = %e, "paused integrations not exported this tick");
         }
     }
 }

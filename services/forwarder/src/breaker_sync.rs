@@ -278,6 +278,7 @@ pub async fn run(
         if let Err(e) = sync_once(&pool, &targets, cfg).await {
             tracing::warn!(error = %e, "circuit breaker sync failed; keeping the last view");
         }
+        targets.report_breaker_states();
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use salesync_core::amqp::consumer::Outcome;
 use salesync_core::amqp::publisher::OutgoingMessage;
-use salesync_core::domain::ids::DeliveryId;
+use salesync_core::domain::ids::{DeliveryId, IntegrationId};
 use salesync_core::metrics::Metrics;
 
 use crate::claims::Claim;
@@ -38,6 +38,8 @@ pub enum Observation {
     Sent {
         span: tracing::Span,
         purpose: &'static str,
+        /// The integration delivered to (none for a tenant's webhook).
+        integration: Option<IntegrationId>,
         request_secs: f64,
         resolution: Resolution,
         status_code: Option<u16>,
@@ -195,6 +197,7 @@ pub fn sent(
         observation: Some(Observation::Sent {
             span: msg.span.clone(),
             purpose,
+            integration: env.payload.integration_id,
             request_secs: attempt.duration.as_secs_f64(),
             resolution,
             status_code,
@@ -253,6 +256,7 @@ pub fn observe(metrics: &Metrics, group: &[Prepared]) {
             Some(Observation::Sent {
                 span,
                 purpose,
+                integration,
                 request_secs,
                 resolution,
                 status_code,
@@ -276,10 +280,12 @@ pub fn observe(metrics: &Metrics, group: &[Prepared]) {
                     } => {
                         metrics.delivery(purpose, "retry");
                         metrics.retried(kind);
+                        count_failure(metrics, integration, "retry");
                         tracing::warn!(status = status_code, reason, retry_in = ?queue_delay, "attempt failed, retry scheduled");
                     }
                     Resolution::Dead { reason } => {
                         metrics.delivery(purpose, "dead");
+                        count_failure(metrics, integration, "dead");
                         tracing::warn!(status = status_code, reason, "delivery failed for good");
                     }
                 }
@@ -300,6 +306,12 @@ pub fn observe(metrics: &Metrics, group: &[Prepared]) {
                 tracing::info!("integration paused: delivery held until it is resumed");
             }
         }
+    }
+}
+
+fn count_failure(metrics: &Metrics, integration: &Option<IntegrationId>, outcome: &str) {
+    if let Some(id) = integration {
+        metrics.integration_failure(&id.to_string(), outcome);
     }
 }
 
@@ -427,6 +439,44 @@ mod tests {
             );
             assert_eq!(copy_attempt(&p).map(|c| c.0), copy, "case {name}");
         }
+    }
+
+    #[test]
+    fn failures_are_counted_per_integration() {
+        let integration = IntegrationId::new();
+        let with_integration = |attempt_no| {
+            let mut m = message(attempt_no);
+            m.envelope.payload.integration_id = Some(integration);
+            m
+        };
+        let timeout = || attempt(HttpOutcome::Transport(TransportError::Timeout));
+        let ok = attempt(HttpOutcome::Response {
+            status: 200,
+            retry_after: None,
+            body_excerpt: String::new(),
+        });
+        let metrics = Metrics::new("forwarder");
+        let group = [
+            sent(&with_integration(1), "forward", ok, &policy(), 0.0),
+            sent(&with_integration(2), "forward", timeout(), &policy(), 0.0),
+            sent(&with_integration(3), "forward", timeout(), &policy(), 0.0),
+            // A tenant webhook has no integration: not counted per integration.
+            sent(&message(3), "forward", timeout(), &policy(), 0.0),
+        ];
+        observe(&metrics, &group);
+        let text = metrics.render();
+        for outcome in ["retry", "dead"] {
+            let line = format!(
+                "salesync_integration_delivery_failures_total{{service=\"forwarder\",integration=\"{integration}\",outcome=\"{outcome}\"}} 1"
+            );
+            assert!(text.contains(&line), "{line} missing in\n{text}");
+        }
+        assert_eq!(
+            text.matches("salesync_integration_delivery_failures_total{")
+                .count(),
+            2,
+            "{text}"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use salesync_core::metrics::Metrics;
+use salesync_core::metrics::{BreakerState, Metrics};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -227,6 +227,20 @@ impl Targets {
                 (t.key.clone(), seen)
             })
             .collect()
+    }
+
+    /// Exports every known target's breaker state (once a heartbeat, after
+    /// the reconciliation: adopted states included; nothing on the hot path).
+    pub fn report_breaker_states(&self) {
+        let targets: Vec<Arc<Target>> = self.map().values().cloned().collect();
+        for t in targets {
+            let state = match t.lock().breaker.state() {
+                State::Closed => BreakerState::Closed,
+                State::HalfOpen(_) => BreakerState::HalfOpen,
+                State::Open { .. } => BreakerState::Open,
+            };
+            self.metrics.breaker_state(&t.key, state);
+        }
     }
 
     /// Puts back a transition that could not be written (unless a newer one
@@ -479,6 +493,38 @@ mod tests {
             Some(Entry::Send(_)) => panic!("sent"),
             None => panic!("shut down"),
         }
+    }
+
+    #[test]
+    fn breaker_states_are_exported_per_target() {
+        let t = targets(1);
+        t.ensure("up:443");
+        t.ensure("down:443");
+        t.with_breaker("down:443", |b| {
+            b.adopt_open(now() + Duration::from_secs(30))
+        });
+        t.report_breaker_states();
+        let text = t.metrics.render();
+        let state = |key: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with("salesync_target_breaker_state{")
+                        && l.contains(&format!("target=\"{key}\""))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_string)
+        };
+        assert_eq!(state("down:443").as_deref(), Some("2"), "{text}");
+        assert_eq!(state("up:443").as_deref(), Some("0"), "{text}");
+        t.with_breaker("down:443", |b| b.adopt_closed());
+        t.report_breaker_states();
+        let text = t.metrics.render();
+        assert!(
+            text.contains(
+                r#"salesync_target_breaker_state{service="targets-test",target="down:443"} 0"#
+            ),
+            "{text}"
+        );
     }
 
     #[tokio::test]

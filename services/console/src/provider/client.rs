@@ -105,6 +105,10 @@ impl Provider<'_> {
             .request(method, &url)
             .map_err(|r| CallError::Blocked(r.to_string()))?
             .bearer_auth(self.token);
+        // The provider's request continues this one's trace.
+        for (k, v) in salesync_core::telemetry::current_trace_headers() {
+            req = req.header(k, v);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }

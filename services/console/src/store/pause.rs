@@ -128,6 +128,21 @@ pub async fn released_with_held(
     .await
 }
 
+/// Live integrations paused now, at most `limit`: (id, tenant, paused_by).
+pub async fn paused_now(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> sqlx::Result<Vec<(IntegrationId, TenantId, String)>> {
+    sqlx::query_as(
+        "SELECT id, tenant_id, paused_by FROM integrations
+         WHERE paused_at IS NOT NULL AND deleted_at IS NULL
+         ORDER BY paused_at LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
 /// An integration the auto-pause just paused.
 #[derive(sqlx::FromRow, Debug, Clone, PartialEq)]
 pub struct AutoPaused {
