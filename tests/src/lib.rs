@@ -22,6 +22,7 @@ pub mod api;
 pub mod broker;
 pub mod chaos;
 pub mod db;
+pub mod deploy;
 pub mod fuzz;
 pub mod otlp;
 pub mod partner;
