@@ -6,7 +6,7 @@
 //! deploy/setup.sh installs into `.venv-deploy`.
 
 pub mod binaries;
-//pub mod compose;
+pub mod compose;
 pub mod definitions;
 //pub mod k8s;
 pub mod tools;
