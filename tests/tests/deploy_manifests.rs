@@ -20,6 +20,7 @@
 use salesync_core::amqp::topology::DEFAULT_RETRY_DELAYS;
 use salesync_e2e::deploy::binaries::EnvNames;
 use salesync_e2e::deploy::compose::{self, ComposeInputs};
+use salesync_e2e::deploy::k8s;
 use salesync_e2e::deploy::tools::DeployTools;
 use salesync_e2e::deploy::{deploy_path, url_endpoints};
 use serde_json::Value;
@@ -98,4 +99,79 @@ fn compose_file_is_valid_and_consistent() {
             "{name}: AMQP_URL should list the three nodes"
         );
     }
+}
+
+fn k8s_files() -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(deploy_path("k8s"))
+        .expect("deploy/k8s")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn kubernetes_definitions_configmap_is_the_definitions_file() {
+    let want = k8s::definitions_configmap(&read("rabbitmq/definitions.json"));
+    let path = deploy_path("k8s/rabbitmq-definitions.yaml");
+    if std::env::var_os("UPDATE_DEPLOY").is_some() {
+        std::fs::write(&path, &want).expect("write the ConfigMap");
+    }
+    assert!(
+        std::fs::read_to_string(&path).ok().as_deref() == Some(want.as_str()),
+        "deploy/k8s/rabbitmq-definitions.yaml is not deploy/rabbitmq/definitions.json; rewrite it: UPDATE_DEPLOY=1 cargo nextest run -p salesync-e2e --test deploy_manifests"
+    );
+}
+
+#[test]
+fn kubernetes_manifests_are_valid_and_consistent() {
+    let tools = DeployTools::locate().expect("manifest validators");
+    let files = k8s_files();
+    assert!(files.len() >= 5, "deploy/k8s has {files:?}");
+
+    let run = tools
+        .kubernetes_validate(&files)
+        .expect("kubernetes-validate");
+    assert!(
+        run.success,
+        "kubernetes-validate --strict rejects deploy/k8s:\n{}",
+        run.output
+    );
+    // Only the two custom resources may go without a schema.
+    for line in run
+        .output
+        .lines()
+        .filter(|l| l.contains("Couldn't find schema"))
+    {
+        assert!(
+            line.contains("kind Cluster with api version postgresql.cnpg.io/v1")
+                || line.contains("kind RabbitmqCluster with api version rabbitmq.com/v1beta1"),
+            "a resource went unvalidated: {line}"
+        );
+    }
+
+    let docs: Vec<Value> = files
+        .iter()
+        .flat_map(|f| tools.yaml_documents(f).expect("k8s YAML"))
+        .collect();
+    // The ConfigMap's JSON is the definitions file's (the text check is
+    // kubernetes_definitions_configmap_is_the_definitions_file).
+    let cm = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ConfigMap" && d["metadata"]["name"] == "salesync-rabbitmq-definitions"
+        })
+        .expect("ConfigMap salesync-rabbitmq-definitions");
+    let embedded: Value =
+        serde_json::from_str(cm["data"]["definitions.json"].as_str().unwrap_or_default())
+            .expect("embedded JSON");
+    assert_eq!(
+        embedded,
+        serde_json::from_str::<Value>(&read("rabbitmq/definitions.json")).unwrap()
+    );
+
+    let env_names = EnvNames::of_all_services().expect("the services' --help");
+    let problems = k8s::problems(&docs, &env_names);
+    assert!(problems.is_empty(), "deploy/k8s:\n{}", problems.join("\n"));
 }

@@ -8,7 +8,7 @@
 pub mod binaries;
 pub mod compose;
 pub mod definitions;
-//pub mod k8s;
+pub mod k8s;
 pub mod tools;
 
 use std::path::{Path, PathBuf};
