@@ -219,16 +219,14 @@ fn check_salesync_service(
     if env.contains_key("OTEL_EXPORTER_OTLP_ENDPOINT") {
         points_at("OTEL_EXPORTER_OTLP_ENDPOINT", "otel/", out);
     }
-    if binary == "forwarder" {
-        if let Some(d) = env
-            .get("RETRY_DELAYS")
-            .filter(|d| *d != input.default_retry_delays)
-        {
-            out.push(format!(
-                "{name}: RETRY_DELAYS={d} but deploy/rabbitmq/definitions.json holds the delay queues of {}",
-                input.default_retry_delays
-            ));
-        }
+    if let Some(d) = env
+        .get("RETRY_DELAYS")
+        .filter(|d| binary == "forwarder" && *d != input.default_retry_delays)
+    {
+        out.push(format!(
+            "{name}: RETRY_DELAYS={d} but deploy/rabbitmq/definitions.json holds the delay queues of {}",
+            input.default_retry_delays
+        ));
     }
     check_listen(name, svc, &env, binary, out);
 }
