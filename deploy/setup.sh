@@ -14,6 +14,8 @@
 #   * .venv-fuzz/: a Python venv with the contract fuzz run's pinned tools
 #     (deploy/fuzz-requirements.txt: schemathesis, openapi-spec-validator),
 #     created or reinstalled only when missing or the pins changed
+#   * .venv-deploy/: the same for the manifest validators
+#     (deploy/manifest-requirements.txt: check-jsonschema, kubernetes-validate)
 #
 # Needs root for installing/starting things (uses sudo when not root).
 # Exports nothing; the defaults it prints are what test.sh/demo.sh use.
@@ -349,6 +351,33 @@ ensure_fuzz_tools() {
 }
 
 # --------------------------------------------------------------------------
+# 6. The manifest validators (tests/tests/deploy_manifests.rs), like step 5
+
+DEPLOY_VENV="$REPO/.venv-deploy"
+DEPLOY_REQUIREMENTS="$HERE/manifest-requirements.txt"
+DEPLOY_STAMP="$DEPLOY_VENV/.salesync-requirements.txt"
+
+deploy_tools_current() {
+    [ -x "$DEPLOY_VENV/bin/check-jsonschema" ] && [ -x "$DEPLOY_VENV/bin/kubernetes-validate" ] \
+        && cmp -s "$DEPLOY_REQUIREMENTS" "$DEPLOY_STAMP"
+}
+
+ensure_deploy_tools() {
+    if deploy_tools_current; then
+        log "manifest validators: present in $DEPLOY_VENV"
+        return 0
+    fi
+    # ensure_fuzz_tools ran first: python3 can make a venv.
+    log "manifest validators: installing $(grep -v '^#' "$DEPLOY_REQUIREMENTS" | xargs) into $DEPLOY_VENV"
+    rm -rf "$DEPLOY_VENV"
+    python3 -m venv "$DEPLOY_VENV" 9<&- || die "python3 -m venv $DEPLOY_VENV failed"
+    "$DEPLOY_VENV/bin/pip" install -q --disable-pip-version-check -r "$DEPLOY_REQUIREMENTS" 9<&- \
+        || die "pip install -r $DEPLOY_REQUIREMENTS failed"
+    cp "$DEPLOY_REQUIREMENTS" "$DEPLOY_STAMP"
+    deploy_tools_current || die "manifest validators installed but not found in $DEPLOY_VENV/bin"
+}
+
+# --------------------------------------------------------------------------
 
 take_lock
 ensure_packages
@@ -357,6 +386,7 @@ ensure_postgres
 ensure_rabbitmq
 ensure_rabbitmq_prometheus
 ensure_fuzz_tools
+ensure_deploy_tools
 
 log "setup done in $(( SECONDS - STARTED_AT ))s. Defaults used by ./test.sh and ./demo.sh (override by exporting):"
 echo "    DATABASE_URL=$SALESYNC_DEFAULT_DATABASE_URL"

@@ -23,6 +23,7 @@ pub mod broker;
 pub mod browser;
 pub mod chaos;
 pub mod db;
+pub mod deploy;
 pub mod fuzz;
 pub mod otlp;
 pub mod partner;

@@ -52,6 +52,22 @@ impl Management {
     }
 }
 
+impl Management {
+    /// `GET path` as JSON (an error for any non-2xx answer).
+    pub async fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let resp = self.call(reqwest::Method::GET, path, None).await?;
+        anyhow::ensure!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        Ok(resp.json().await?)
+    }
+
+    /// `POST path` with a JSON body (an error for any non-2xx answer).
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> anyhow::Result<()> {
+        let resp = self.call(reqwest::Method::POST, path, Some(body)).await?;
+        anyhow::ensure!(resp.status().is_success(), "POST {path}: {}", resp.status());
+        Ok(())
+    }
+}
+
 pub struct TestVhost {
     name: String,
     amqp_url: String,

@@ -1,7 +1,7 @@
-//! The operator commands that do not serve: `admin create-tenant`, `dlq …`
-//! and `rotate-secrets`. Each calls the same functions as the matching API
-//! route (one code path) and prints its answer as JSON on stdout, so the
-//! output can be piped into `jq`. No telemetry: stdout is the answer only.
+//! The operator commands that do not serve: `admin create-tenant`, `dlq …`,
+//! `rotate-secrets` and `topology-definitions`. Each calls the same functions
+//! as the matching API route or service (one code path) and prints its answer
+//! as JSON on stdout, so the output can be piped into `jq`. No telemetry: stdout is the answer only.
 
 use salesync_core::db;
 use serde::Serialize;
@@ -145,5 +145,16 @@ pub async fn rotate_secrets(cli: &Cli) -> anyhow::Result<()> {
             report.failed.len()
         );
     }
+    Ok(())
+}
+
+/// `console topology-definitions`: the definitions file on stdout.
+pub fn topology_definitions(retry_delays: &str, vhost: &str) -> anyhow::Result<()> {
+    let delays = salesync_core::config::parse_duration_list(retry_delays)
+        .map_err(|e| anyhow::anyhow!("--retry-delays: {e}"))?;
+    print!(
+        "{}",
+        salesync_core::amqp::definitions::definitions_file(vhost, &delays)
+    );
     Ok(())
 }

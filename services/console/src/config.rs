@@ -2,7 +2,8 @@
 //! service; `console admin create-tenant` provisions a tenant from a shell,
 //! through the same code as `POST /admin/tenants`; `console dlq …` works on
 //! dead letters through the same code as `/v1/dead-letters`; `console
-//! rotate-secrets` re-encrypts secrets at rest. Every tunable is an
+//! rotate-secrets` re-encrypts secrets at rest; `console
+//! topology-definitions` prints the RabbitMQ definitions. Every tunable is an
 //! environment variable with a default; a bad value stops start-up with a
 //! message naming it.
 
@@ -62,6 +63,19 @@ pub enum Command {
     /// SALESYNC_ENCRYPTION_KEYS (key rotation; see the README). Prints a
     /// JSON report; fails if any secret could not be decrypted.
     RotateSecrets,
+    /// Print the RabbitMQ definitions (exchange, queues with their
+    /// arguments, delay queues, bindings) the services declare, as JSON for
+    /// `load_definitions` / `rabbitmqctl import_definitions`. Needs neither
+    /// database nor broker. deploy/rabbitmq/definitions.json is this with
+    /// the defaults.
+    TopologyDefinitions {
+        /// The forwarder's RETRY_DELAYS (one delay queue each).
+        #[arg(long, default_value = salesync_core::amqp::topology::DEFAULT_RETRY_DELAYS)]
+        retry_delays: String,
+        /// The vhost the services' AMQP_URL names.
+        #[arg(long, default_value = salesync_core::amqp::definitions::DEFAULT_VHOST)]
+        vhost: String,
+    },
 }
 
 /// `--tenant`: limit a dead-letter command to one tenant (default: all).

@@ -1,7 +1,7 @@
 //! The `console` binary: the control plane. Parses configuration, then
 //! either serves (the management API, its outbox relay, the pause pass)
 //! until SIGTERM, or runs an operator command (`admin`, `dlq`,
-//! `rotate-secrets`; see `console::cli`).
+//! `rotate-secrets`, `topology-definitions`; see `console::cli`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,6 +23,10 @@ async fn main() -> ExitCode {
         Some(Command::Admin(cmd)) => commands::admin(&cli, cmd).await,
         Some(Command::Dlq(cmd)) => commands::dlq(&cli, cmd).await,
         Some(Command::RotateSecrets) => commands::rotate_secrets(&cli).await,
+        Some(Command::TopologyDefinitions {
+            retry_delays,
+            vhost,
+        }) => commands::topology_definitions(&retry_delays, &vhost),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use clap::Parser;
+use salesync_core::amqp::topology;
 use salesync_core::config::{
     CommonArgs, OpsArgs, parse_duration, parse_duration_at_most, parse_duration_list,
 };
@@ -46,7 +47,7 @@ pub struct Args {
 
     /// Backoff tiers, ascending: attempt n that failed waits the n-th (the
     /// last one repeats). One delay queue is declared per tier.
-    #[arg(long, env = "RETRY_DELAYS", default_value = "1s,5s,30s,2m,10m,30m,1h",
+    #[arg(long, env = "RETRY_DELAYS", default_value = topology::DEFAULT_RETRY_DELAYS,
           value_parser = parse_retry_delays)]
     pub retry_delays: RetryDelays,
 

@@ -5,6 +5,7 @@
 pub mod acks;
 pub mod bundle;
 pub mod consumer;
+pub mod definitions;
 pub mod isolate;
 pub mod publisher;
 pub mod topology;

@@ -18,6 +18,10 @@ use lapin::{Channel, ExchangeKind};
 
 use crate::messages::{EXCHANGE, ROUTING_DEAD, ROUTING_FORWARD, ROUTING_STATUS};
 
+/// The forwarder's `RETRY_DELAYS` when unset; also the delay queues of the
+/// checked-in deployment definitions (deploy/rabbitmq/definitions.json).
+pub const DEFAULT_RETRY_DELAYS: &str = "1s,5s,30s,2m,10m,30m,1h";
+
 pub const Q_SALE_EVENTS: &str = "salesync.sale-events";
 pub const Q_FORWARD: &str = "salesync.forward";
 pub const Q_STATUS: &str = "salesync.status";
@@ -66,11 +70,34 @@ fn dead_queue_args() -> FieldTable {
     a
 }
 
+/// The kind of [`EXCHANGE`]: a topic exchange, so a queue can take a family
+/// of routing keys.
+pub fn exchange_kind() -> ExchangeKind {
+    ExchangeKind::Topic
+}
+
+/// Every queue [`declare`] makes (all durable), with its arguments: the one
+/// description `declare` and the deployment definitions
+/// (`super::definitions`) are both made from.
+pub fn queues() -> Vec<(&'static str, FieldTable)> {
+    vec![
+        (Q_SALE_EVENTS, work_queue_args()),
+        (Q_FORWARD, work_queue_args()),
+        (Q_STATUS, work_queue_args()),
+        (Q_DEAD, dead_queue_args()),
+    ]
+}
+
+/// Every binding of [`EXCHANGE`] [`declare`] makes: (queue, routing key).
+pub fn bindings() -> &'static [(&'static str, &'static str)] {
+    BINDINGS
+}
+
 /// Declares the exchange, the work queues, the dead-letter queue and their bindings.
 pub async fn declare(ch: &Channel) -> lapin::Result<()> {
     ch.exchange_declare(
         EXCHANGE.into(),
-        ExchangeKind::Topic,
+        exchange_kind(),
         ExchangeDeclareOptions {
             durable: true,
             ..Default::default()
@@ -78,14 +105,11 @@ pub async fn declare(ch: &Channel) -> lapin::Result<()> {
         FieldTable::default(),
     )
     .await?;
-    let durable = QueueDeclareOptions::durable();
-    for q in [Q_SALE_EVENTS, Q_FORWARD, Q_STATUS] {
-        ch.queue_declare(q.into(), durable, work_queue_args())
+    for (queue, args) in queues() {
+        ch.queue_declare(queue.into(), QueueDeclareOptions::durable(), args)
             .await?;
     }
-    ch.queue_declare(Q_DEAD.into(), durable, dead_queue_args())
-        .await?;
-    for (queue, key) in BINDINGS {
+    for (queue, key) in bindings() {
         ch.queue_bind(
             (*queue).into(),
             EXCHANGE.into(),
