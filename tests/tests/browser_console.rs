@@ -453,7 +453,11 @@ async fn tenant_sets_up_an_integration_on_pages_and_a_sale_arrives() {
         .find(|d| d.state == "delivered")
         .map(|d| d.id.to_string())
         .unwrap();
-    let found = b.api.lookup(std::slice::from_ref(&at_b)).await.expect("B's lookup");
+    let found = b
+        .api
+        .lookup(std::slice::from_ref(&at_b))
+        .await
+        .expect("B's lookup");
     assert_eq!(found.len(), 1, "B holds the order {at_b}: {found:?}");
     web.goto(&format!("{console}/ui/sales?q=A-5001"))
         .await

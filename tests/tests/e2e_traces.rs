@@ -258,33 +258,31 @@ async fn a_sale_forwarded_to_another_tenant_is_one_trace_and_the_console_traces_
             })
             .collect()
     };
-    wait_until(WAIT, POLL, || async {
-        !console_requests(a.id).is_empty() && !console_requests(b.id).is_empty()
-    })
-    .await
-    .unwrap_or_else(|e| {
-        let seen: Vec<(String, String)> = collector
-            .spans_of("console")
-            .into_iter()
-            .map(|s| (s.name, format!("{:?}", s.attributes)))
-            .collect();
-        panic!("console spans of A's and B's requests ({e}); console sent: {seen:#?}")
-    });
     // A provider call made while serving A continues A's request's trace:
-    // B's console request is a child of a span of A's request.
-    let a_traces: Vec<String> = console_requests(a.id)
-        .into_iter()
-        .map(|s| s.trace_id)
-        .collect();
-    let b_in_a: Vec<ReceivedSpan> = console_requests(b.id)
-        .into_iter()
-        .filter(|s| a_traces.contains(&s.trace_id) && !s.parent_span_id.is_empty())
-        .collect();
-    assert!(
-        !b_in_a.is_empty(),
-        "no request to B's console in a trace of A's console requests: {:#?}",
+    // B's console request is a child of a span of A's request. Spans arrive
+    // in batches, so wait for the pair rather than for any spans.
+    let b_in_a = || -> Vec<ReceivedSpan> {
+        let a_traces: Vec<String> = console_requests(a.id)
+            .into_iter()
+            .map(|s| s.trace_id)
+            .collect();
         console_requests(b.id)
-    );
+            .into_iter()
+            .filter(|s| a_traces.contains(&s.trace_id) && !s.parent_span_id.is_empty())
+            .collect()
+    };
+    wait_until(WAIT, POLL, || async { !b_in_a().is_empty() })
+        .await
+        .unwrap_or_else(|e| {
+            let seen: Vec<(String, String)> = collector
+                .spans_of("console")
+                .into_iter()
+                .map(|s| (s.name, format!("{:?}", s.attributes)))
+                .collect();
+            panic!(
+                "no request to B's console in a trace of A's console requests ({e}); console sent: {seen:#?}"
+            )
+        });
 
     let posted = a
         .api
