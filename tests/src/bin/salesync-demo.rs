@@ -73,6 +73,11 @@ async fn main() -> anyhow::Result<()> {
     println!("    ingest (sales API) at {}", stack.ingest_url());
     println!("    console (management API) at {}", stack.console_url());
     println!(
+        "    web console at {}/ui/ (sign in with the operator token {})",
+        stack.console_url(),
+        stack.admin_token()
+    );
+    println!(
         "    service logs in {}",
         stack.services.logs_dir().display()
     );
@@ -210,9 +215,10 @@ async fn main() -> anyhow::Result<()> {
 
     if args.keep_running {
         println!(
-            "\n    still running (ingest at {}, console at {}); Ctrl-C to stop",
+            "\n    still running (ingest at {}, web console at {}/ui/, operator token {}); Ctrl-C to stop",
             stack.ingest_url(),
-            stack.console_url()
+            stack.console_url(),
+            stack.admin_token()
         );
         tokio::signal::ctrl_c().await?;
     }
