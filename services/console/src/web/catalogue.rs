@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::form::{Fields, Posted};
 use super::page::{self, PageResult, Section, badge, csrf, time_or_dash};
 use super::session::Session;
-use super::setup::{caller, integration_tenant};
+use super::setup::acting_on;
 use crate::AppState;
 use crate::catalogue_sync::SyncReport;
 use crate::routes::imports::{self, ImportSelection, MappingInput};
@@ -109,8 +109,7 @@ pub async fn imports_page(
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> PageResult {
-    let who = caller(&session)?;
-    let (id, _) = integration_tenant(&state, &session, &id).await?;
+    let (who, id, _) = acting_on(&state, &session, &id).await?;
     let Json(held) = imports::get_imports(State(state.clone()), who, Path(id.to_string())).await?;
     let offered =
         imports::provider_catalogue(State(state.clone()), who, Path(id.to_string())).await;
@@ -170,8 +169,7 @@ pub async fn save_imports(
     posted: Posted,
 ) -> PageResult {
     let Posted { session, fields } = posted;
-    let who = caller(&session)?;
-    let (id, _) = integration_tenant(&state, &session, &id).await?;
+    let (who, id, _) = acting_on(&state, &session, &id).await?;
     let products = fields
         .all("product")
         .into_iter()
@@ -208,8 +206,7 @@ pub async fn sync_now(
     posted: Posted,
 ) -> PageResult {
     let session = posted.session;
-    let who = caller(&session)?;
-    let (id, _) = integration_tenant(&state, &session, &id).await?;
+    let (who, id, _) = acting_on(&state, &session, &id).await?;
     let result = match imports::sync_now(State(state.clone()), who, Path(id.to_string())).await {
         Ok(Json(r)) => report(&r),
         Err(e) => html! { div #sync-result { (page::api_error(&e)) } },
@@ -260,8 +257,7 @@ pub async fn check_page(
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> PageResult {
-    let who = caller(&session)?;
-    let (id, _) = integration_tenant(&state, &session, &id).await?;
+    let (who, id, _) = acting_on(&state, &session, &id).await?;
     let Json(held) = imports::get_imports(State(state.clone()), who, Path(id.to_string())).await?;
     let m = &held.mapping;
     let body = html! {
@@ -289,8 +285,7 @@ pub async fn run_check(
     posted: Posted,
 ) -> PageResult {
     let session = posted.session;
-    let who = caller(&session)?;
-    let (id, _) = integration_tenant(&state, &session, &id).await?;
+    let (who, id, _) = acting_on(&state, &session, &id).await?;
     let Json(v) = imports::check_mappings(State(state.clone()), who, Path(id.to_string())).await?;
     Ok(page::see_other(
         &format!("/ui/integrations/{id}/check"),
@@ -319,8 +314,7 @@ pub async fn mappings_page(
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> PageResult {
-    let who = caller(&session)?;
-    let (id, tenant) = integration_tenant(&state, &session, &id).await?;
+    let (who, id, tenant) = acting_on(&state, &session, &id).await?;
     let Json(held) = imports::get_imports(State(state.clone()), who, Path(id.to_string())).await?;
     let mut conn = state.pool.acquire().await?;
     let own = catalogue_store::own_questions(&mut conn, tenant).await?;
@@ -473,8 +467,7 @@ pub async fn save_mappings(
     posted: Posted,
 ) -> PageResult {
     let Posted { session, fields } = posted;
-    let who = caller(&session)?;
-    let (id, tenant) = integration_tenant(&state, &session, &id).await?;
+    let (who, id, tenant) = acting_on(&state, &session, &id).await?;
     match imports::put_mappings(
         State(state.clone()),
         who,

@@ -57,6 +57,18 @@ pub async fn integration_tenant(
     Ok((id, tenant))
 }
 
+/// A tenant user acting on one of its integrations: the API caller, the
+/// integration and its tenant (404 for operators and others' integrations).
+pub async fn acting_on(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+) -> Result<(Caller, IntegrationId, TenantId), WebError> {
+    let who = caller(session)?;
+    let (id, tenant) = integration_tenant(state, session, id).await?;
+    Ok((who, id, tenant))
+}
+
 /// Comma- or line-separated values, trimmed, blanks dropped.
 pub fn list_of(s: Option<&str>) -> Vec<String> {
     s.unwrap_or("")
@@ -390,8 +402,7 @@ pub async fn save_settings(
     posted: Posted,
 ) -> PageResult {
     let Posted { session, fields: f } = posted;
-    let who = caller(&session)?;
-    let (id, tenant) = integration_tenant(&state, &session, &id).await?;
+    let (who, id, tenant) = acting_on(&state, &session, &id).await?;
     let patch = json_field(&f, "conditions", json!({})).and_then(|conditions| {
         serde_json::from_value(json!({
             "enabled": f.checked("enabled"),
@@ -424,8 +435,7 @@ pub async fn pause(
     posted: Posted,
 ) -> PageResult {
     let Posted { session, fields: f } = posted;
-    let who = caller(&session)?;
-    let (id, tenant) = integration_tenant(&state, &session, &id).await?;
+    let (who, id, tenant) = acting_on(&state, &session, &id).await?;
     let input = crate::pause::PauseInput {
         reason: f.get("reason").unwrap_or("").to_string(),
     };
@@ -451,8 +461,7 @@ pub async fn resume(
     posted: Posted,
 ) -> PageResult {
     let session = posted.session;
-    let who = caller(&session)?;
-    let (id, tenant) = integration_tenant(&state, &session, &id).await?;
+    let (who, id, tenant) = acting_on(&state, &session, &id).await?;
     match integrations::resume(State(state.clone()), who, Path(id.to_string())).await {
         Ok(_) => Ok(page::see_other(
             &format!("/ui/integrations/{id}"),
@@ -468,8 +477,7 @@ pub async fn test_connection(
     posted: Posted,
 ) -> Result<Response, WebError> {
     let session = posted.session;
-    let who = caller(&session)?;
-    let (id, _) = integration_tenant(&state, &session, &id).await?;
+    let (who, id, _) = acting_on(&state, &session, &id).await?;
     let result = match crate::routes::imports::test_connection(
         State(state.clone()),
         who,
