@@ -17,6 +17,10 @@ use tokio::process::{Child, Command};
 
 use crate::ports::free_port;
 
+/// The browser's time zone: not UTC, so pages that show times in the
+/// viewer's zone can be told from pages that show UTC.
+pub const TIME_ZONE: &str = "Europe/Amsterdam";
+
 /// Desktop and phone widths every page is looked at.
 pub const DESKTOP: (u32, u32) = (1280, 900);
 pub const PHONE: (u32, u32) = (390, 844);
@@ -43,6 +47,7 @@ impl Browser {
         let port = free_port()?;
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .env("TZ", TIME_ZONE)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -68,6 +73,8 @@ impl Browser {
             {
                 Ok(client) => {
                     let artifacts = artifacts_dir(test);
+                    // Only this run's screenshots: none left from an earlier one.
+                    let _ = std::fs::remove_dir_all(&artifacts);
                     std::fs::create_dir_all(&artifacts)?;
                     return Ok(Self {
                         client,

@@ -109,11 +109,23 @@ async fn operator_finds_a_sale_and_replays_its_dead_letter() {
         .await
         .expect("sale")
         .id;
+    let booked_by_hand = a
+        .api
+        .post_sale(&sale("R-1002", "paid", "SKU-1"))
+        .await
+        .expect("sale")
+        .id;
     b.api
         .post_sale(&sale("B-2001", "paid", "SKU-2"))
         .await
         .expect("sale of B");
     delivery_in(&a, sold, "dead").await;
+    delivery_in(&a, booked_by_hand, "dead").await;
+    let dead_of = |id: SaleId| {
+        let api = a.api.clone();
+        async move { api.get_sale(id).await.unwrap().deliveries[0].id.to_string() }
+    };
+    let (to_replay, to_discard) = (dead_of(sold).await, dead_of(booked_by_hand).await);
 
     let mut web = Browser::start("operator").await.expect("browser");
     web.goto(&format!("{console}/ui/overview")).await.unwrap();
@@ -190,6 +202,12 @@ async fn operator_finds_a_sale_and_replays_its_dead_letter() {
         );
     }
     assert!(web.text("#main").await.unwrap().contains("Trace id"));
+    // Times are the viewer's (the browser runs in Europe/Amsterdam).
+    let shown = web.text("#timeline time").await.unwrap();
+    assert!(
+        shown.contains("GMT+1") || shown.contains("CET"),
+        "a local time: {shown}"
+    );
     web.snapshot("sale-timeline").await.unwrap();
 
     // Replay from the list: the dry-run count first, then the replay.
@@ -200,7 +218,9 @@ async fn operator_finds_a_sale_and_replays_its_dead_letter() {
         .await
         .unwrap();
     web.snapshot("dead-letters").await.unwrap();
-    web.click("#dead-letters input[name=id]").await.unwrap();
+    web.click(&format!("#dead-letters input[value='{to_replay}']"))
+        .await
+        .unwrap();
     web.click("button[name=step][value=count]").await.unwrap();
     web.wait_text(
         "#replay-result",
@@ -229,6 +249,28 @@ async fn operator_finds_a_sale_and_replays_its_dead_letter() {
     web.snapshot("dead-letter-delivered").await.unwrap();
     delivery_in(&a, sold, "delivered").await;
     assert_eq!(books.accepted_keys().len(), 1, "delivered once");
+
+    // The other one was booked by hand: discard it, with the reason.
+    web.goto(&format!("{console}/ui/dead-letters/{to_discard}"))
+        .await
+        .unwrap();
+    web.fill(
+        "form[action$='/discard'] input[name=reason]",
+        "booked by hand",
+    )
+    .await
+    .unwrap();
+    web.click("form[action$='/discard'] button").await.unwrap();
+    let discarded = web
+        .wait_text("#main", "Discarded.", PAGE_WAIT)
+        .await
+        .unwrap();
+    assert!(
+        discarded.contains("booked by hand") && discarded.contains("discard via console"),
+        "{discarded}"
+    );
+    web.snapshot("dead-letter-discarded").await.unwrap();
+    assert_eq!(books.accepted_keys().len(), 1, "a discard sends nothing");
 
     // An operator scoped to B sees nothing of A.
     let ops_b = create_operator(&stack, "ops-b", &b).await;
@@ -362,6 +404,21 @@ async fn tenant_sets_up_an_integration_on_pages_and_a_sale_arrives() {
         .await
         .unwrap();
     web.snapshot("integration").await.unwrap();
+    // Pause and resume.
+    web.fill(
+        "form[action$='/pause'] input[name=reason]",
+        "moving servers",
+    )
+    .await
+    .unwrap();
+    web.click("form[action$='/pause'] button").await.unwrap();
+    let paused = web
+        .wait_text("#main", "Paused: deliveries are held", PAGE_WAIT)
+        .await
+        .unwrap();
+    assert!(paused.contains("moving servers"), "{paused}");
+    web.click("form[action$='/resume'] button").await.unwrap();
+    web.wait_text("#main", "Resumed", PAGE_WAIT).await.unwrap();
     let integration_page = web
         .url()
         .await
