@@ -227,3 +227,148 @@ fn day_totals(docs: &[SaleDocument], ledger: &Ledger) -> Option<DayTotals> {
     t.vat = per_rate.into_values().collect();
     Some(t)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::books::journal::tests::{cent_sale, rows};
+    use crate::books::ledger::tests::{d, sample_ledger, sample_mapping};
+    use crate::domain::{sample_refund, sample_sale};
+
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 3, 1).expect("date")
+    }
+
+    /// A sale, its partial refund the same day, and a cash sale whose VAT
+    /// leaves a cent of rounding.
+    fn day_sales() -> Vec<SaleInput> {
+        let mut refund = sample_refund("r-1", "s-1");
+        refund.business_date = day();
+        vec![sample_sale("s-1"), refund, cent_sale()]
+    }
+
+    #[test]
+    fn books_closure_day_by_hand() {
+        let closure =
+            daily_closure("store-amsterdam", day(), &day_sales(), &sample_ledger()).expect("books");
+        assert_eq!(closure.entries.len(), 1);
+        let e = &closure.entries[0];
+        assert!(e.entry.balances());
+        assert_eq!(
+            rows(&e.entry),
+            [
+                ("1110", 3510, 0, None),
+                ("1110", 0, 1573, None),
+                ("1000", 12, 0, None),
+                ("8000", 0, 1000, Some("V9")),
+                ("8000", 333, 0, Some("V9")),
+                ("8010", 0, 10, Some("V10")),
+                ("8010", 0, 2000, Some("V21")),
+                ("8010", 1000, 0, Some("V21")),
+                ("2009", 0, 90, Some("V9")),
+                ("2009", 30, 0, Some("V9")),
+                ("2010", 0, 1, Some("V10")),
+                ("2021", 0, 420, Some("V21")),
+                ("2021", 210, 0, Some("V21")),
+                ("8900", 0, 1, None),
+            ]
+        );
+        assert_eq!(e.entry.debits(), Some(5095));
+        let t = &e.totals;
+        let per_rate: Vec<(Decimal, Minor, Minor, Minor)> = t
+            .vat
+            .iter()
+            .map(|r| (r.rate, r.net, r.declared_vat, r.vat))
+            .collect();
+        assert_eq!(
+            per_rate,
+            [
+                (d("9"), 667, 60, 60),
+                (d("10"), 10, 2, 1),
+                (d("21"), 1000, 210, 210)
+            ]
+        );
+        assert_eq!(
+            t.payments,
+            BTreeMap::from([("card".to_owned(), 1937), ("cash".to_owned(), 12)])
+        );
+        assert_eq!((t.net, t.gross, t.vat_rounding), (1677, 1949, 1));
+        assert_eq!((t.sales, t.refunds), (2, 1));
+        assert_eq!(e.sales, ["s-1", "r-1", "c-1"]);
+        assert_eq!(
+            e.fallbacks,
+            [Fallback {
+                category: Some("bakery".into()),
+                account: "8000".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn books_closure_unmapped_sale_holds_the_day_and_says_which() {
+        let mut sales = day_sales();
+        let mut twint = sample_sale("s-2");
+        twint.payments[0].method = "twint".into();
+        sales.push(twint);
+        let err =
+            daily_closure("store-amsterdam", day(), &sales, &sample_ledger()).expect_err("held");
+        assert_eq!(
+            err,
+            ClosureError::Held(vec![HeldSale {
+                external_id: "s-2".into(),
+                unmapped: vec![Unmapped::PaymentMethod {
+                    method: "twint".into(),
+                    field: "payments[0].method".into()
+                }],
+            }])
+        );
+        assert_eq!(err.to_string(), "held by unmapped sales: s-2");
+
+        // Once mapped, the day books, the held sale included.
+        let mut mapping = sample_mapping();
+        mapping
+            .payment_methods
+            .insert("twint".into(), "1120".into());
+        let ledger = Ledger::new(mapping).expect("valid");
+        let closure = daily_closure("store-amsterdam", day(), &sales, &ledger).expect("books");
+        assert_eq!(closure.entries[0].totals.payments["twint"], 3510);
+    }
+
+    #[test]
+    fn books_closure_refuses_other_days_and_duplicates() {
+        let mut sales = day_sales();
+        sales[2].location_id = Some("store-utrecht".into());
+        let err = daily_closure("store-amsterdam", day(), &sales, &sample_ledger());
+        assert_eq!(err, Err(ClosureError::NotInDay(vec!["c-1".into()])));
+
+        let mut sales = day_sales();
+        sales.push(sample_sale("s-1"));
+        let err = daily_closure("store-amsterdam", day(), &sales, &sample_ledger());
+        assert_eq!(err, Err(ClosureError::Duplicate(vec!["s-1".into()])));
+
+        let mut sales = day_sales();
+        sales[0].totals.net += 1;
+        let err = daily_closure("store-amsterdam", day(), &sales, &sample_ledger());
+        assert!(
+            matches!(err, Err(ClosureError::Invalid(ref v)) if v[0].0 == "s-1"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn books_closure_one_entry_per_currency() {
+        let mut sales = day_sales();
+        let mut yen = sample_sale("y-1");
+        yen.currency = Currency::JPY;
+        sales.push(yen);
+        let closure =
+            daily_closure("store-amsterdam", day(), &sales, &sample_ledger()).expect("books");
+        let currencies: Vec<&str> = closure.entries.iter().map(|e| e.currency.code()).collect();
+        assert_eq!(currencies, ["EUR", "JPY"]);
+        assert_eq!(closure.entries[1].sales, ["y-1"]);
+        assert!(closure.entries.iter().all(|e| e.entry.balances()));
+
+        let empty = daily_closure("store-amsterdam", day(), &[], &sample_ledger()).expect("books");
+        assert!(empty.entries.is_empty());
+    }
+}

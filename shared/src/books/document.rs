@@ -202,7 +202,7 @@ pub fn sale_document(sale: &SaleInput, ledger: &Ledger) -> Result<SaleDocument, 
             })
         })
         .collect::<Result<Vec<_>, BookingError>>()?;
-    vat.sort_by(|a, b| a.rate.cmp(&b.rate));
+    vat.sort_by_key(|v| v.rate);
     let payments = sale
         .payments
         .iter()

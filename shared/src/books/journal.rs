@@ -393,7 +393,7 @@ pub(crate) mod tests {
 
     /// Two lines of 0.05 at 10 %: each line's VAT is 0.005 → 0.01, so the
     /// receipt says 0.02 VAT; on the rate's base of 0.10 it is 0.01.
-    fn cent_sale() -> SaleInput {
+    pub(crate) fn cent_sale() -> SaleInput {
         let mut sale = sample_sale("c-1");
         sale.lines.truncate(1);
         let mut line = sale.lines[0].clone();
