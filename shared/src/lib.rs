@@ -1,6 +1,8 @@
 //! salesync-core: what every salesync service shares.
 //!
 //! - `domain`: the sale and its accounting rules (pure, no I/O)
+//! - `books`: sales into the books: ledger mapping, documents, journal
+//!   entries and the daily closure (pure)
 //! - `catalogue`: a provider's products, questions and flows, the checks of an
 //!   incoming order and of a reseller's mapping (pure)
 //! - `integration`: how a tenant configures forwarding to a target (pure)
@@ -15,6 +17,7 @@
 
 pub mod amqp;
 pub mod api;
+pub mod books;
 pub mod catalogue;
 pub mod catalogue_store;
 pub mod config;

@@ -318,27 +318,12 @@ impl Validator {
     }
 
     fn vat_rate(&mut self, field: &str, rate: Decimal) -> bool {
-        let in_range = rate >= Decimal::ZERO && rate <= Decimal::ONE_HUNDRED;
-        let precise_enough = rate.normalize().scale() <= MAX_VAT_RATE_DECIMALS;
-        if !in_range {
-            self.err(
-                field,
-                format!(
-                    "must be between 0 and 100 (percent), got {}",
-                    rate.normalize()
-                ),
-            );
+        let problems = vat_rate_problems(rate);
+        let ok = problems.is_empty();
+        for problem in problems {
+            self.err(field, problem);
         }
-        if !precise_enough {
-            self.err(
-                field,
-                format!(
-                    "must have at most {MAX_VAT_RATE_DECIMALS} decimal places, got {}",
-                    rate.normalize()
-                ),
-            );
-        }
-        in_range && precise_enough
+        ok
     }
 
     fn line(&mut self, i: usize, line: &SaleLine) {
@@ -607,6 +592,26 @@ impl Validator {
             Some(_) => {}
         }
     }
+}
+
+/// What is wrong with a VAT rate (percent), if anything. Shared with the
+/// ledger mapping, which must accept exactly the rates a sale may carry.
+#[must_use]
+pub fn vat_rate_problems(rate: Decimal) -> Vec<String> {
+    let mut problems = Vec::new();
+    if rate < Decimal::ZERO || rate > Decimal::ONE_HUNDRED {
+        problems.push(format!(
+            "must be between 0 and 100 (percent), got {}",
+            rate.normalize()
+        ));
+    }
+    if rate.normalize().scale() > MAX_VAT_RATE_DECIMALS {
+        problems.push(format!(
+            "must have at most {MAX_VAT_RATE_DECIMALS} decimal places, got {}",
+            rate.normalize()
+        ));
+    }
+    problems
 }
 
 fn mismatch(expected: Minor, why: &str, got: Minor) -> String {
