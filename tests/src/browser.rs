@@ -51,6 +51,9 @@ impl Browser {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group: Chromium is chromedriver's child and
+            // would outlive a killed chromedriver; the group dies together.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .context("cannot start chromedriver (deploy/setup.sh installs chromium-driver)")?;
@@ -227,9 +230,21 @@ impl Browser {
         Ok(())
     }
 
-    pub async fn close(mut self) -> anyhow::Result<()> {
+    pub async fn close(self) -> anyhow::Result<()> {
         self.client.clone().close().await?;
-        let _ = self.driver.kill().await;
         Ok(())
+    }
+}
+
+impl Drop for Browser {
+    /// Kills chromedriver and the browsers it started (a failed test never
+    /// reaches `close`).
+    fn drop(&mut self) {
+        if let Some(pid) = self.driver.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
