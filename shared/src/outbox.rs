@@ -240,31 +240,45 @@ struct Row {
 /// How often a relay samples the age of the oldest unpublished row.
 const LAG_SAMPLE: Duration = Duration::from_secs(5);
 
-/// Seconds the oldest row in the outbox has waited, 0 when it is empty. By
-/// the primary key: one index probe, whatever the outbox holds.
-pub async fn oldest_age(pool: &PgPool) -> sqlx::Result<f64> {
-    let age: Option<f64> = sqlx::query_scalar(
-        "SELECT greatest(0, extract(epoch FROM now() - created_at))::float8 \
-         FROM outbox ORDER BY id LIMIT 1",
+/// The oldest row in the outbox at or after id `from`: its id and how many
+/// seconds it has waited; `None` when there is none. Relays delete rows in
+/// id order, so the low end of the primary key is a long run of dead index
+/// entries until vacuum; starting the scan at the previous oldest id (no
+/// smaller id can come back: ids only grow) skips them, so the probe stays
+/// one index lookup under load.
+pub async fn oldest_since(pool: &PgPool, from: i64) -> sqlx::Result<Option<(i64, f64)>> {
+    sqlx::query_as(
+        "SELECT id, greatest(0, extract(epoch FROM now() - created_at))::float8 \
+         FROM outbox WHERE id >= $1 ORDER BY id LIMIT 1",
     )
+    .bind(from)
     .fetch_optional(pool)
-    .await?;
-    Ok(age.unwrap_or(0.0))
+    .await
 }
 
-/// Samples [`oldest_age`] into `salesync_outbox_oldest_age_seconds` every
-/// `every`, off the publishing path: lag that grows means the relays do
-/// not keep up or cannot reach the broker.
+/// Seconds the oldest row in the outbox has waited, 0 when it is empty.
+pub async fn oldest_age(pool: &PgPool) -> sqlx::Result<f64> {
+    Ok(oldest_since(pool, 0).await?.map_or(0.0, |(_, age)| age))
+}
+
+/// Samples the oldest row's age into `salesync_outbox_oldest_age_seconds`
+/// every `every`, off the publishing path: lag that grows means the relays
+/// do not keep up or cannot reach the broker.
 async fn watch_lag(pool: PgPool, metrics: Metrics, every: Duration, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut from = 0;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match oldest_age(&pool).await {
-            Ok(age) => metrics.outbox_oldest_age(age),
+        match oldest_since(&pool, from).await {
+            Ok(Some((id, age))) => {
+                from = id;
+                metrics.outbox_oldest_age(age);
+            }
+            Ok(None) => metrics.outbox_oldest_age(0.0),
             Err(e) => tracing::debug!(error = %e, "outbox lag sample failed"),
         }
     }

@@ -556,5 +556,15 @@ async fn the_oldest_unpublished_row_gives_the_outbox_lag() {
     enqueue(&db, &[message(2)]).await;
     let age = outbox::oldest_age(db.pool()).await.expect("age");
     assert!((90.0..120.0).contains(&age), "oldest row's age: {age}");
+    // Probing from the oldest id finds it; from past it, the next row.
+    let (oldest, _) = outbox::oldest_since(db.pool(), 0)
+        .await
+        .expect("probe")
+        .expect("a row");
+    let (next, young) = outbox::oldest_since(db.pool(), oldest + 1)
+        .await
+        .expect("probe")
+        .expect("the second row");
+    assert!(next > oldest && young < 30.0, "{next} {young}");
     db.cleanup().await.expect("db cleanup");
 }
