@@ -88,9 +88,8 @@ fn exchange_type(kind: &ExchangeKind) -> &str {
     }
 }
 
-/// Queue arguments as JSON. The topology uses strings and integers only;
-/// anything else would be a new kind of argument this must learn to write,
-/// which the unit test below catches.
+/// Queue arguments as JSON, the way RabbitMQ's definitions write them:
+/// every AMQP field value has a JSON form (nested tables and arrays too).
 fn arguments(args: &FieldTable) -> Value {
     let mut out = Map::new();
     for (key, value) in args.inner() {
@@ -109,7 +108,18 @@ fn argument(value: &AMQPValue) -> Value {
         AMQPValue::LongInt(n) => json!(n),
         AMQPValue::LongUInt(n) => json!(n),
         AMQPValue::LongLongInt(n) => json!(n),
-        other => unimplemented!("queue argument {other:?} has no definitions form yet"),
+        AMQPValue::ShortShortInt(n) => json!(n),
+        AMQPValue::ShortShortUInt(n) => json!(n),
+        AMQPValue::Float(n) => json!(n),
+        AMQPValue::Double(n) => json!(n),
+        AMQPValue::Timestamp(t) => json!(t),
+        AMQPValue::DecimalValue(d) => {
+            json!(f64::from(d.value) / 10f64.powi(i32::from(d.scale)))
+        }
+        AMQPValue::ByteArray(b) => Value::String(String::from_utf8_lossy(b.as_slice()).into()),
+        AMQPValue::FieldArray(a) => Value::Array(a.as_slice().iter().map(argument).collect()),
+        AMQPValue::FieldTable(t) => arguments(t),
+        AMQPValue::Void => Value::Null,
     }
 }
 
@@ -163,6 +173,37 @@ mod tests {
                 .unwrap()
                 .iter()
                 .all(|q| q["vhost"] == "/")
+        );
+    }
+
+    #[test]
+    fn every_argument_kind_has_a_json_form() {
+        use lapin::types::{DecimalValue, FieldArray};
+        let mut inner = FieldTable::default();
+        inner.insert("n".into(), AMQPValue::LongInt(3));
+        let mut t = FieldTable::default();
+        t.insert("s".into(), AMQPValue::LongString("quorum".into()));
+        t.insert("b".into(), AMQPValue::Boolean(true));
+        t.insert("i".into(), AMQPValue::ShortShortInt(-2));
+        t.insert("d".into(), AMQPValue::Double(0.5));
+        t.insert(
+            "dec".into(),
+            AMQPValue::DecimalValue(DecimalValue {
+                scale: 2,
+                value: 150,
+            }),
+        );
+        t.insert(
+            "a".into(),
+            AMQPValue::FieldArray(FieldArray::from(vec![
+                AMQPValue::LongUInt(1),
+                AMQPValue::Void,
+            ])),
+        );
+        t.insert("t".into(), AMQPValue::FieldTable(inner));
+        assert_eq!(
+            arguments(&t),
+            json!({"s": "quorum", "b": true, "i": -2, "d": 0.5, "dec": 1.5, "a": [1, null], "t": {"n": 3}})
         );
     }
 }

@@ -39,14 +39,16 @@ pub async fn create(
     if name.is_empty() {
         return Err(OperatorError::BlankName);
     }
-    for t in tenants {
-        let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)")
-            .bind(t)
-            .fetch_one(pool)
-            .await?;
-        if !known {
-            return Err(OperatorError::UnknownTenant(*t));
-        }
+    // One query for all: the first listed tenant that does not exist.
+    let unknown: Option<TenantId> = sqlx::query_scalar(
+        "SELECT t FROM unnest($1::uuid[]) WITH ORDINALITY AS u(t, n)
+         WHERE NOT EXISTS (SELECT 1 FROM tenants WHERE id = u.t) ORDER BY n LIMIT 1",
+    )
+    .bind(tenants)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(t) = unknown {
+        return Err(OperatorError::UnknownTenant(t));
     }
     let scope = (!tenants.is_empty()).then(|| tenants.to_vec());
     let token = tokens::generate();
